@@ -1,0 +1,106 @@
+"""The ``eoslab`` command line.
+
+``eoslab run``: train one configuration (flags or a JSON file), with a progress bar; the
+history goes to the store and a summary is printed.  Exit status 0 when the run finished,
+3 when it diverged (the step and loss are printed), 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import threading
+
+__all__ = ["main"]
+
+
+def _config_parser(sub) -> argparse.ArgumentParser:
+    from .config import TrainConfig
+
+    p = sub.add_parser("run", help="train one configuration and store its history")
+    p.add_argument("--config", help="a JSON file of TrainConfig fields (flags override it)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("data_options", "schedule_options", "betas"):
+            p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=json.loads,
+                           help=f"{f.name} as JSON")
+            continue
+        kind = {"int | None": int, "int": int, "float": float, "str": str}.get(str(f.type), str)
+        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind,
+                       help=f"default: {f.default!r}")
+    p.add_argument("--no-store", action="store_true", help="do not read or write the store")
+    p.add_argument("--fresh", action="store_true", help="retrain even if the store has it")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="checkpoint every N steps; an interrupted run resumes from it")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _cmd_run(args) -> int:
+    from tqdm import tqdm
+
+    from .config import TrainConfig
+    from .experiment import run
+    from .store import RunStore
+
+    values = {}
+    if args.config:
+        with open(args.config) as handle:
+            values = json.load(handle)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if getattr(args, f.name, None) is not None}
+    config = TrainConfig.from_dict({**values, **overrides})
+    bar = tqdm(total=config.steps, disable=args.quiet, unit="step", file=sys.stderr)
+
+    def progress(row):
+        bar.n = row["step"]
+        text = {"loss": f"{row['loss']:.4g}"}
+        if "sharpness" in row:
+            text["S"] = f"{row['sharpness']:.3g}"
+        bar.set_postfix(text, refresh=True)
+
+    stop = threading.Event()
+    store = False if args.no_store else RunStore()
+    try:
+        result = run(config, callbacks=[progress], stop=stop, store=store,
+                     reuse=not args.fresh, checkpoint_every=args.checkpoint_every)
+    except KeyboardInterrupt:
+        stop.set()
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    print(f"config {config.key()}: {config.model} on {config.dataset}, {config.loss}, "
+          f"{config.optimizer} lr={config.lr:g}")
+    if result.extra.get("from_store"):
+        print("(from the store: use --fresh to train again)")
+    print(result.summary())
+    if result.diverged:
+        step, value = result.diverged_at
+        print(f"eoslab: the run diverged at step {step} with loss {value:.4g}; "
+              f"try a smaller --lr than {config.lr:g}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="eoslab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _config_parser(sub)
+    serve = sub.add_parser("serve", help="serve the book as Voila apps")
+    serve.add_argument("--port", type=int, default=8866)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        print("eoslab serve: not available yet (the app layer is not built); open the "
+              "notebooks in book/ with JupyterLab meanwhile", file=sys.stderr)
+        return 2
+    except (ValueError, ImportError, FileNotFoundError) as err:
+        print(f"eoslab: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Shared fixtures: a device fixture that runs on CPU always and on CUDA when present."""
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("EOSLAB_QUICK", "1")
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Each test using it runs on every available device."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_store(tmp_path, monkeypatch):
+    """Tests never touch the user's store: EOSLAB_STORE points at a fresh folder."""
+    monkeypatch.setenv("EOSLAB_STORE", str(tmp_path / "store"))
