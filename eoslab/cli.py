@@ -3,6 +3,9 @@
 ``eoslab run``: train one configuration (flags or a JSON file), with a progress bar; the
 history goes to the store and a summary is printed.  Exit status 0 when the run finished,
 3 when it diverged (the step and loss are printed), 2 for bad input.
+
+``eoslab serve``: serve the book's chapters as Voila apps; ``eoslab lab``: open the book in
+JupyterLab (both in :mod:`eoslab.serve`).
 """
 
 from __future__ import annotations
@@ -88,15 +91,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="eoslab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _config_parser(sub)
-    serve = sub.add_parser("serve", help="serve the book as Voila apps")
-    serve.add_argument("--port", type=int, default=8866)
+    from . import serve as _serve
+
+    _serve.add_serve_arguments(sub.add_parser(
+        "serve", help="serve the book's chapters as Voila apps (/voila/render/<notebook>)"))
+    _serve.add_lab_arguments(sub.add_parser("lab", help="open the book in JupyterLab"))
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _cmd_run(args)
-        print("eoslab serve: not available yet (the app layer is not built); open the "
-              "notebooks in book/ with JupyterLab meanwhile", file=sys.stderr)
-        return 2
+        if args.command == "serve":
+            return _serve.cmd_serve(args)
+        return _serve.cmd_lab(args)
     except (ValueError, ImportError, FileNotFoundError) as err:
         print(f"eoslab: error: {err}", file=sys.stderr)
         return 2

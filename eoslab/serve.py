@@ -1,0 +1,293 @@
+"""Serve the book: every chapter as a standalone Voila app, or the book in JupyterLab.
+
+``eoslab serve`` runs Voila on ``book/`` in tree mode, so each chapter is an app at the
+stable address ``/voila/render/<NN_slug>.ipynb`` and ``/`` lists them.  The flags carry
+what a public deployment needs:
+
+* **pre-heated kernels** (``--pool-size``, Voila's ``preheat_kernel``): a pool of kernels
+  per chapter that have already executed the notebook, so a visitor gets the widgets
+  without waiting for ``import torch`` and the first cells.  Each pooled kernel holds
+  roughly 350 MB, so the pool costs ``pool_size x chapters`` kernels of memory;
+  ``--pool-size 0`` turns it off.
+* **idle-kernel culling** (``MappingKernelManager.cull_*``): a tab closed without the
+  page's unload hook firing (browser crash, lost network, killed tab) otherwise leaves its
+  kernel running for ever.  Pooled kernels are never culled.
+* **a per-cell execution timeout** (``VoilaExecutor.timeout``) for the page's initial
+  execution, so a runaway cell cannot hold a request for ever.
+* **sources stripped** (``strip_sources``) and tracebacks hidden.
+
+The kernels inherit the server's environment; ``--quick`` sets ``EOSLAB_QUICK=1`` for them
+(the chapters then use their ``quick`` preset), and ``EOSLAB_QUICK`` / ``EOSLAB_STORE``
+already set in the caller's environment pass through unchanged.
+
+Offline, Voila's ``lab`` page template asks ``cdn.jsdelivr.net`` for FontAwesome
+stylesheets.  They only draw the icons of ``ipywidgets`` buttons (``icon="play"``); a
+failed request leaves the button text and everything else intact, so the request is
+cosmetic (the browser tests allow exactly these two and fail on any other outside
+request).  :data:`COSMETIC_HOSTS` names them.
+
+Example:
+    >>> argv = voila_argv("book", port=9000, pool_size=0)
+    >>> argv[1:4]
+    ['-m', 'voila', 'book']
+    >>> "--port=9000" in argv, "--preheat_kernel=False" in argv
+    (True, True)
+    >>> voila_argv("book", port=70000)
+    Traceback (most recent call last):
+    ...
+    ValueError: port=70000 is not allowed; use an integer in 1..65535
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["COSMETIC_HOSTS", "find_book", "voila_argv", "lab_argv", "kernel_env",
+           "chapter_url", "add_serve_arguments", "add_lab_arguments", "cmd_serve", "cmd_lab"]
+
+#: Outside hosts the served page may ask for whose failure is only cosmetic (icon fonts).
+COSMETIC_HOSTS = ("cdn.jsdelivr.net",)
+
+
+def _check_port(port) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"port={port!r} is not allowed; use an integer in 1..65535")
+
+
+def _check_seconds(name: str, value, allow_zero: bool = False) -> None:
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+          and value == value and value != float("inf")
+          and (value >= 0 if allow_zero else value > 0))
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}={value!r} is not allowed; use a finite number of seconds {bound}")
+
+
+def _check_host(host) -> None:
+    if not isinstance(host, str) or not host or any(c.isspace() for c in host):
+        raise ValueError(f"host={host!r} is not allowed; use a host name or an IP address "
+                         "such as 127.0.0.1 or 0.0.0.0")
+
+
+def find_book(path=None) -> Path:
+    """The book folder: ``path`` if given, else ``./book``, else the one next to the package.
+
+    Raises:
+        ValueError: when the folder does not exist or holds no notebook.
+    """
+    candidates = [Path(path)] if path is not None else [
+        Path.cwd() / "book", Path(__file__).resolve().parent.parent / "book"]
+    for candidate in candidates:
+        if candidate.is_dir() and any(candidate.glob("*.ipynb")):
+            return candidate.resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    raise ValueError(f"book={tried} is not allowed; use a folder holding the book's .ipynb "
+                     "notebooks (pass --book PATH)")
+
+
+def chapter_url(base: str, notebook: str) -> str:
+    """The address of one chapter's Voila app on a server at ``base``.
+
+    Example:
+        >>> chapter_url("http://127.0.0.1:8866/", "01_quadratic_stability.ipynb")
+        'http://127.0.0.1:8866/voila/render/01_quadratic_stability.ipynb'
+    """
+    return base.rstrip("/") + "/voila/render/" + notebook
+
+
+def kernel_env(environ=None, quick: bool = False, store=None) -> dict:
+    """The environment for the server and so for its kernels.
+
+    ``quick`` sets ``EOSLAB_QUICK=1``; ``store`` sets ``EOSLAB_STORE``; everything else
+    (including an ``EOSLAB_QUICK`` the caller already exported) passes through.
+
+    Example:
+        >>> kernel_env({"PATH": "/bin"}, quick=True)["EOSLAB_QUICK"]
+        '1'
+        >>> "EOSLAB_QUICK" in kernel_env({"PATH": "/bin"})
+        False
+    """
+    env = dict(os.environ if environ is None else environ)
+    if quick:
+        env["EOSLAB_QUICK"] = "1"
+    if store is not None:
+        env["EOSLAB_STORE"] = str(store)
+    return env
+
+
+def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser: bool = False,
+               pool_size: int = 1, cull_idle_timeout: float = 900, cull_interval: float = 60,
+               cull_connected: bool = True, cell_timeout: float = 600,
+               strip_sources: bool = True, show_tracebacks: bool = False,
+               port_retries: int = 50, extra=()) -> list:
+    """The command line that serves ``book`` (a folder) with Voila.
+
+    Args:
+        book: the folder of notebooks; each becomes ``/voila/render/<name>.ipynb``.
+        port, host: where to listen (``host="0.0.0.0"`` for every interface).
+        open_browser: open the tree page in a browser.
+        pool_size: pre-heated kernels kept ready per notebook; 0 turns pre-heating off.
+        cull_idle_timeout: seconds of kernel inactivity after which a kernel is shut down.
+        cull_interval: seconds between two culling passes.
+        cull_connected: cull idle kernels even while a page is still connected (a tab left
+            open); the page then needs a reload.
+        cell_timeout: seconds one cell may run while the page is first executed.
+        strip_sources: hide code cells in the served page.
+        show_tracebacks: show Python tracebacks to visitors (debugging only).
+        port_retries: other ports to try when ``port`` is taken (0: fail instead).
+        extra: further Voila arguments, appended unchanged.
+    """
+    _check_port(port)
+    _check_host(host)
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 0:
+        raise ValueError(f"pool_size={pool_size!r} is not allowed; use an integer >= 0 "
+                         "(0 turns kernel pre-heating off)")
+    if isinstance(port_retries, bool) or not isinstance(port_retries, int) or port_retries < 0:
+        raise ValueError(f"port_retries={port_retries!r} is not allowed; use an integer >= 0")
+    _check_seconds("cull_idle_timeout", cull_idle_timeout, allow_zero=True)
+    _check_seconds("cull_interval", cull_interval)
+    _check_seconds("cell_timeout", cell_timeout)
+
+    def flag(value: bool) -> str:
+        return "True" if value else "False"
+
+    argv = [sys.executable, "-m", "voila", str(book),
+            f"--port={port}", f"--Voila.ip={host}", f"--Voila.port_retries={port_retries}",
+            f"--strip_sources={flag(strip_sources)}",
+            f"--show_tracebacks={flag(show_tracebacks)}",
+            f"--preheat_kernel={flag(pool_size > 0)}",
+            f"--VoilaExecutor.timeout={_num(cell_timeout)}",
+            f"--MappingKernelManager.cull_idle_timeout={_num(cull_idle_timeout)}",
+            f"--MappingKernelManager.cull_interval={_num(cull_interval)}",
+            f"--MappingKernelManager.cull_connected={flag(cull_connected)}"]
+    if pool_size > 0:
+        argv.append(f"--pool_size={pool_size}")
+    if not open_browser:
+        argv.append("--no-browser")
+    return argv + [str(a) for a in extra]
+
+
+def _num(value) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def lab_argv(book, *, port: int = 8888, host: str = "127.0.0.1", open_browser: bool = True,
+             allow_root=None, notebook: str = "00_index.ipynb", extra=()) -> list:
+    """The command line that opens ``book`` in JupyterLab.
+
+    The server's root is the book's parent folder, so paths read ``book/NN_slug.ipynb``
+    exactly as on Binder; the first page opened is ``notebook``.  ``allow_root=None``
+    passes ``--allow-root`` when running as root (containers, CI).
+
+    Example:
+        >>> argv = lab_argv("/repo/book", port=9999, open_browser=False, allow_root=True)
+        >>> argv[1:3], "--allow-root" in argv, "--no-browser" in argv
+        (['-m', 'jupyterlab'], True, True)
+        >>> [a for a in argv if a.startswith("--LabApp.default_url")]
+        ['--LabApp.default_url=/lab/tree/book/00_index.ipynb']
+    """
+    _check_port(port)
+    _check_host(host)
+    book = Path(book)
+    if allow_root is None:
+        allow_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={book.parent}",
+            f"--port={port}", f"--ServerApp.ip={host}",
+            f"--LabApp.default_url=/lab/tree/{book.name}/{notebook}"]
+    if allow_root:
+        argv.append("--allow-root")
+    if not open_browser:
+        argv.append("--no-browser")
+    return argv + [str(a) for a in extra]
+
+
+def add_serve_arguments(parser) -> None:
+    """The ``eoslab serve`` flags (defaults suit a small public deployment)."""
+    parser.add_argument("--book", default=None, help="the book folder (default: ./book)")
+    parser.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--open", dest="open_browser", action="store_true",
+                        help="open the book's tree page in a browser")
+    parser.add_argument("--no-browser", dest="open_browser", action="store_false",
+                        help="do not open a browser (the default)")
+    parser.add_argument("--pool-size", type=int, default=1,
+                        help="pre-heated kernels per chapter, ~350 MB each (0: off; default 1)")
+    parser.add_argument("--cull-idle-timeout", type=float, default=900,
+                        help="shut down kernels idle this many seconds (default 900)")
+    parser.add_argument("--cull-interval", type=float, default=60,
+                        help="seconds between culling passes (default 60)")
+    parser.add_argument("--keep-connected", dest="cull_connected", action="store_false",
+                        help="never cull a kernel whose page is still open")
+    parser.add_argument("--cell-timeout", type=float, default=600,
+                        help="seconds one cell may run while a page loads (default 600)")
+    parser.add_argument("--show-sources", dest="strip_sources", action="store_false",
+                        help="show the code cells in the apps")
+    parser.add_argument("--debug", dest="show_tracebacks", action="store_true",
+                        help="show Python tracebacks in the page")
+    parser.add_argument("--quick", action="store_true",
+                        help="set EOSLAB_QUICK=1 for the kernels (the quick preset)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the Voila command instead of running it")
+    parser.set_defaults(open_browser=False)
+
+
+def add_lab_arguments(parser) -> None:
+    """The ``eoslab lab`` flags."""
+    parser.add_argument("--book", default=None, help="the book folder (default: ./book)")
+    parser.add_argument("--port", type=int, default=8888, help="port (default 8888)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--no-browser", dest="open_browser", action="store_false",
+                        help="do not open a browser")
+    parser.add_argument("--quick", action="store_true",
+                        help="set EOSLAB_QUICK=1 for the kernels (the quick preset)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the JupyterLab command instead of running it")
+
+
+def _run(argv: list, env: dict) -> int:
+    process = subprocess.Popen(argv, env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def cmd_serve(args) -> int:
+    """``eoslab serve``: run Voila on the book until interrupted; returns its exit status."""
+    book = find_book(args.book)
+    argv = voila_argv(book, port=args.port, host=args.host, open_browser=args.open_browser,
+                      pool_size=args.pool_size, cull_idle_timeout=args.cull_idle_timeout,
+                      cull_interval=args.cull_interval, cull_connected=args.cull_connected,
+                      cell_timeout=args.cell_timeout, strip_sources=args.strip_sources,
+                      show_tracebacks=args.show_tracebacks)
+    if args.dry_run:
+        print(subprocess.list2cmdline(argv))
+        return 0
+    shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+    chapters = sorted(p.name for p in book.glob("*.ipynb"))
+    print(f"eoslab serve: {len(chapters)} notebooks from {book}; apps at "
+          f"http://{shown}:{args.port}/voila/render/<notebook> (e.g. {chapters[0]}), "
+          "Ctrl-C stops", file=sys.stderr)
+    return _run(argv, kernel_env(quick=args.quick))
+
+
+def cmd_lab(args) -> int:
+    """``eoslab lab``: open the book in JupyterLab; returns JupyterLab's exit status."""
+    book = find_book(args.book)
+    first = "00_index.ipynb" if (book / "00_index.ipynb").exists() else \
+        sorted(p.name for p in book.glob("*.ipynb"))[0]
+    argv = lab_argv(book, port=args.port, host=args.host, open_browser=args.open_browser,
+                    notebook=first)
+    if args.dry_run:
+        print(subprocess.list2cmdline(argv))
+        return 0
+    return _run(argv, kernel_env(quick=args.quick))

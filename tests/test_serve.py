@@ -1,0 +1,145 @@
+"""The Voila and JupyterLab command lines built by eoslab.serve, and the CLI around them."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from eoslab import serve
+from eoslab.cli import main
+
+
+def _flags(argv):
+    """``--name=value`` arguments as a dict (value ``None`` for bare flags)."""
+    out = {}
+    for arg in argv:
+        if arg.startswith("--"):
+            name, _, value = arg[2:].partition("=")
+            out[name] = value if _ else None
+    return out
+
+
+def _book(tmp_path, names=("00_index.ipynb", "01_a.ipynb")):
+    book = tmp_path / "book"
+    book.mkdir()
+    for name in names:
+        (book / name).write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
+                                             "nbformat_minor": 5}))
+    return book
+
+
+def test_voila_argv_has_the_public_deployment_settings(tmp_path):
+    book = _book(tmp_path)
+    argv = serve.voila_argv(book, port=9123, host="0.0.0.0", pool_size=2,
+                            cull_idle_timeout=120, cull_interval=7.5, cell_timeout=42)
+    assert argv[:4] == [sys.executable, "-m", "voila", str(book)]
+    flags = _flags(argv)
+    assert flags["port"] == "9123" and flags["Voila.ip"] == "0.0.0.0"
+    assert flags["preheat_kernel"] == "True" and flags["pool_size"] == "2"
+    assert flags["MappingKernelManager.cull_idle_timeout"] == "120"
+    assert flags["MappingKernelManager.cull_interval"] == "7.5"
+    assert flags["MappingKernelManager.cull_connected"] == "True"
+    assert flags["VoilaExecutor.timeout"] == "42"
+    assert flags["strip_sources"] == "True" and flags["show_tracebacks"] == "False"
+    assert "no-browser" in flags
+
+
+def test_voila_argv_switches(tmp_path):
+    flags = _flags(serve.voila_argv("b", pool_size=0, open_browser=True, cull_connected=False,
+                                    strip_sources=False, show_tracebacks=True,
+                                    extra=["--theme=dark"]))
+    assert flags["preheat_kernel"] == "False" and "pool_size" not in flags
+    assert "no-browser" not in flags
+    assert flags["MappingKernelManager.cull_connected"] == "False"
+    assert flags["strip_sources"] == "False" and flags["show_tracebacks"] == "True"
+    assert flags["theme"] == "dark"
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"port": 0}, "port=0"), ({"port": "80"}, "port='80'"), ({"port": True}, "port=True"),
+    ({"host": ""}, "host=''"), ({"host": "a b"}, "host='a b'"),
+    ({"pool_size": -1}, "pool_size=-1"), ({"pool_size": 1.5}, "pool_size=1.5"),
+    ({"cull_idle_timeout": -5}, "cull_idle_timeout=-5"),
+    ({"cull_interval": 0}, "cull_interval=0"),
+    ({"cell_timeout": float("nan")}, "cell_timeout=nan"),
+    ({"cell_timeout": float("inf")}, "cell_timeout=inf"),
+    ({"port_retries": -1}, "port_retries=-1"),
+])
+def test_voila_argv_rejects_bad_values(kwargs, word):
+    with pytest.raises(ValueError, match="not allowed") as info:
+        serve.voila_argv("book", **kwargs)
+    assert word in str(info.value)
+
+
+def test_lab_argv_roots_at_the_books_parent(tmp_path):
+    book = _book(tmp_path)
+    argv = serve.lab_argv(book, port=9000, open_browser=False, allow_root=False)
+    assert argv[:3] == [sys.executable, "-m", "jupyterlab"]
+    flags = _flags(argv)
+    assert flags["ServerApp.root_dir"] == str(tmp_path)
+    assert flags["LabApp.default_url"] == "/lab/tree/book/00_index.ipynb"
+    assert "allow-root" not in flags and "no-browser" in flags
+    assert "allow-root" in _flags(serve.lab_argv(book, allow_root=True))
+    with pytest.raises(ValueError, match="port=123456"):
+        serve.lab_argv(book, port=123456)
+
+
+def test_kernel_env_passes_quick_and_store_through():
+    env = serve.kernel_env({"EOSLAB_QUICK": "1", "PATH": "/bin"})
+    assert env == {"EOSLAB_QUICK": "1", "PATH": "/bin"}
+    env = serve.kernel_env({"PATH": "/bin"}, quick=True, store="/tmp/s")
+    assert env["EOSLAB_QUICK"] == "1" and env["EOSLAB_STORE"] == "/tmp/s"
+
+
+def test_find_book(tmp_path, monkeypatch):
+    book = _book(tmp_path)
+    assert serve.find_book(book) == book.resolve()
+    monkeypatch.chdir(tmp_path)
+    assert serve.find_book() == book.resolve()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="empty.*not allowed"):
+        serve.find_book(empty)
+
+
+def test_cli_dry_run_prints_the_commands(tmp_path, capsys):
+    book = _book(tmp_path)
+    assert main(["serve", "--book", str(book), "--port", "9001", "--pool-size", "0",
+                 "--cull-idle-timeout", "30", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert " -m voila " in out and "--port=9001" in out and "--preheat_kernel=False" in out
+    assert "cull_idle_timeout=30" in out
+    assert main(["lab", "--book", str(book), "--no-browser", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert " -m jupyterlab " in out and "--no-browser" in out
+
+
+def test_cli_bad_flags_give_clear_errors(tmp_path, capsys):
+    book = _book(tmp_path)
+    assert main(["serve", "--book", str(book), "--port", "0", "--dry-run"]) == 2
+    assert "port=0 is not allowed" in capsys.readouterr().err
+    assert main(["serve", "--book", str(tmp_path / "nope"), "--dry-run"]) == 2
+    assert "nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--pool-size", "many"])
+    assert info.value.code == 2
+    assert "invalid int value: 'many'" in capsys.readouterr().err
+
+
+def test_generated_traitlets_exist():
+    """Every ``--Class.trait`` we pass names a configurable trait (a rename would fail here)."""
+    from jupyter_server.services.kernels.kernelmanager import MappingKernelManager
+    from voila.app import Voila
+    from voila.configuration import VoilaConfiguration
+    from voila.execute import VoilaExecutor
+
+    classes = {"Voila": Voila, "VoilaConfiguration": VoilaConfiguration,
+               "VoilaExecutor": VoilaExecutor, "MappingKernelManager": MappingKernelManager}
+    aliases = set(Voila.aliases) | {k for k in Voila.flags}
+    for name in _flags(serve.voila_argv("book", pool_size=1)):
+        if "." in name:
+            cls, trait = name.split(".")
+            assert trait in classes[cls].class_traits(config=True), name
+        else:
+            assert name in aliases, name
