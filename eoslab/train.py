@@ -237,6 +237,13 @@ class _DivergenceWatch:
 def _check_data(model: nn.Module, data: Dataset, loss: Loss) -> None:
     if data.n_train == 0:
         raise ValueError("the training set is empty (0 examples)")
+    param = next(model.parameters(), None)
+    if param is not None and param.dtype != data.x_train.dtype:
+        raise ValueError(f"the model's parameters are {param.dtype} but the data is "
+                         f"{data.x_train.dtype}; build both with the same dtype")
+    if param is not None and param.device != data.x_train.device:
+        raise ValueError(f"the model is on {param.device} but the data is on "
+                         f"{data.x_train.device}; put both on the same device")
     with torch.no_grad():
         try:
             out = model(data.x_train[:2])
