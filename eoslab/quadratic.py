@@ -45,7 +45,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["Quadratic", "Trajectory", "stability_threshold", "iteration_matrix",
-           "spectral_radius", "convergence_rate", "converges", "simulate", "level_sets",
+           "spectral_radius", "convergence_rate", "convergence_rates", "converges", "simulate", "level_sets",
            "default_levels"]
 
 
@@ -159,6 +159,25 @@ def spectral_radius(lr: float, lam: float, momentum: float = 0.0) -> float:
 def convergence_rate(lr: float, eigenvalues: Sequence[float], momentum: float = 0.0) -> float:
     """The slowest factor :math:`\\max_i \\rho(M_i)` over the eigen-directions."""
     return max(spectral_radius(lr, lam, momentum) for lam in eigenvalues)
+
+
+def convergence_rates(lrs: Sequence[float], eigenvalues: Sequence[float],
+                      momentum: float = 0.0) -> np.ndarray:
+    """:func:`convergence_rate` for many step sizes at once, in closed form.
+
+    The eigenvalues of :math:`M` solve :math:`z^2 - a z + \\beta = 0` with
+    :math:`a = 1 + \\beta - \\eta\\lambda`: for :math:`a^2 \\ge 4\\beta` the larger modulus is
+    :math:`(|a| + \\sqrt{a^2 - 4\\beta})/2`, otherwise both have modulus :math:`\\sqrt\\beta`.
+
+    >>> convergence_rates([0.1, 0.9], (2.0, 0.5)).round(6).tolist()
+    [0.95, 0.8]
+    """
+    beta = _momentum(momentum)
+    lrs = np.asarray(lrs, dtype=np.float64)[:, None]
+    a = 1.0 + beta - lrs * np.asarray(eigenvalues, dtype=np.float64)[None, :]
+    disc = a * a - 4.0 * beta
+    real = (np.abs(a) + np.sqrt(np.maximum(disc, 0.0))) / 2.0
+    return np.where(disc >= 0, real, math.sqrt(beta)).max(axis=1)
 
 
 def converges(lr: float, eigenvalues: Sequence[float], momentum: float = 0.0) -> bool:

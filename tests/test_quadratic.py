@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from eoslab.quadratic import (Quadratic, convergence_rate, converges, default_levels,
+from eoslab.quadratic import (Quadratic, convergence_rate, convergence_rates, converges,
+                              default_levels,
                               iteration_matrix, level_sets, simulate, spectral_radius,
                               stability_threshold)
 
@@ -126,3 +127,12 @@ def test_bad_inputs_name_the_value():
         Quadratic((1.0, -2.0))
     with pytest.raises(ValueError, match="start"):
         simulate(Quadratic(), (1, 1, 1), 0.1, 3)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.2, 0.81, 0.95])
+def test_vectorised_rates_match_companion_eigenvalues(beta):
+    lam = (3.0, 0.4)
+    lrs = np.linspace(0.01, 2.0, 57)
+    brute = [max(abs(np.linalg.eigvals(iteration_matrix(lr, l, beta))).max() for l in lam)
+             for lr in lrs]
+    assert np.allclose(convergence_rates(lrs, lam, beta), brute, atol=1e-7)
