@@ -152,7 +152,10 @@ class SWASchedule:
             _every(cycle)
         self.optimizer, self.swa_start, self.swa_lr = optimizer, int(swa_start), float(swa_lr)
         self.anneal_steps, self.cycle, self.base = int(anneal_steps), cycle, base
-        self.step_count, self._swalr, self._high = 0, None, None
+        self.step_count, self._high = 0, None
+        self._swalr = None if cycle is not None else SWALR(
+            optimizer, swa_lr=self.swa_lr, anneal_epochs=max(self.anneal_steps, 1),
+            anneal_strategy="linear")  # leaves the rate unchanged until stepped
 
     def step(self) -> None:
         self.step_count += 1
@@ -161,11 +164,7 @@ class SWASchedule:
             if self.base is not None:
                 self.base.step()
             return
-        if self.cycle is None:
-            if self._swalr is None:
-                self._swalr = SWALR(self.optimizer, swa_lr=self.swa_lr,
-                                    anneal_epochs=max(self.anneal_steps, 1),
-                                    anneal_strategy="linear")
+        if self._swalr is not None:
             self._swalr.step()
             return
         if self._high is None:
@@ -186,9 +185,7 @@ class SWASchedule:
         self.step_count, self._high = state["step_count"], state["high"]
         if self.base is not None and state.get("base") is not None:
             self.base.load_state_dict(state["base"])
-        if state.get("swalr") is not None:
-            self._swalr = SWALR(self.optimizer, swa_lr=self.swa_lr,
-                                anneal_epochs=max(self.anneal_steps, 1), anneal_strategy="linear")
+        if self._swalr is not None and state.get("swalr") is not None:
             self._swalr.load_state_dict(state["swalr"])
 
 
