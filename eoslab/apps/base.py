@@ -1,0 +1,259 @@
+"""Reusable app pieces: a live chart, throttling, a background runner, controls, status text.
+
+Nothing here blocks the kernel: training runs in a daemon thread that receives a
+:class:`threading.Event` to stop on, and every widget update it makes is a traitlet set,
+which ipywidgets 8 sends to the front end from any thread.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+import ipywidgets as widgets
+
+from ..presets import PRESET_NAMES, get_preset
+
+__all__ = ["LiveChart", "Throttle", "BackgroundRunner", "RunControls", "preset_dropdown",
+           "slider", "describe_divergence", "enable_offline_charts"]
+
+_OFFLINE: bool | None = None
+
+
+def enable_offline_charts() -> bool:
+    """Make ``alt.JupyterChart`` load Vega from the Python package (vl-convert), not a CDN.
+
+    Returns whether JupyterChart is usable (needs ``anywidget`` and ``vl-convert-python``);
+    when it is not, :class:`LiveChart` falls back to server-side SVG.
+    """
+    global _OFFLINE
+    if _OFFLINE is None:
+        try:
+            import altair as alt
+
+            alt.JupyterChart.enable_offline()
+            _OFFLINE = True
+        except ImportError:
+            _OFFLINE = False
+    return _OFFLINE
+
+
+class LiveChart:
+    """One chart widget that is built once and then updated in place.
+
+    ``show(chart)`` draws a new figure (a new layout); ``update(datasets)`` replaces only
+    the named datasets of the current one, which costs no Altair work at all.  The widget
+    is an offline ``alt.JupyterChart`` or, with ``mode="svg"`` (or when anywidget is
+    missing), an HTML widget holding an SVG rendered in the kernel by vl-convert.
+
+    Attributes:
+        widget: the ipywidget to place in a layout (CSS class ``eoslab-chart``).
+        spec: the Vega-Lite spec last sent, datasets included.
+        updates: how many specs were sent.
+    """
+
+    def __init__(self, chart, mode: str = "auto"):
+        if mode not in ("auto", "jupyter", "svg"):
+            raise ValueError(f"mode={mode!r} is not allowed; allowed: auto, jupyter, svg")
+        if mode == "auto":
+            mode = "jupyter" if enable_offline_charts() else "svg"
+        elif mode == "jupyter" and not enable_offline_charts():
+            raise ImportError("mode='jupyter' needs anywidget and vl-convert-python")
+        self.mode, self.updates = mode, 0
+        self._lock = threading.Lock()
+        spec = chart.to_dict()
+        self._base = {k: v for k, v in spec.items() if k != "datasets"}
+        if mode == "jupyter":
+            import altair as alt
+
+            self.widget = alt.JupyterChart(chart)
+        else:
+            self.widget = widgets.HTML()
+        self.widget.add_class("eoslab-chart")
+        self._send(spec)
+
+    def _send(self, spec: dict) -> None:
+        with self._lock:
+            self.spec = spec
+            self.updates += 1
+            if self.mode == "jupyter":
+                self.widget.spec = spec
+            else:
+                import vl_convert as vlc
+
+                self.widget.value = vlc.vegalite_to_svg(spec)
+
+    def show(self, chart) -> None:
+        """Draw a new figure (its layout may differ from the current one)."""
+        spec = chart.to_dict()
+        self._base = {k: v for k, v in spec.items() if k != "datasets"}
+        self._send(spec)
+
+    def update(self, datasets: Mapping[str, list]) -> None:
+        """Replace the named datasets of the current figure."""
+        self._send({**self._base, "datasets": {k: list(v) for k, v in datasets.items()}})
+
+
+class Throttle:
+    """Call ``fn`` at most once per ``interval`` seconds; the latest skipped call is kept.
+
+    A call within ``interval`` of the last one is remembered (replacing any earlier
+    remembered call) and happens on the next call after the interval or on :meth:`flush`.
+
+    >>> seen, now = [], [0.0]
+    >>> t = Throttle(seen.append, 0.2, clock=lambda: now[0])
+    >>> t(1); now[0] = 0.1; t(2); t(3); t.flush(); seen
+    [1, 3]
+    """
+
+    def __init__(self, fn: Callable, interval: float = 0.2, clock: Callable[[], float] = time.monotonic):
+        if not (isinstance(interval, (int, float)) and math.isfinite(interval) and interval >= 0):
+            raise ValueError(f"interval={interval!r} is not allowed; use seconds >= 0")
+        self.fn, self.interval, self.clock = fn, float(interval), clock
+        self._last = -math.inf
+        self._pending: tuple | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, *args) -> None:
+        with self._lock:
+            now = self.clock()
+            if now - self._last < self.interval:
+                self._pending = args
+                return
+            self._last, self._pending = now, None
+        self.fn(*args)
+
+    def flush(self) -> None:
+        """Make the remembered call now, if there is one."""
+        with self._lock:
+            args, self._pending = self._pending, None
+            if args is not None:
+                self._last = self.clock()
+        if args is not None:
+            self.fn(*args)
+
+
+class BackgroundRunner:
+    """Runs one job at a time in a daemon thread; starting a new job cancels the old one.
+
+    A job is ``job(stop: threading.Event, token: int)``; it should return soon after
+    ``stop`` is set, and may use :meth:`current` to ignore its own late updates once a
+    newer job started.  Exceptions are kept in :attr:`error` and passed to ``on_error``.
+    """
+
+    def __init__(self, on_error: Callable[[BaseException], None] | None = None):
+        self.on_error = on_error
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._token = 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def current(self, token: int) -> bool:
+        """Whether ``token`` belongs to the newest job (older jobs should stay silent)."""
+        return token == self._token
+
+    def _call(self, job, stop, token) -> None:
+        try:
+            job(stop, token)
+        except BaseException as err:  # reported, never silently lost
+            if token == self._token:
+                self.error = err
+                if self.on_error is not None:
+                    self.on_error(err)
+
+    def start(self, job: Callable[[threading.Event, int], Any]) -> int:
+        """Cancel the running job (without waiting for it) and start ``job`` in a thread."""
+        self.stop()
+        self._token += 1
+        self._stop, self.error = threading.Event(), None
+        self._thread = threading.Thread(target=self._call, args=(job, self._stop, self._token),
+                                        daemon=True, name=f"eoslab-job-{self._token}")
+        self._thread.start()
+        return self._token
+
+    def run_sync(self, job: Callable[[threading.Event, int], Any]) -> None:
+        """Run ``job`` in the calling thread (tests, quick mode); cancels any running job."""
+        self.stop()
+        self._token += 1
+        self._stop, self.error = threading.Event(), None
+        self._call(job, self._stop, self._token)
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Ask the running job to stop; returns at once."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current job ends; ``False`` if it is still running at ``timeout``."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+
+def _classed(widget, css: str):
+    widget.add_class(css)
+    return widget
+
+
+def preset_dropdown(chapter: str, value: str) -> widgets.Dropdown:
+    """quick / default / paper, labelled with their expected times (class ``eoslab-preset``)."""
+    options = [(get_preset(chapter, name).label, name) for name in PRESET_NAMES]
+    return _classed(widgets.Dropdown(options=options, value=value, description="preset",
+                                     layout=widgets.Layout(width="420px")), "eoslab-preset")
+
+
+def slider(name: str, value: float, low: float, high: float, step: float, css: str,
+           continuous: bool = True, readout_format: str = ".3g") -> widgets.FloatSlider:
+    """A float slider with a stable CSS class (e.g. ``eoslab-lr-slider``)."""
+    return _classed(widgets.FloatSlider(value=value, min=low, max=high, step=step,
+                                        description=name, continuous_update=continuous,
+                                        readout_format=readout_format,
+                                        style={"description_width": "initial"}), css)
+
+
+class RunControls:
+    """Run / Stop buttons, a progress bar and a status line.
+
+    CSS classes: ``eoslab-run``, ``eoslab-stop``, ``eoslab-progress``, ``eoslab-status``.
+    """
+
+    def __init__(self):
+        self.run = _classed(widgets.Button(description="Run", button_style="primary",
+                                           icon="play"), "eoslab-run")
+        self.stop = _classed(widgets.Button(description="Stop", icon="stop", disabled=True),
+                             "eoslab-stop")
+        self.progress = _classed(widgets.IntProgress(value=0, min=0, max=1,
+                                                     layout=widgets.Layout(width="300px")),
+                                 "eoslab-progress")
+        self.status = _classed(widgets.HTML(value=""), "eoslab-status")
+        self.box = widgets.HBox([self.run, self.stop, self.progress])
+
+    def set_running(self, running: bool) -> None:
+        self.run.description = "Restart" if running else "Run"
+        self.stop.disabled = not running
+
+    def say(self, text: str) -> None:
+        self.status.value = text
+
+
+def describe_divergence(step: int, loss: float, lr: float, sharpness: float | None = None,
+                        momentum: float = 0.0) -> str:
+    """One sentence saying that and why a run diverged.
+
+    >>> describe_divergence(37, 1.2e4, 0.5)
+    'diverged at step 37: loss 1.2e+04 — eta = 0.5 is too large for this curvature (2/eta = 4)'
+    """
+    edge = (2 + 2 * momentum) / lr
+    name = "(2+2beta)/eta" if momentum else "2/eta"
+    text = (f"diverged at step {step}: loss {loss:.2g} — eta = {lr:.3g} is too large for this "
+            f"curvature ({name} = {edge:.3g}")
+    if sharpness is not None and math.isfinite(sharpness):
+        text += f", last sharpness {sharpness:.3g}"
+    return text + ")"
