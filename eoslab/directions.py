@@ -209,21 +209,18 @@ def hessian_directions(objective, params: Params | None = None, k: int = 2,
                        ) -> list[Params]:
     """The top-``k`` Hessian eigenvectors at ``params`` as unit directions.
 
-    Precomputed ``eigenvectors`` (dicts or flat vectors) are accepted and only normalised;
-    otherwise :mod:`eoslab.eigen` computes them (no eigen-solver lives here).
+    Precomputed ``eigenvectors`` (dicts or flat vectors in ``objective.param_names``
+    order) are accepted and only normalised; otherwise :func:`eoslab.eigen.top_eigen` on
+    :class:`eoslab.hessian.HessianOperator` computes them (``solver_options`` go there).
     """
     params = objective.params() if params is None else params
+    params = {n: params[n].detach() for n in objective.param_names}
     if eigenvectors is None:
-        try:
-            from . import eigen
-        except ImportError as err:  # pragma: no cover - depends on the eigen module
-            raise ValueError("no eigenvectors given and eoslab.eigen is not available; pass "
-                             "precomputed eigenvectors=[...]") from err
-        solver = getattr(eigen, "top_eigenpairs", None) or getattr(eigen, "top_eigen", None)
-        if solver is None:  # pragma: no cover
-            raise ValueError("eoslab.eigen has no top-eigenpair solver; pass eigenvectors=")
-        result = solver(objective, params, k=k, **solver_options)
-        eigenvectors = result[1] if isinstance(result, tuple) else result.vectors
+        from .eigen import top_eigen
+        from .hessian import HessianOperator
+
+        result = top_eigen(HessianOperator(objective, params), k=k, **solver_options)
+        eigenvectors = list(result.vectors.T)
     out = []
     for v in list(eigenvectors)[:k]:
         if torch.is_tensor(v):

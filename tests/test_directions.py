@@ -104,6 +104,19 @@ def test_orthonormalize_and_hessian_directions_given():
     torch.testing.assert_close(vecs[0]["weight"], torch.tensor([[0.0, 0.6, 0.8]]).double())
 
 
+def test_hessian_directions_from_the_eigen_solver():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=gen, dtype=torch.float64) * torch.tensor(
+        [3.0, 1.0, 0.5, 0.2], dtype=torch.float64)
+    model = torch.nn.Linear(4, 1, bias=False).double()
+    obj = Objective(model, "mse", x, torch.zeros(30, 1, dtype=torch.float64))
+    vals, vecs = torch.linalg.eigh(x.T @ x / 30)  # the exact Hessian of this MSE
+    got = D.hessian_directions(obj, k=2, tol=1e-10)
+    for i, d in enumerate(got):
+        exact = vecs[:, -1 - i]
+        assert abs(float(d["weight"].reshape(-1) @ exact)) == pytest.approx(1.0, abs=1e-8)
+
+
 def test_bad_inputs_name_the_problem():
     w = {"a": torch.ones(2, 2)}
     with pytest.raises(ValueError, match="bias='nope'"):
