@@ -83,11 +83,11 @@ _PRESETS: dict[str, dict[str, Preset]] = {
     },
     "02": {
         "quick": Preset("02", "quick", dict(_EOS_BASE, n_train=250, lr=0.4,
-                                            lr_ratios=(1.0,), steps=500, record_every=10,
+                                            lr_ratios=(1.0,), steps=400, record_every=10,
                                             sharpness_every=20),
                         "quick: 250 digits, one step size, ~10 s on a CPU"),
         "default": Preset("02", "default", dict(_EOS_BASE, n_train=1000, lr=0.4,
-                                                lr_ratios=(1.0, 0.75, 0.5), steps=1200,
+                                                lr_ratios=(1.0, 2 / 3, 0.5), steps=1000,
                                                 record_every=10, sharpness_every=20),
                           "default: 1000 digits, three step sizes, ~2 min on a CPU"),
         "paper": Preset("02", "paper", dict(_EOS_BASE, dataset="cifar10-5k", n_train=None,

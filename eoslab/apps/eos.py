@@ -74,7 +74,7 @@ class EdgeOfStabilityApp:
     """Step size and momentum sliders, Run/Stop, progress, status and the live EoS figure.
 
     The step-size slider sets the largest eta; the preset's ``lr_ratios`` give the others
-    (default: eta, 3/4 eta, 1/2 eta).  CSS classes: ``eoslab-preset``, ``eoslab-lr-slider``,
+    (default: eta, 2/3 eta, 1/2 eta).  CSS classes: ``eoslab-preset``, ``eoslab-lr-slider``,
     ``eoslab-momentum-slider``, ``eoslab-run``, ``eoslab-stop``, ``eoslab-progress``,
     ``eoslab-status``, ``eoslab-chart``.
 
