@@ -134,3 +134,24 @@ def quick_mode() -> bool:
 def preset_for(chapter: str) -> Preset:
     """``quick`` when ``EOSLAB_QUICK=1`` is set, else ``default``."""
     return get_preset(chapter, "quick" if quick_mode() else "default")
+
+
+def _discover_chapter_modules() -> None:
+    """Merge the presets of every ``eoslab.chapters.chNN_<slug>`` module into the registry."""
+    import importlib
+    import pkgutil
+
+    from . import chapters
+
+    for info in sorted(pkgutil.iter_modules(chapters.__path__), key=lambda m: m.name):
+        if not info.name.startswith("ch"):
+            continue
+        module = importlib.import_module(f"{chapters.__name__}.{info.name}")
+        missing = set(PRESET_NAMES) - set(module.PRESETS)
+        if missing:
+            raise ValueError(f"{module.__name__} lacks presets {sorted(missing)}")
+        CHAPTER_SLUGS[module.NUMBER] = module.SLUG
+        _PRESETS[module.NUMBER] = dict(module.PRESETS)
+
+
+_discover_chapter_modules()
