@@ -20,11 +20,14 @@ The kernels inherit the server's environment; ``--quick`` sets ``EOSLAB_QUICK=1`
 (the chapters then use their ``quick`` preset), and ``EOSLAB_QUICK`` / ``EOSLAB_STORE``
 already set in the caller's environment pass through unchanged.
 
-Offline, Voila's ``lab`` page template asks ``cdn.jsdelivr.net`` for FontAwesome
-stylesheets.  They only draw the icons of ``ipywidgets`` buttons (``icon="play"``); a
-failed request leaves the button text and everything else intact, so the request is
-cosmetic (the browser tests allow exactly these two and fail on any other outside
-request).  :data:`COSMETIC_HOSTS` names them.
+Voila's ``lab`` page template asks ``cdn.jsdelivr.net`` for two FontAwesome stylesheets
+(the icons of ``ipywidgets`` buttons).  Offline the request fails at once and costs only
+the icons, but behind a firewall that drops packets a render-blocking stylesheet can stall
+the page, so the apps are served with eoslab's ``eoslab`` template (``template="eoslab"``,
+found through ``JUPYTER_PATH``, see :func:`kernel_env`), which is ``lab`` without those
+links: a chapter page then asks nothing of any outside host.  Voila's tree listing at ``/``
+still links FontAwesome 4 outside any template block; that request is cosmetic (folder
+icons) and :data:`COSMETIC_HOSTS` names its host.
 
 Example:
     >>> argv = voila_argv("book", port=9000, pool_size=0)
@@ -45,7 +48,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["COSMETIC_HOSTS", "find_book", "voila_argv", "lab_argv", "kernel_env",
+__all__ = ["COSMETIC_HOSTS", "TEMPLATE_ROOT", "find_book", "voila_argv", "lab_argv", "kernel_env",
            "chapter_url", "add_serve_arguments", "add_lab_arguments", "cmd_serve", "cmd_lab"]
 
 #: Outside hosts the served page may ask for whose failure is only cosmetic (icon fonts).
@@ -98,11 +101,17 @@ def chapter_url(base: str, notebook: str) -> str:
     return base.rstrip("/") + "/voila/render/" + notebook
 
 
+#: Data folder holding eoslab's Voila template (``voila/templates/eoslab``).
+TEMPLATE_ROOT = Path(__file__).resolve().parent / "share" / "jupyter"
+
+
 def kernel_env(environ=None, quick: bool = False, store=None) -> dict:
     """The environment for the server and so for its kernels.
 
     ``quick`` sets ``EOSLAB_QUICK=1``; ``store`` sets ``EOSLAB_STORE``; everything else
     (including an ``EOSLAB_QUICK`` the caller already exported) passes through.
+    :data:`TEMPLATE_ROOT` is put first on ``JUPYTER_PATH`` so Voila finds the ``eoslab``
+    page template.
 
     Example:
         >>> kernel_env({"PATH": "/bin"}, quick=True)["EOSLAB_QUICK"]
@@ -115,6 +124,9 @@ def kernel_env(environ=None, quick: bool = False, store=None) -> dict:
         env["EOSLAB_QUICK"] = "1"
     if store is not None:
         env["EOSLAB_STORE"] = str(store)
+    paths = [p for p in env.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    if str(TEMPLATE_ROOT) not in paths:
+        env["JUPYTER_PATH"] = os.pathsep.join([str(TEMPLATE_ROOT), *paths])
     return env
 
 
@@ -122,7 +134,7 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
                pool_size: int = 1, cull_idle_timeout: float = 900, cull_interval: float = 60,
                cull_connected: bool = True, cell_timeout: float = 600,
                strip_sources: bool = True, show_tracebacks: bool = False,
-               port_retries: int = 50, extra=()) -> list:
+               port_retries: int = 50, template: str = "eoslab", extra=()) -> list:
     """The command line that serves ``book`` (a folder) with Voila.
 
     Args:
@@ -138,6 +150,8 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
         strip_sources: hide code cells in the served page.
         show_tracebacks: show Python tracebacks to visitors (debugging only).
         port_retries: other ports to try when ``port`` is taken (0: fail instead).
+        template: Voila page template; ``eoslab`` (``lab`` without CDN stylesheets) needs
+            the environment of :func:`kernel_env`, ``lab`` is Voila's own.
         extra: further Voila arguments, appended unchanged.
     """
     _check_port(port)
@@ -150,13 +164,16 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
     _check_seconds("cull_idle_timeout", cull_idle_timeout, allow_zero=True)
     _check_seconds("cull_interval", cull_interval)
     _check_seconds("cell_timeout", cell_timeout)
+    if not isinstance(template, str) or not template.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"template={template!r} is not allowed; use a Voila template name "
+                         "such as eoslab or lab")
 
     def flag(value: bool) -> str:
         return "True" if value else "False"
 
     argv = [sys.executable, "-m", "voila", str(book),
             f"--port={port}", f"--Voila.ip={host}", f"--Voila.port_retries={port_retries}",
-            f"--strip_sources={flag(strip_sources)}",
+            f"--template={template}", f"--strip_sources={flag(strip_sources)}",
             f"--show_tracebacks={flag(show_tracebacks)}",
             f"--preheat_kernel={flag(pool_size > 0)}",
             f"--VoilaExecutor.timeout={_num(cell_timeout)}",

@@ -1,7 +1,8 @@
 """The Voila and JupyterLab command lines built by eoslab.serve, and the CLI around them."""
 
 import json
-import subprocess
+import os
+import re
 import sys
 
 import pytest
@@ -86,8 +87,10 @@ def test_lab_argv_roots_at_the_books_parent(tmp_path):
 
 
 def test_kernel_env_passes_quick_and_store_through():
-    env = serve.kernel_env({"EOSLAB_QUICK": "1", "PATH": "/bin"})
-    assert env == {"EOSLAB_QUICK": "1", "PATH": "/bin"}
+    env = serve.kernel_env({"EOSLAB_QUICK": "1", "PATH": "/bin", "JUPYTER_PATH": "/x"})
+    assert env["EOSLAB_QUICK"] == "1" and env["PATH"] == "/bin" and "EOSLAB_STORE" not in env
+    assert env["JUPYTER_PATH"].split(os.pathsep) == [str(serve.TEMPLATE_ROOT), "/x"]
+    assert serve.kernel_env(env)["JUPYTER_PATH"] == env["JUPYTER_PATH"]
     env = serve.kernel_env({"PATH": "/bin"}, quick=True, store="/tmp/s")
     assert env["EOSLAB_QUICK"] == "1" and env["EOSLAB_STORE"] == "/tmp/s"
 
@@ -143,3 +146,20 @@ def test_generated_traitlets_exist():
             assert trait in classes[cls].class_traits(config=True), name
         else:
             assert name in aliases, name
+
+
+def test_eoslab_template_drops_exactly_the_cdn_links_of_voilas_lab_template():
+    """The ``eoslab`` page template is found through JUPYTER_PATH, and the URLs it blanks
+    are the ones Voila's ``lab`` template really links (an updated Voila would fail here)."""
+    from jupyter_core.paths import jupyter_path
+    from voila.paths import collect_template_paths
+
+    roots = [str(serve.TEMPLATE_ROOT), *jupyter_path()]
+    paths = collect_template_paths(["voila", "nbconvert"], "eoslab", prune=True, root_dirs=roots)
+    assert paths[0] == str(serve.TEMPLATE_ROOT / "voila" / "templates" / "eoslab")
+    lab = next(p for p in paths if p.endswith(os.path.join("voila", "templates", "lab")))
+    with open(os.path.join(lab, "index.html.j2")) as handle:
+        lab_urls = set(re.findall(r'href="(https://[^"]+)"', handle.read()))
+    ours = (serve.TEMPLATE_ROOT / "voila" / "templates" / "eoslab" / "index.html.j2").read_text()
+    blanked = set(re.findall(r'replace\("(https://[^"]+)"', ours))
+    assert lab_urls and lab_urls == blanked
