@@ -215,7 +215,8 @@ def slider(name: str, value: float, low: float, high: float, step: float, css: s
     return _classed(widgets.FloatSlider(value=value, min=low, max=high, step=step,
                                         description=name, continuous_update=continuous,
                                         readout_format=readout_format,
-                                        style={"description_width": "initial"}), css)
+                                        layout=widgets.Layout(width="480px"),
+                                        style={"description_width": "160px"}), css)
 
 
 class RunControls:

@@ -12,6 +12,7 @@ import threading
 
 import ipywidgets as widgets
 import numpy as np
+import torch
 
 from .. import plots
 from ..config import TrainConfig
@@ -205,6 +206,7 @@ class EdgeOfStabilityApp:
             errors = []
 
             def guarded(config):
+                torch.set_num_threads(1)  # this thread only: one core per run, no oversubscription
                 try:
                     one(config)
                 except BaseException as err:
