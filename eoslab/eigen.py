@@ -105,10 +105,10 @@ def _start_vector(init, n, dtype, device, gen, mix: float) -> torch.Tensor:
     if init is None:
         return noise / noise.norm()
     init = torch.as_tensor(init).to(device=device, dtype=dtype)
-    init = init.reshape(n, -1)
-    if init.shape[0] != n or not bool(torch.isfinite(init).all()):
+    if init.shape[0] != n or init.dim() > 2 or not bool(torch.isfinite(init).all()):
         raise ValueError(f"init must hold finite vectors of length {n}, got shape "
                          f"{tuple(init.shape)}")
+    init = init.reshape(n, -1)
     cols = init / init.norm(dim=0).clamp_min(torch.finfo(dtype).tiny)
     v = cols.sum(dim=1)
     v = v / v.norm().clamp_min(torch.finfo(dtype).tiny)
@@ -170,12 +170,13 @@ def lanczos_eigsh(op, k: int = 1, *, which: str = "LA", tol: float = 1e-6,
         scale = max(float(np.abs(theta).max()), eps)
         sel = np.arange(j, j - min(k, j + 1), -1) if which == "LA" else np.arange(min(k, j + 1))
         res = beta * np.abs(S[-1, sel])
-        if j + 1 >= k and np.all(res <= tol * scale):
+        breakdown = beta <= 100 * eps * scale
+        if j + 1 >= k and np.all(res <= tol * scale) and (not breakdown or j + 1 == n):
             converged = True
             break
         if j + 1 == m_max:
             break
-        if beta <= 100 * eps * scale:  # invariant subspace: restart in its complement
+        if breakdown:  # invariant subspace (e.g. a repeated eigenvalue): restart outside it
             w = _orthogonalise(torch.randn(n, generator=gen, dtype=torch.float64)
                                .to(device=device, dtype=dtype), Q[:, :j + 1])
             beta_next, w = 0.0, w / w.norm()
