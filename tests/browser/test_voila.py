@@ -1,0 +1,89 @@
+"""Each chapter served by ``eoslab serve`` works in a real Chromium, offline.
+
+For every chapter: the page shows its sliders and a rendered Vega chart; moving the
+step-size slider (and running, where the app has Run) redraws the chart; the largest step
+size on the slider diverges and says so, and the app still works afterwards; the page asks
+nothing of outside hosts beyond the ones :data:`eoslab.serve.COSMETIC_HOSTS` documents.
+"""
+
+import urllib.request
+
+import pytest
+
+from eoslab.serve import COSMETIC_HOSTS, chapter_url
+
+from .conftest import (chapters, chart_snapshot, finish_run, open_app,
+                       readout, screenshot, set_slider, slider_max, wait_changed,
+                       wait_chart, wait_status)
+
+LR = "eoslab-lr-slider"
+
+
+def test_the_book_has_chapters():
+    assert chapters(), "book/ holds no NN_slug.ipynb chapter"
+
+
+@pytest.mark.parametrize("notebook", chapters())
+def test_chapter_app_in_voila(voila, browser_page, notebook):
+    page, log = browser_page
+    stem = notebook.removesuffix(".ipynb")
+    open_app(page, chapter_url(voila.url, notebook), server=voila)
+    assert page.locator(f".{LR}").count() == 1
+    sliders = page.locator(".eoslab-app .widget-slider")
+    assert sliders.count() >= 1 and sliders.first.is_visible()
+    wait_chart(page)
+    drawn = chart_snapshot(page)
+    assert "mark-" in drawn or "data:image/png" in drawn, drawn[:500]  # vega drew marks
+    screenshot(page, f"voila-{stem}-loaded")
+    finish_run(page)
+
+    # a smaller, stable step size redraws the chart
+    start = float(readout(page, LR))
+    before = chart_snapshot(page)
+    set_slider(page, LR, round(start / 2, 3))
+    finish_run(page)
+    wait_changed(page, before)
+    assert float(readout(page, LR)) == pytest.approx(start / 2, abs=0.01)
+    wait_status(page, "^(?![\\s\\S]*diverg)", timeout_s=60)
+
+    # the slider's largest step size diverges and the status says so
+    set_slider(page, LR, slider_max(page, LR))
+    finish_run(page)
+    wait_status(page, "diverg", timeout_s=60)
+    screenshot(page, f"voila-{stem}-diverged")
+
+    # ... and the app still works afterwards
+    diverged = chart_snapshot(page)
+    set_slider(page, LR, start)
+    finish_run(page)
+    wait_changed(page, diverged)
+    wait_status(page, "^(?![\\s\\S]*diverg)", timeout_s=60)  # no longer says "diverged"
+    assert not log.console_errors or all("favicon" in e or "ERR_NAME_NOT_RESOLVED" in e
+                                         for e in log.console_errors), log.console_errors
+
+    # offline: nothing asked of outside hosts (the template drops Voila's CDN links)
+    assert log.outside() == [], log.outside()
+    assert log.bad_failures() == [], log.bad_failures()
+
+
+def test_index_links_every_chapter(voila, browser_page):
+    page, log = browser_page
+    page.goto(chapter_url(voila.url, "00_index.ipynb"))
+    page.wait_for_selector("a[href$='.ipynb']", state="attached")
+    hrefs = page.eval_on_selector_all("a[href$='.ipynb']", "els => els.map(a => a.href)")
+    for notebook in chapters():
+        assert chapter_url(voila.url, notebook) in hrefs, (notebook, hrefs)
+    screenshot(page, "voila-00_index")
+    assert log.outside() == [] and log.bad_failures() == [], (log.outside(), log.failures)
+
+
+def test_tree_page_asks_only_cosmetic_outside_hosts(voila, browser_page):
+    """Voila's listing at ``/`` links FontAwesome 4 outside any template block: documented
+    as cosmetic (folder icons); nothing else may leave the machine."""
+    page, log = browser_page
+    page.goto(voila.url)
+    page.wait_for_selector("a[href*='00_index.ipynb']", state="attached")
+    assert {log.host(u) for u in log.outside()} <= set(COSMETIC_HOSTS), log.outside()
+    assert log.bad_failures() == [], log.bad_failures()
+    with urllib.request.urlopen(chapter_url(voila.url, "00_index.ipynb")) as reply:
+        assert reply.status == 200
