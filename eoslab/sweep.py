@@ -1,0 +1,597 @@
+"""Many step sizes (and seeds) in one batched run.
+
+A chapter that lets a slider pick the step size :math:`\\eta` should not train while the
+slider moves: it precomputes a whole range of :math:`\\eta` at once and the slider only
+selects among finished runs.  :func:`sweep` trains ``C`` copies of one architecture,
+copy :math:`c` with its own step size :math:`\\eta_c` and initialisation seed, as *one*
+computation: the copies' parameters are stacked along a leading dimension
+(``torch.func.stack_module_state``) and the per-copy loss and gradient are ``torch.func``
+transforms of ``functional_call`` batched by ``vmap``, so every layer is one batched
+matrix product over all copies.  The update is the one of ``torch.optim.SGD`` written on
+the stacked tensors with a step-size *vector* (heavy ball as in :mod:`eoslab.optim`):
+
+.. math::
+
+    d_c = g_c + \\mu\\,\\theta_c, \\qquad b_c \\leftarrow \\beta b_c + d_c, \\qquad
+    \\theta_c \\leftarrow \\theta_c - \\eta_c(t)\\,(b_c \\text{ or } d_c + \\beta b_c).
+
+Each copy reproduces :func:`eoslab.train.fit` on ``config.replace(lr=..., model_seed=...)``
+step for step (up to floating-point reassociation): the same history rows (``step, lr,
+loss, acc, grad_norm, weight_norm, test_loss, test_acc, sharpness, time``) at the same
+steps, and the same divergence rule (the loss at :math:`\\theta_t` non-finite or above
+``divergence_factor`` times the copy's first loss), detected at the exact step.  A copy
+that diverges is frozen at its last parameters with a finite loss and never poisons the
+others; it leaves the batch at the next recording step, so the rest run faster.
+
+Sharpness :math:`\\lambda_{\\max}(\\nabla^2 L(\\theta_c))` of every copy is tracked by a
+batched Lanczos iteration (Lanczos 1950) on forward-over-reverse Hessian-vector products
+(``vmap`` over copies of ``jvp`` of ``grad``, Pearlmutter 1994), warm-started from the
+previous top eigenvectors; see :func:`batched_top_eigen`.
+
+The loop reads values from the device only at the recording cadence.  Results go to the
+store under each copy's :meth:`TrainConfig.key`, so :func:`eoslab.experiment.run` of one
+copy's config finds the sweep's result (and a sweep reuses stored runs).
+
+Example:
+    >>> from eoslab.config import TrainConfig
+    >>> cfg = TrainConfig(dataset="sine", model="fc-tanh", width=8, steps=20, record_every=10)
+    >>> res = sweep(cfg, lrs=[0.1, 0.3], store=False)
+    >>> [len(run.history) for run in res.runs], res.configs[1].lr
+    ([3, 3], 0.3)
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.func import functional_call, grad, grad_and_value, jvp, stack_module_state, vmap
+
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .losses import Loss, get_loss
+from .models import build_model, has_batchnorm
+from .objective import iter_chunks
+from .optim import check_lr, make_optimizer, make_scheduler
+from .store import RunStore
+from .train import Run, _check_data
+
+__all__ = ["sweep", "SweepResult", "fit_batched", "batched_top_eigen", "SWEEP_OPTIMIZERS"]
+
+SWEEP_OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov")
+
+
+@dataclass
+class SweepResult:
+    """The runs of a sweep, one per copy, with the config each one equals.
+
+    ``configs[i]`` is ``config.replace(lr=..., model_seed=...)`` of copy ``i`` (seeds
+    outer, step sizes inner) and ``runs[i]`` what :func:`eoslab.experiment.run` of it
+    returns.
+    """
+
+    configs: list[TrainConfig]
+    runs: list[Run]
+    seconds: float = 0.0
+    reused: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __iter__(self):
+        return iter(zip(self.configs, self.runs))
+
+    def run_for(self, lr: float, model_seed: int | None = None) -> Run:
+        """The run of the copy with step size ``lr`` (and ``model_seed`` if given)."""
+        for cfg, run in self:
+            if cfg.lr == lr and (model_seed is None or cfg.model_seed == model_seed):
+                return run
+        raise ValueError(f"no copy with lr={lr!r}, model_seed={model_seed!r}; the sweep has "
+                         f"{sorted({(c.lr, c.model_seed) for c in self.configs})}")
+
+
+# ---------------------------------------------------------------- batched curvature
+def batched_top_eigen(matvec: Callable[[torch.Tensor], torch.Tensor], start: torch.Tensor,
+                      active: torch.Tensor | None = None, *, tol: float = 1e-3,
+                      max_iter: int = 100, seed: int = 0, mix: float = 1e-2):
+    """Top eigenpair of ``C`` symmetric operators at once by Lanczos with full reorthogonalisation.
+
+    ``matvec`` maps a batch of vectors ``(C, n)`` to ``(H_1 v_1, ..., H_C v_C)``.  Copy
+    ``c`` stops when its top Ritz value :math:`\\theta` has the error bound
+    :math:`\\min(r, r^2/\\delta) \\le \\mathrm{tol}\\,\\max_i|\\theta_i|` (residual :math:`r =
+    \\beta_j |e_j^\\top s|`, gap :math:`\\delta` to the next Ritz value less its residual;
+    Parlett, *The Symmetric Eigenvalue Problem*, 11.7); converged copies feed zeros.
+
+    Args:
+        start: ``(C, n)`` warm-start vectors (previous eigenvectors); zero rows start at random.
+        active: ``(C,)`` bool, copies to solve (others give NaN and cost nothing extra).
+        tol, max_iter: relative eigenvalue accuracy, Krylov dimension cap.
+        seed, mix: the random start's CPU generator, and its weight added to a warm start.
+
+    Returns:
+        ``(values (C,) float64 on the CPU, vectors (C, n), products)``.
+
+    >>> H = torch.stack([torch.diag(torch.tensor([3.0, 1.0, -5.0])), torch.eye(3) * 2])
+    >>> vals, _, _ = batched_top_eigen(lambda v: torch.einsum("cij,cj->ci", H, v),
+    ...                                torch.zeros(2, 3), tol=1e-10)
+    >>> [round(v, 6) for v in vals.tolist()]
+    [3.0, 2.0]
+    """
+    C, n = start.shape
+    dtype, device = start.dtype, start.device
+    active = torch.ones(C, dtype=torch.bool) if active is None else active.detach().cpu()
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(C, n, generator=gen, dtype=torch.float64).to(device, dtype)
+    noise = noise / noise.norm(dim=1, keepdim=True)
+    norms = start.norm(dim=1, keepdim=True)
+    q = torch.where(norms > 0, start / norms.clamp_min(torch.finfo(dtype).tiny) + mix * noise,
+                    noise)
+    keep = active.to(device).unsqueeze(1)
+    q = torch.where(keep, q / q.norm(dim=1, keepdim=True), torch.zeros_like(q))
+    m_max = max(1, min(n, int(max_iter)))
+    basis = torch.zeros(C, min(m_max, 16), n, dtype=dtype, device=device)
+    alphas, betas = np.zeros((C, m_max)), np.zeros((C, m_max))
+    values = np.full(C, np.nan)
+    coeffs = np.zeros((C, m_max))
+    done = ~active.numpy().copy()
+    eps = float(torch.finfo(dtype).eps)
+    products = 0
+    for j in range(m_max):
+        if j == basis.shape[1]:
+            basis = torch.cat([basis, torch.zeros_like(basis)], 1)[:, :m_max]
+        basis[:, j] = q
+        w = matvec(q)
+        products += int((~done).sum())
+        alpha = (q * w).sum(1)
+        Q = basis[:, :j + 1]
+        for _ in range(2):  # full reorthogonalisation, twice ("twice is enough")
+            w = w - torch.bmm(torch.bmm(w.unsqueeze(1), Q.transpose(1, 2)), Q).squeeze(1)
+        beta = w.norm(dim=1)
+        ab = torch.stack([alpha, beta]).double().cpu().numpy()  # the one sync per iteration
+        alphas[:, j] = np.where(done, 0.0, ab[0])
+        beta_np = np.where(done, 0.0, ab[1])
+        for c in np.flatnonzero(~done):
+            a, b = alphas[c, :j + 1], betas[c, :j]
+            theta, S = np.linalg.eigh(np.diag(a) + np.diag(b, 1) + np.diag(b, -1))
+            scale = max(float(np.abs(theta).max()), eps)
+            res = beta_np[c] * np.abs(S[-1])
+            bound = res[-1]
+            if theta.size > 1:
+                gap = theta[-1] - theta[-2] - res[-2]
+                if gap > 0:
+                    bound = min(bound, bound ** 2 / gap)
+            if bound <= tol * scale or j + 1 == m_max or beta_np[c] <= 100 * eps * scale:
+                values[c], coeffs[c, :j + 1], done[c] = theta[-1], S[:, -1], True
+        if done.all():
+            break
+        betas[:, j] = np.where(done, 0.0, beta_np)
+        live = torch.as_tensor(~done, device=device).unsqueeze(1)
+        scale_b = torch.as_tensor(betas[:, j], dtype=dtype, device=device).clamp_min(
+            torch.finfo(dtype).tiny).unsqueeze(1)
+        q = torch.where(live, w / scale_b, torch.zeros_like(w))
+    m = j + 1
+    S = torch.as_tensor(coeffs[:, :m], dtype=dtype, device=device).unsqueeze(1)
+    vectors = torch.bmm(S, basis[:, :m]).squeeze(1)
+    return torch.as_tensor(values), vectors, products
+
+
+# ---------------------------------------------------------------- the batched loop
+class _Batch:
+    """Pure per-copy functions (loss+grad, outputs, HVP) of stacked parameters."""
+
+    def __init__(self, model: torch.nn.Module, loss: Loss, chunk_size: int | None):
+        self.base = copy.deepcopy(model).to("meta")
+        self.base.eval()  # no BatchNorm here; eval() is what fit's objective uses
+        self.loss, self.chunk_size = loss, chunk_size
+
+        def chunk_loss(p, b, x, y, w):
+            out = functional_call(self.base, (p, b), (x,))
+            value = self.loss.per_example_mean(out, y)
+            return (value * w if w != 1.0 else value), out
+
+        self._grad = vmap(grad_and_value(chunk_loss, has_aux=True),
+                          in_dims=(0, 0, None, None, None))
+        self._forward = vmap(lambda p, b, x: functional_call(self.base, (p, b), (x,)),
+                             in_dims=(0, 0, None))
+
+        def hvp(p, b, v, x, y):
+            g = grad(lambda q: self.loss.per_example_mean(
+                functional_call(self.base, (q, b), (x,)), y))
+            return jvp(g, (p,), (v,))[1]
+
+        self._hvp = vmap(hvp, in_dims=(0, 0, 0, None, None))
+
+    def gradient(self, params, buffers, x, y, want_outputs: bool):
+        """Per-copy inner mean, its gradient (before the outer transform) and outputs."""
+        total, grads, outs = None, None, []
+        for xc, yc, w in iter_chunks(x, y, self.chunk_size):
+            g, (value, out) = self._grad(params, buffers, xc, yc, w)
+            total = value if total is None else total + value
+            grads = g if grads is None else {k: grads[k] + g[k] for k in grads}
+            if want_outputs:
+                outs.append(out)
+        return total, grads, (torch.cat(outs, 1) if want_outputs else None)
+
+    def finish(self, mean, grads):
+        """Apply the loss's outer transform (chain rule on the accumulated mean)."""
+        outer = self.loss.outer
+        if outer is None:
+            return mean, grads
+        scale = vmap(grad(outer))(mean)
+        return outer(mean), {k: g * _bcast(scale, g) for k, g in grads.items()}
+
+    def evaluate(self, params, buffers, x, y, classification: bool):
+        """Per-copy loss (and accuracy) as fit's ``_evaluate``: chunk-weighted means."""
+        loss_sum, acc_sum = 0.0, 0.0
+        for xc, yc, w in iter_chunks(x, y, self.chunk_size):
+            out = self._forward(params, buffers, xc)
+            loss_sum = loss_sum + w * vmap(self.loss.per_example_mean, (0, None))(out, yc)
+            if classification:
+                acc_sum = acc_sum + w * _accuracy(out, yc)
+        return self.loss.finish(loss_sum), (acc_sum if classification else None)
+
+    def hessian_matvec(self, params, buffers, x, y, outer_terms):
+        """``V (C, n) -> (H_c v_c)`` for the full loss, outer transform included."""
+        names = list(params)
+        shapes = [params[k].shape[1:] for k in names]
+        sizes = [math.prod(s) for s in shapes]
+
+        def matvec(V):
+            parts = torch.split(V, sizes, dim=1)
+            tangent = {k: p.reshape(V.shape[0], *s) for k, p, s in zip(names, parts, shapes)}
+            total = None
+            for xc, yc, w in iter_chunks(x, y, self.chunk_size):
+                hv = self._hvp(params, buffers, tangent, xc, yc)
+                flat = torch.cat([hv[k].reshape(V.shape[0], -1) for k in names], 1) * w
+                total = flat if total is None else total + flat
+            if outer_terms is not None:
+                d1, d2, g = outer_terms
+                total = d1[:, None] * total + (d2 * (g * V).sum(1))[:, None] * g
+            return total
+
+        return matvec
+
+
+def _bcast(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return vector.reshape(-1, *([1] * (like.dim() - 1)))
+
+
+def _accuracy(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    labels = target.argmax(-1) if target.dim() == out.dim() - 1 else target
+    return (out.argmax(-1) == labels).to(out.dtype).mean(1)
+
+
+def _norms(tensors: dict) -> torch.Tensor:
+    """Per-copy Euclidean norm over all tensors (norm of the per-tensor norms, as fit)."""
+    per = [t.reshape(t.shape[0], -1).norm(dim=1) for t in tensors.values()]
+    return torch.stack(per, 1).norm(dim=1)
+
+
+def _where(mask: torch.Tensor, a: dict, b: dict) -> dict:
+    return {k: torch.where(_bcast(mask, a[k]), a[k], b[k]) for k in a}
+
+
+def _update(params, prev, buf, grads, loss, lr_t, alive, ref, factor, beta, nesterov, decay):
+    """One masked SGD / heavy-ball step of every copy, with the divergence test of fit.
+
+    Copies whose loss at :math:`\\theta_t` is non-finite or above ``factor`` times their
+    first loss stop here; they keep their last parameters with a finite loss.
+    """
+    value = loss.double()
+    bad = alive & (~torch.isfinite(value) | (value > factor * ref))
+    alive = alive & ~bad
+    new, new_buf = {}, {}
+    for k, p in params.items():
+        d = grads[k] if not decay else grads[k] + decay * p
+        if beta:
+            b = beta * buf[k] + d
+            new_buf[k] = b
+            d = d + beta * b if nesterov else b
+        new[k] = p - _bcast(lr_t, p) * d
+    frozen = _where(bad, prev, params)
+    new = _where(alive, new, frozen)
+    if beta:
+        buf = _where(alive, new_buf, buf)
+    return new, params, buf, alive, bad
+
+
+def _due(step: int, record_every: int, sharpness_every: int) -> bool:
+    return step % record_every == 0 or bool(sharpness_every and step % sharpness_every == 0)
+
+
+def fit_batched(models: Sequence[torch.nn.Module], data: Dataset, loss: Loss | str, lrs, *,
+                steps: int, momentum: float = 0.0, nesterov: bool = False,
+                weight_decay: float = 0.0, chunk_size: int | None = None,
+                record_every: int = 10, sharpness_every: int = 0, sharpness_tol: float = 1e-3,
+                sharpness_max_iter: int = 100, divergence_factor: float = 1e3,
+                eval_test: bool = True, callbacks: Sequence[Callable] = (),
+                stop: threading.Event | None = None, compile: bool = False) -> list[Run]:
+    """Full-batch GD / heavy ball on every model at once: :func:`eoslab.train.fit` per copy.
+
+    Args:
+        models: ``C`` modules of one architecture (no BatchNorm); trained in place.
+        data, loss: shared by all copies.
+        lrs: ``C`` step sizes, or a ``(C, steps + 1)`` table whose column ``t`` is the step
+            size used at step ``t`` (a schedule; the last column is the final row's).
+        steps, chunk_size, record_every, divergence_factor, eval_test: as in ``fit``.
+        momentum, nesterov, weight_decay: ``torch.optim.SGD``'s.
+        sharpness_every: record ``sharpness`` every this many steps (0: never).
+        sharpness_tol, sharpness_max_iter: see :func:`batched_top_eigen`.
+        callbacks: ``callback(copy_index, row)`` for every recorded row.
+        stop: an event that ends the loop (runs still alive get status ``"stopped"``).
+        compile: ``torch.compile`` the step (opt-in: see ``benchmarks/README.md``).
+    """
+    loss = get_loss(loss)
+    C = len(models)
+    if C == 0:
+        raise ValueError("models is empty; a sweep needs at least one copy")
+    for i, m in enumerate(models):
+        if has_batchnorm(m):
+            raise ValueError(f"models[{i}] ({type(m).__name__}) has BatchNorm, which a batched "
+                             "sweep does not support; use fit for BatchNorm models")
+        _check_data(m, data, loss)
+    table = np.asarray(lrs, dtype=np.float64)
+    table = np.repeat(table[:, None], steps + 1, 1) if table.ndim == 1 else table
+    if table.shape != (C, steps + 1) or not np.all(np.isfinite(table)) or np.any(table < 0):
+        raise ValueError(f"lrs must give {C} finite step sizes >= 0 (or a ({C}, {steps + 1}) "
+                         f"table), got shape {np.asarray(lrs).shape}")
+    params, buffers = stack_module_state(list(models))
+    params = {k: v.detach().clone() for k, v in params.items()}
+    buffers = {k: v.detach().clone() for k, v in buffers.items()}
+    first = next(iter(params.values()))
+    dtype, device = first.dtype, first.device
+    batch = _Batch(models[0], loss, chunk_size)
+    lr_dev = torch.as_tensor(table.T, dtype=dtype, device=device).contiguous()
+    beta = float(momentum)
+    buf = {k: torch.zeros_like(p) for k, p in params.items()} if beta else {}
+    prev = params
+    alive = torch.ones(C, dtype=torch.bool, device=device)
+    ref = torch.ones(C, dtype=torch.float64, device=device)
+    died_at = torch.full((C,), -1, dtype=torch.long, device=device)
+    died_val = torch.zeros(C, dtype=torch.float64, device=device)
+    ids = list(range(C))
+    runs = [Run(model=m) for m in models]
+    has_test = eval_test and data.x_test.shape[0] > 0
+    n_flat = sum(p[0].numel() for p in params.values())
+    warm = torch.zeros(C, n_flat, dtype=dtype, device=device) if sharpness_every else None
+    update = torch.compile(_update, dynamic=None) if compile else _update
+    grad_fn = torch.compile(batch.gradient, dynamic=None) if compile else batch.gradient
+    t0 = time.perf_counter()
+
+    def sharpness(step, params, pos, mean, inner):
+        outer = None
+        if loss.outer is not None:
+            d1 = vmap(grad(loss.outer))(mean)
+            d2 = vmap(grad(grad(loss.outer)))(mean)
+            outer = (d1, d2, torch.cat([g.reshape(len(ids), -1) for g in inner.values()], 1))
+        matvec = batch.hessian_matvec(params, buffers, data.x_train, data.y_train, outer)
+        active = torch.zeros(len(ids), dtype=torch.bool)
+        active[pos] = True
+        values, vectors, _ = batched_top_eigen(matvec, warm, active, tol=sharpness_tol,
+                                               max_iter=sharpness_max_iter, seed=step)
+        warm[active.to(device)] = vectors[active.to(device)]
+        return values.tolist()
+
+    def record(step, params, value, mean, inner, grads, outs):
+        live = alive.cpu().tolist()
+        pos = [i for i, ok in enumerate(live) if ok]
+        cols = {"loss": value, "grad_norm": _norms(grads), "weight_norm": _norms(params)}
+        if data.classification:
+            cols["acc"] = _accuracy(outs, data.y_train)
+        if has_test:
+            cols["test_loss"], test_acc = batch.evaluate(params, buffers, data.x_test,
+                                                         data.y_test, data.classification)
+            if data.classification:
+                cols["test_acc"] = test_acc
+        host = {k: v.double().cpu().tolist() for k, v in cols.items()}
+        if sharpness_every and step % sharpness_every == 0 and pos:
+            host["sharpness"] = sharpness(step, params, pos, mean, inner)
+        order = ["loss", "acc", "grad_norm", "weight_norm", "test_loss", "test_acc", "sharpness"]
+        elapsed = time.perf_counter() - t0
+        for i in pos:
+            row = {"step": step, "lr": float(table[ids[i], step])}
+            row.update({k: host[k][i] for k in order if k in host})
+            row["time"] = elapsed
+            runs[ids[i]].history.append(row)
+            for callback in callbacks:
+                callback(ids[i], row)
+
+    def finalise(keep: list[int]):
+        nonlocal params, prev, buf, buffers, alive, ref, died_at, died_val, ids, warm, lr_dev
+        at, val = died_at.cpu().tolist(), died_val.cpu().tolist()
+        for i, c in enumerate(ids):
+            if i not in keep:
+                run = runs[c]
+                run.status, run.diverged_at = "diverged", (int(at[i]), float(val[i]))
+                run.steps_done, run.seconds = int(at[i]), time.perf_counter() - t0
+                _write_back(models[c], params, i)
+        idx = torch.as_tensor(keep, dtype=torch.long, device=device)
+        pick = lambda d: {k: v.index_select(0, idx) for k, v in d.items()}  # noqa: E731
+        params, prev, buf, buffers = pick(params), pick(prev), pick(buf), pick(buffers)
+        alive, ref, died_at, died_val = alive[idx], ref[idx], died_at[idx], died_val[idx]
+        lr_dev = lr_dev.index_select(1, idx)
+        warm = warm.index_select(0, idx) if warm is not None else None
+        ids = [ids[i] for i in keep]
+
+    step, stopped = 0, False
+    with torch.no_grad():
+        for step in range(steps):
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+            recording = _due(step, record_every, sharpness_every)
+            mean, inner, outs = grad_fn(params, buffers, data.x_train, data.y_train,
+                                        recording and data.classification)
+            value, grads = batch.finish(mean, inner)
+            if step == 0:
+                ref = value.double().abs().clamp_min(1e-12)
+            params_t = params
+            params, prev, buf, alive, bad = update(
+                params, prev, buf, grads, value, lr_dev[step], alive, ref,
+                divergence_factor, beta, nesterov, weight_decay)
+            died_at = torch.where(bad, step, died_at)
+            died_val = torch.where(bad, value.double(), died_val)
+            if recording:
+                record(step, params_t, value, mean, inner, grads, outs)
+                live = alive.cpu().tolist()
+                if not all(live):
+                    finalise([i for i, ok in enumerate(live) if ok])
+                    if not ids:
+                        break
+        if ids:
+            live = alive.cpu().tolist()
+            finalise([i for i, ok in enumerate(live) if ok])
+        if ids and not stopped:
+            mean, inner, outs = batch.gradient(params, buffers, data.x_train, data.y_train,
+                                               data.classification)
+            value, grads = batch.finish(mean, inner)
+            v = value.double()
+            bad = ~torch.isfinite(v) | (v > divergence_factor * ref)
+            died_at = torch.where(bad, steps, died_at)
+            died_val = torch.where(bad, v, died_val)
+            alive = ~bad
+            step = steps
+            record(steps, params, value, mean, inner, grads, outs)
+            finalise([i for i, ok in enumerate(alive.cpu().tolist()) if ok])
+    elapsed = time.perf_counter() - t0
+    for i, c in enumerate(ids):
+        runs[c].status = "stopped" if stopped else "finished"
+        runs[c].steps_done = step if stopped else steps
+        runs[c].seconds = elapsed
+        _write_back(models[c], params, i)
+    return runs
+
+
+def _write_back(model: torch.nn.Module, params: dict, index: int) -> None:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(params[name][index])
+
+
+# ---------------------------------------------------------------- from a config
+def _schedule_table(config: TrainConfig, lr: float) -> list[float]:
+    """The step size ``fit`` uses at each step 0..steps (the real torch scheduler, stepped)."""
+    if config.schedule == "constant":
+        return [lr] * (config.steps + 1)
+    dummy = torch.zeros(1, requires_grad=True)
+    opt = make_optimizer(config.optimizer, [dummy], lr, momentum=config.momentum,
+                         weight_decay=config.weight_decay)
+    scheduler = make_scheduler(config.schedule, opt, config.steps, config.schedule_options)
+    out = []
+    for _ in range(config.steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    return out + [opt.param_groups[0]["lr"]]
+
+
+def _values(name: str, values, check) -> list:
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} is empty; give at least one value")
+    values = [check(v) for v in values]
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name}={values!r} repeats a value; give distinct values")
+    return values
+
+
+def _seed(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"seed {value!r} is not allowed; model seeds are integers")
+    return int(value)
+
+
+def check_sweepable(config: TrainConfig) -> None:
+    """Raise ``ValueError`` naming what a batched sweep cannot reproduce of ``config``."""
+    if config.optimizer not in SWEEP_OPTIMIZERS:
+        raise ValueError(f"optimizer={config.optimizer!r} is not supported by sweep; allowed: "
+                         f"{', '.join(SWEEP_OPTIMIZERS)} (use eoslab.experiment.run)")
+    if config.batch_size is not None:
+        raise ValueError(f"batch_size={config.batch_size!r} is not supported by sweep; it runs "
+                         "full-batch GD only (batch_size=None)")
+    if config.model in ("cnn-bn", "resnet-small", "si-mlp"):
+        raise ValueError(f"model={config.model!r} has BatchNorm, which sweep does not support; "
+                         "use a model without BatchNorm or eoslab.experiment.run")
+
+
+def sweep(config: TrainConfig, lrs: Sequence[float] | None = None,
+          seeds: Sequence[int] | None = None, *, store: RunStore | None | bool = None,
+          reuse: bool = True, callbacks: Sequence[Callable] = (),
+          stop: threading.Event | None = None, sharpness_tol: float = 1e-3,
+          eval_test: bool = True, compile: bool = False) -> SweepResult:
+    """Train ``config`` for every step size in ``lrs`` and model seed in ``seeds`` at once.
+
+    Copy ``(seed, lr)`` equals ``config.replace(lr=lr, model_seed=seed)`` run through
+    :func:`eoslab.experiment.run`; results are stored under that config's key.
+
+    Args:
+        config: the shared experiment (full-batch GD / heavy ball, no BatchNorm).
+        lrs: step sizes (default ``[config.lr]``); seeds: model seeds (default
+            ``[config.model_seed]``).
+        store: a :class:`RunStore`, ``None`` for the default one, ``False`` for none.
+        reuse: take copies already in the store from it instead of training them.
+        callbacks: ``callback(copy_index, row)`` as rows are recorded.
+        stop: an event that ends the sweep (stopped runs are not stored).
+        sharpness_tol: relative accuracy of the tracked sharpness.
+        eval_test: record test loss / accuracy as ``experiment.run`` does.
+        compile: ``torch.compile`` the batched step.
+
+    Raises:
+        ValueError: empty or non-positive ``lrs``, bad seeds, or a config the batched loop
+            cannot reproduce (other optimisers, minibatches, BatchNorm).
+    """
+    check_sweepable(config)
+    lrs = _values("lrs", [config.lr] if lrs is None else lrs, check_lr)
+    seeds = _values("seeds", [config.model_seed] if seeds is None else seeds, _seed)
+    configs = [config.replace(lr=lr, model_seed=s) for s in seeds for lr in lrs]
+    store = RunStore() if store is None else (store or None)
+    runs: list[Run | None] = [None] * len(configs)
+    if store is not None and reuse:
+        for i, cfg in enumerate(configs):
+            stored = store.load_run(cfg)
+            if stored is not None:
+                stored.extra["from_store"] = True
+                runs[i] = stored
+    todo = [i for i, r in enumerate(runs) if r is None]
+    t0 = time.perf_counter()
+    if todo:
+        data = load_dataset(config.dataset, n_train=config.n_train, classes=config.classes,
+                            seed=config.data_seed, loss=config.loss, device=config.device,
+                            dtype=config.dtype, **config.data_options)
+        models = [build_model(configs[i].model, data.input_shape, data.n_outputs,
+                              width=config.width, depth=config.depth,
+                              seed=configs[i].model_seed, device=data.x_train.device,
+                              dtype=config.dtype) for i in todo]
+        beta = config.momentum if config.optimizer in ("gd", "sgd") else (config.momentum or 0.9)
+        make_optimizer(config.optimizer, models[0].parameters(), config.lr,
+                       momentum=config.momentum, weight_decay=config.weight_decay)  # validates
+        table = [_schedule_table(config, configs[i].lr) for i in todo]
+        done = fit_batched(
+            models, data, config.loss, table, steps=config.steps, momentum=beta,
+            nesterov=config.optimizer == "nesterov", weight_decay=config.weight_decay,
+            chunk_size=config.chunk_size, record_every=config.record_every,
+            sharpness_every=config.sharpness_every, sharpness_tol=sharpness_tol,
+            divergence_factor=config.divergence_factor, eval_test=eval_test,
+            callbacks=[_Reindex(cb, todo) for cb in callbacks], stop=stop, compile=compile)
+        for i, run in zip(todo, done):
+            runs[i] = run
+            if store is not None and run.status != "stopped":
+                store.save_run(configs[i], run)
+    return SweepResult(configs, runs, time.perf_counter() - t0, len(configs) - len(todo))
+
+
+class _Reindex:
+    """A callback seeing indices into the sweep's copies, not into the trained subset."""
+
+    def __init__(self, callback, todo):
+        self.callback, self.todo = callback, todo
+
+    def __call__(self, index, row):
+        self.callback(self.todo[index], row)
