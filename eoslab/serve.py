@@ -43,13 +43,15 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["COSMETIC_HOSTS", "TEMPLATE_ROOT", "find_book", "voila_argv", "lab_argv", "kernel_env",
-           "chapter_url", "add_serve_arguments", "add_lab_arguments", "cmd_serve", "cmd_lab"]
+__all__ = ["COSMETIC_HOSTS", "TEMPLATE_ROOT", "add_lab_arguments", "add_serve_arguments",
+           "chapter_url", "cmd_lab", "cmd_serve", "find_book", "kernel_env", "lab_argv",
+           "voila_argv"]
 
 #: Outside hosts the served page may ask for whose failure is only cosmetic (icon fonts).
 COSMETIC_HOSTS = ("cdn.jsdelivr.net",)
@@ -62,7 +64,7 @@ def _check_port(port) -> None:
 
 def _check_seconds(name: str, value, allow_zero: bool = False) -> None:
     ok = (not isinstance(value, bool) and isinstance(value, (int, float))
-          and value == value and value != float("inf")
+          and math.isfinite(value)
           and (value >= 0 if allow_zero else value > 0))
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
@@ -301,7 +303,7 @@ def cmd_lab(args) -> int:
     """``eoslab lab``: open the book in JupyterLab; returns JupyterLab's exit status."""
     book = find_book(args.book)
     first = "00_index.ipynb" if (book / "00_index.ipynb").exists() else \
-        sorted(p.name for p in book.glob("*.ipynb"))[0]
+        min(p.name for p in book.glob("*.ipynb"))
     argv = lab_argv(book, port=args.port, host=args.host, open_browser=args.open_browser,
                     notebook=first)
     if args.dry_run:

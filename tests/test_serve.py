@@ -163,3 +163,38 @@ def test_eoslab_template_drops_exactly_the_cdn_links_of_voilas_lab_template():
     ours = (serve.TEMPLATE_ROOT / "voila" / "templates" / "eoslab" / "index.html.j2").read_text()
     blanked = set(re.findall(r'replace\("(https://[^"]+)"', ours))
     assert lab_urls and lab_urls == blanked
+
+
+def test_binder_environment_pins_every_dependency_and_cpu_torch():
+    """binder/ pins each dependency of pyproject.toml exactly, torch as a CPU wheel from
+    PyTorch's CPU index, and installs eoslab itself without resolving again."""
+    from importlib.metadata import requires
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    root = Path(__file__).resolve().parents[1]
+    deps = [r for r in requires("eoslab") if "extra ==" not in r]  # pyproject's dependencies
+    assert any(r.startswith("torch") for r in deps)
+    lines = [ln.strip() for ln in (root / "binder" / "requirements.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    pins = {}
+    for line in lines:
+        if line.startswith("--"):
+            continue
+        req = Requirement(line)
+        spec = list(req.specifier)
+        assert len(spec) == 1 and spec[0].operator == "==", line
+        pins[canonicalize_name(req.name)] = spec[0].version
+    for dep in map(Requirement, deps):
+        name = canonicalize_name(dep.name)
+        assert name in pins, f"binder/requirements.txt does not pin {dep.name}"
+        assert dep.specifier.contains(pins[name].split("+")[0]), (dep, pins[name])
+    assert pins["torch"].endswith("+cpu")
+    assert not any(n.startswith("nvidia-") for n in pins)
+    post = (root / "binder" / "postBuild").read_text()
+    assert "pip install --no-cache-dir --no-deps -e ." in post
+    assert os.access(root / "binder" / "postBuild", os.X_OK)
+    assert (root / "binder" / "runtime.txt").read_text().strip() == "python-3.11"

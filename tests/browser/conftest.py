@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from eoslab.serve import COSMETIC_HOSTS, chapter_url
+from eoslab.serve import COSMETIC_HOSTS
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
@@ -65,7 +65,7 @@ class Server:
         self.port, self.log_path = port, log
         self.url = f"http://127.0.0.1:{port}/"
         log.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log, "w")
+        self._log = open(log, "w")  # noqa: SIM115 (lives as long as the server; closed in stop)
         self.process = subprocess.Popen(argv, env=env, stdout=self._log,
                                         stderr=subprocess.STDOUT, start_new_session=True,
                                         cwd=str(ROOT))
@@ -114,7 +114,7 @@ def serve_book(tmp: Path, book: Path = BOOK, pool_size: int = 1, cull_idle_timeo
 def chromium_path() -> str:
     if not os.access(CHROMIUM, os.X_OK):
         out = subprocess.run([str(ROOT / "scripts" / "install-browser")], capture_output=True,
-                             text=True)
+                             text=True, check=False)
         assert out.returncode == 0 and os.access(CHROMIUM, os.X_OK), (
             "scripts/install-browser could not install chromium:\n" + out.stdout + out.stderr)
     return CHROMIUM

@@ -12,9 +12,19 @@ import pytest
 
 from eoslab.serve import COSMETIC_HOSTS, chapter_url
 
-from .conftest import (chapters, chart_snapshot, finish_run, open_app,
-                       readout, screenshot, set_slider, slider_max, wait_changed,
-                       wait_chart, wait_status)
+from .conftest import (
+    chapters,
+    chart_snapshot,
+    finish_run,
+    open_app,
+    readout,
+    screenshot,
+    set_slider,
+    slider_max,
+    wait_changed,
+    wait_chart,
+    wait_status,
+)
 
 LR = "eoslab-lr-slider"
 
