@@ -321,3 +321,36 @@ def finish_run(page, root: str = "", timeout_s: float = 240) -> str:
         page.wait_for_timeout(250)
     raise AssertionError(f"the app did not settle within {timeout_s} s; status: "
                          f"{status_text(page, root)!r}")
+
+
+LR = "eoslab-lr-slider"
+
+
+def exercise_app(page, name: str, root: str = "") -> None:
+    """The chapter contract, on an app already on screen under ``root``.
+
+    Moving the step-size slider to a smaller, stable value (and running, where the app has
+    Run) redraws the chart; the slider's largest step size diverges and the status line
+    says so; moving back redraws the chart and the status no longer says "diverged".
+    Screenshots ``<name>-loaded`` and ``<name>-diverged`` are kept.
+    """
+    finish_run(page, root)
+    screenshot(page, f"{name}-loaded")
+    start = float(readout(page, LR, root))
+    before = chart_snapshot(page, root)
+    set_slider(page, LR, round(start / 2, 3), root)
+    finish_run(page, root)
+    wait_changed(page, before, root)
+    assert abs(float(readout(page, LR, root)) - start / 2) <= 0.01
+    wait_status(page, "^(?![\\s\\S]*diverg)", root, timeout_s=60)
+
+    set_slider(page, LR, slider_max(page, LR, root), root)
+    finish_run(page, root)
+    wait_status(page, "diverg", root, timeout_s=60)
+    screenshot(page, f"{name}-diverged")
+
+    diverged = chart_snapshot(page, root)
+    set_slider(page, LR, start, root)
+    finish_run(page, root)
+    wait_changed(page, diverged, root)
+    wait_status(page, "^(?![\\s\\S]*diverg)", root, timeout_s=60)  # recovered

@@ -1,0 +1,81 @@
+"""Each chapter opens in JupyterLab (as ``eoslab lab`` starts it), runs, and its app works there.
+
+JupyterLab serves a copy of ``book/`` in a temporary folder with autosave off, so running
+the chapters can never write outputs into the repository's notebooks.  Each chapter opens
+in a fresh workspace (``/lab/workspaces/<id>/tree/book/<nb>?reset``); all cells are run
+through JupyterLab's own ``notebook:run-all-cells`` command.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import pytest
+
+from eoslab.serve import lab_argv
+
+from .conftest import ARTIFACTS, BOOK, Server, chapters, exercise_app, free_port, wait_chart
+
+# user settings: autosave off, every cell rendered (no windowing: the app may sit below the
+# fold), no news / update checks (they would ask outside hosts)
+SETTINGS = {
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false", "checkForUpdates": False},
+}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(BOOK, root / "book")
+    for name, values in SETTINGS.items():
+        path = root / "settings" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    port = free_port()
+    argv = lab_argv(root / "book", port=port, open_browser=False, allow_root=True, extra=[
+        "--IdentityProvider.token=", "--ServerApp.password=",
+        f"--LabApp.user_settings_dir={root / 'settings'}",
+        f"--LabApp.workspaces_dir={root / 'workspaces'}",
+        "--LabApp.expose_app_in_browser=True", "--ServerApp.port_retries=0"])
+    env = {**os.environ, "EOSLAB_QUICK": "1", "EOSLAB_STORE": str(root / "store"),
+           "JUPYTER_CONFIG_DIR": str(root / "config"), "PYTHONUNBUFFERED": "1"}
+    server = Server(argv, env, port, ARTIFACTS / "logs" / f"lab-{port}.log", ready_path="/api")
+    server.root = root
+    yield server
+    server.stop()
+
+
+def test_lab_argv_is_what_eoslab_lab_runs():
+    argv = lab_argv(BOOK, port=8888, open_browser=False)
+    assert argv[:3] == [sys.executable, "-m", "jupyterlab"]
+
+
+@pytest.mark.parametrize("notebook", chapters())
+def test_chapter_runs_in_jupyterlab(lab, browser_page, notebook):
+    page, log = browser_page
+    stem = notebook.removesuffix(".ipynb")
+    original = (lab.root / "book" / notebook).read_bytes()
+    page.goto(f"{lab.url}lab/workspaces/test-{stem}/tree/book/{notebook}?reset")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel")
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext"
+                           ".session.kernel.status === 'idle'")
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_selector(".jp-NotebookPanel .eoslab-app .eoslab-lr-slider, "
+                           ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+                           " .ansi-red-fg", state="attached")
+    errors = page.locator(".jp-OutputArea-output .ansi-red-fg")
+    assert errors.count() == 0, page.inner_text(".jp-NotebookPanel")[-3000:]
+    page.locator(".eoslab-app").first.scroll_into_view_if_needed()
+    wait_chart(page, ".jp-NotebookPanel")
+    exercise_app(page, f"lab-{stem}", root=".jp-NotebookPanel")
+    # autosave is off and nothing was saved: the notebook on disk is untouched
+    assert (lab.root / "book" / notebook).read_bytes() == original
+    assert log.outside() == [], log.outside()
+    assert log.bad_failures() == [], log.bad_failures()
