@@ -82,10 +82,10 @@ _PRESETS: dict[str, dict[str, Preset]] = {
                         "paper: 300 steps, exact (instant)"),
     },
     "02": {
-        "quick": Preset("02", "quick", dict(_EOS_BASE, n_train=250, lr=0.4,
-                                            lr_ratios=(1.0,), steps=400, record_every=10,
+        "quick": Preset("02", "quick", dict(_EOS_BASE, n_train=200, lr=0.4,
+                                            lr_ratios=(1.0,), steps=300, record_every=10,
                                             sharpness_every=20),
-                        "quick: 250 digits, one step size, ~10 s on a CPU"),
+                        "quick: 200 digits, one step size, ~10 s on a CPU"),
         "default": Preset("02", "default", dict(_EOS_BASE, n_train=1000, lr=0.4,
                                                 lr_ratios=(1.0, 2 / 3, 0.5), steps=1000,
                                                 record_every=10, sharpness_every=20),
