@@ -10,6 +10,15 @@ from eoslab.sam import SAM, sam_perturbation
 from eoslab.train import fit
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny nets on a shared 2-core machine: intra-op threads only add contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class Quadratic(nn.Module):
     def __init__(self, w):
         super().__init__()
@@ -80,7 +89,7 @@ def _data_model(name="fc-tanh", seed=0):
 
 
 @pytest.mark.parametrize("m", [None, 16])
-def test_rho_zero_is_the_base_optimiser_bit_for_bit(m):
+def test_rho_zero_is_the_base_optimiser_bit_for_bit(m, one_thread):
     data, plain = _data_model()
     _, wrapped = _data_model()
     fit(plain, data, "mse", torch.optim.SGD(plain.parameters(), lr=0.3, momentum=0.9),
@@ -122,7 +131,7 @@ def test_m_sharpness_matches_per_group_brute_force():
 
 
 @pytest.mark.parametrize("m", [None, 16])
-def test_batchnorm_statistics_updated_once_per_step(m):
+def test_batchnorm_statistics_updated_once_per_step(m, one_thread):
     from eoslab.losses import get_loss
     from eoslab.train import BatchClosure
 
@@ -141,7 +150,7 @@ def test_batchnorm_statistics_updated_once_per_step(m):
                            after_w["2.running_mean"])
 
 
-def test_sam_trains_in_fit_and_lowers_the_loss():
+def test_sam_trains_in_fit_and_lowers_the_loss(one_thread):
     data, model = _data_model(seed=2)
     sam = SAM(torch.optim.SGD(model.parameters(), lr=0.5), rho=0.05, m=16)
     sched = torch.optim.lr_scheduler.StepLR(sam, step_size=10, gamma=0.5)
