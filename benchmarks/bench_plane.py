@@ -136,7 +136,7 @@ def main():
     print(f"# device={device} ({name or platform.machine()}), torch {torch.__version__}, "
           f"threads={torch.get_num_threads()}, cpus={os.cpu_count()}, "
           f"load={os.getloadavg()[0]:.1f}, reps={args.reps} (median)")
-    print(f"| width | method | seconds | ms / point | x batched |")
+    print("| width | method | seconds | ms / point | x batched |")
     print("|---|---|---|---|---|")
     for width in args.width:
         for w, method, sec, per, ratio in bench_width(width, args, data, sync):

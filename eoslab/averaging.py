@@ -19,7 +19,7 @@ history row at those steps.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -30,8 +30,14 @@ from .losses import accuracy, get_loss
 from .models import has_batchnorm
 from .objective import iter_chunks
 
-__all__ = ["recalibrate_bn", "WeightAverage", "Snapshots", "SWASchedule",
-           "ensemble_outputs", "evaluate_ensemble"]
+__all__ = [
+    "SWASchedule",
+    "Snapshots",
+    "WeightAverage",
+    "ensemble_outputs",
+    "evaluate_ensemble",
+    "recalibrate_bn",
+]
 
 Params = dict[str, torch.Tensor]
 

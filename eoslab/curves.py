@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -34,8 +34,15 @@ from .landscape import evaluate_points
 from .models import has_batchnorm
 from .objective import Objective
 
-__all__ = ["CURVE_KINDS", "bezier_coefficients", "polychain_coefficients", "Curve",
-           "train_curve", "evaluate_curve", "barrier"]
+__all__ = [
+    "CURVE_KINDS",
+    "Curve",
+    "barrier",
+    "bezier_coefficients",
+    "evaluate_curve",
+    "polychain_coefficients",
+    "train_curve",
+]
 
 CURVE_KINDS = ("bezier", "polychain")
 

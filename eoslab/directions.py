@@ -36,14 +36,29 @@ Example:
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
-__all__ = ["Params", "check_compatible", "dot", "norm", "add", "scale", "combine", "flatten",
-           "unflatten", "random_direction", "filter_normalize", "layer_normalize",
-           "normalize", "gradient_direction", "hessian_directions", "difference",
-           "orthonormalize"]
+__all__ = [
+    "Params",
+    "add",
+    "check_compatible",
+    "combine",
+    "difference",
+    "dot",
+    "filter_normalize",
+    "flatten",
+    "gradient_direction",
+    "hessian_directions",
+    "layer_normalize",
+    "norm",
+    "normalize",
+    "orthonormalize",
+    "random_direction",
+    "scale",
+    "unflatten",
+]
 
 Params = dict[str, torch.Tensor]
 BIAS_MODES = ("zero", "copy", "filter")
@@ -94,8 +109,8 @@ def combine(base: Params, coefficients: Sequence[float], directions: Sequence[Pa
     out = {k: v.clone() for k, v in base.items()}
     for c, d in zip(coefficients, directions):
         check_compatible(base, d, ("base", "direction"))
-        for k in out:
-            out[k].add_(d[k], alpha=float(c))
+        for k, v in out.items():
+            v.add_(d[k], alpha=float(c))
     return out
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -45,8 +45,15 @@ from .losses import accuracy
 from .models import has_batchnorm
 from .objective import iter_chunks
 
-__all__ = ["evaluate_points", "slice_1d", "slice_2d", "interpolate", "points_per_batch",
-           "result_key", "cached"]
+__all__ = [
+    "cached",
+    "evaluate_points",
+    "interpolate",
+    "points_per_batch",
+    "result_key",
+    "slice_1d",
+    "slice_2d",
+]
 
 
 def _as_grid(values, name: str) -> torch.Tensor:
@@ -163,8 +170,8 @@ def evaluate_points(objective, base: Params, directions: Sequence[Params], coord
         acc_sum = torch.zeros_like(loss_sum)
         for xc, yc, weight in iter_chunks(x, y, objective.chunk_size):
             if method == "vmap":
-                out = torch.func.vmap(lambda p: objective.forward(p, xc))(batch)
-                per = torch.func.vmap(lambda o: loss_fn.per_example_mean(o, yc))(out)
+                out = torch.func.vmap(lambda p, xc=xc: objective.forward(p, xc))(batch)
+                per = torch.func.vmap(lambda o, yc=yc: loss_fn.per_example_mean(o, yc))(out)
             else:
                 out = torch.stack([objective.forward({k: v[i] for k, v in batch.items()}, xc)
                                    for i in range(c.shape[0])])

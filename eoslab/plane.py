@@ -28,8 +28,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -67,7 +67,7 @@ class Plane:
     anchors: tuple[tuple[float, float], ...] = ()
 
     @classmethod
-    def through(cls, w1: Params, w2: Params, w3: Params, tol: float = 1e-6) -> "Plane":
+    def through(cls, w1: Params, w2: Params, w3: Params, tol: float = 1e-6) -> Plane:
         """The plane through three weight vectors (Garipov et al. 2018).
 
         Raises:
@@ -94,7 +94,7 @@ class Plane:
                    _unflat(v, w1), anchors)
 
     @classmethod
-    def from_directions(cls, origin: Params, u: Params, v: Params) -> "Plane":
+    def from_directions(cls, origin: Params, u: Params, v: Params) -> Plane:
         """A plane from an origin and two directions (orthonormalised by Gram--Schmidt)."""
         check_compatible(origin, u, ("origin", "u"))
         check_compatible(origin, v, ("origin", "v"))

@@ -102,7 +102,8 @@ class SAM(torch.optim.Optimizer):
                  adaptive: bool = False, eta: float = 0.01, m: int | None = None,
                  model: nn.Module | None = None):
         if not isinstance(base, torch.optim.Optimizer):
-            raise ValueError(f"base={base!r} is not allowed; give a torch.optim.Optimizer")
+            raise ValueError(  # noqa: TRY004 - the project reports bad inputs as ValueError
+                f"base={base!r} is not allowed; give a torch.optim.Optimizer")
         if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not (
                 math.isfinite(rho) and rho >= 0):
             raise ValueError(f"rho={rho!r} is not allowed; use a finite number >= 0")

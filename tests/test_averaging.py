@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from eoslab.averaging import (Snapshots, SWASchedule, WeightAverage, ensemble_outputs,
-                              evaluate_ensemble, recalibrate_bn)
+from eoslab.averaging import (
+    Snapshots,
+    SWASchedule,
+    WeightAverage,
+    ensemble_outputs,
+    evaluate_ensemble,
+    recalibrate_bn,
+)
 from eoslab.data import load_dataset
 from eoslab.losses import get_loss
 from eoslab.models import build_model
@@ -36,8 +42,8 @@ def test_swa_equals_the_mean_of_its_snapshots(one_thread):
     assert snaps.steps == [10, 15, 20, 25, 30] and swa.n_averaged == 5
     mean = {k: torch.stack([p[k] for p in snaps.params]).mean(dim=0) for k in snaps.params[0]}
     avg = swa.params()
-    for k in mean:
-        torch.testing.assert_close(avg[k], mean[k])
+    for k, v in mean.items():
+        torch.testing.assert_close(avg[k], v)
     final = dict(model.named_parameters())
     assert any(not torch.allclose(avg[k], final[k]) for k in avg)  # not just the last iterate
 

@@ -4,8 +4,14 @@ import pytest
 import torch
 
 import eoslab
-from eoslab.curves import (Curve, barrier, bezier_coefficients, evaluate_curve,
-                           polychain_coefficients, train_curve)
+from eoslab.curves import (
+    Curve,
+    barrier,
+    bezier_coefficients,
+    evaluate_curve,
+    polychain_coefficients,
+    train_curve,
+)
 from eoslab.landscape import interpolate
 from eoslab.models import build_model
 from eoslab.objective import Objective, trainable_params

@@ -66,8 +66,8 @@ def test_filter_normalised_slice_invariant_to_relu_rescaling(device, bias):
 def test_layer_normalise_and_random_seeding():
     w = {"a": torch.randn(3, 4, dtype=torch.float64), "b": torch.randn(4, dtype=torch.float64)}
     d = D.layer_normalize(D.random_direction(w, seed=5), w)
-    for k in w:
-        torch.testing.assert_close(d[k].norm(), w[k].norm())
+    for k, v in w.items():
+        torch.testing.assert_close(d[k].norm(), v.norm())
     assert torch.equal(D.random_direction(w, 5)["a"], D.random_direction(w, 5)["a"])
     assert not torch.equal(D.random_direction(w, 5)["a"], D.random_direction(w, 6)["a"])
     big = D.random_direction({"z": torch.zeros(20000)}, seed=0)["z"]
@@ -110,7 +110,7 @@ def test_hessian_directions_from_the_eigen_solver():
         [3.0, 1.0, 0.5, 0.2], dtype=torch.float64)
     model = torch.nn.Linear(4, 1, bias=False).double()
     obj = Objective(model, "mse", x, torch.zeros(30, 1, dtype=torch.float64))
-    vals, vecs = torch.linalg.eigh(x.T @ x / 30)  # the exact Hessian of this MSE
+    _, vecs = torch.linalg.eigh(x.T @ x / 30)  # the exact Hessian of this MSE
     got = D.hessian_directions(obj, k=2, tol=1e-10)
     for i, d in enumerate(got):
         exact = vecs[:, -1 - i]

@@ -4,8 +4,15 @@ import pytest
 import torch
 
 from eoslab import directions as D
-from eoslab.landscape import (cached, evaluate_points, interpolate, points_per_batch,
-                              result_key, slice_1d, slice_2d)
+from eoslab.landscape import (
+    cached,
+    evaluate_points,
+    interpolate,
+    points_per_batch,
+    result_key,
+    slice_1d,
+    slice_2d,
+)
 from eoslab.models import build_model
 from eoslab.objective import Objective, trainable_params
 from eoslab.store import RunStore
