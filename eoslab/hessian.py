@@ -40,13 +40,17 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from typing import Callable
+
 import numpy as np
 import torch
 from torch.func import grad, jvp, vmap
 
 from .objective import Objective, iter_chunks
 
-__all__ = ["HessianOperator", "hvp", "flatten", "unflatten", "check_finite"]
+__all__ = ["HessianOperator", "hvp", "flatten", "unflatten", "check_finite", "restrict"]
 
 Params = dict[str, torch.Tensor]
 
@@ -76,6 +80,27 @@ def check_finite(params: Params) -> None:
     if bad:
         raise ValueError(f"parameters {bad} hold non-finite values (NaN or inf); curvature "
                          "is only defined at finite parameters (has the run diverged?)")
+
+
+def restrict(objective: Objective, include: str | Callable[[str], bool] | tuple) -> Objective:
+    """The same objective over a block of the parameters (per-layer curvature).
+
+    ``include`` is a tuple of names, a regular expression searched in each name (e.g.
+    ``r"^0\\."`` or ``"bias"``), or a predicate on names; the other parameters are held at
+    the model's current values.
+
+    Raises:
+        ValueError: when no trainable parameter matches.
+    """
+    every = [n for n, p in objective.model.named_parameters() if p.requires_grad]
+    if isinstance(include, (tuple, list)):
+        names = tuple(include)
+    else:
+        test = include if callable(include) else (lambda n: re.search(include, n) is not None)
+        names = tuple(n for n in every if test(n))
+    if not names:
+        raise ValueError(f"include={include!r} matches no parameter; names are {every}")
+    return dataclasses.replace(objective, names=names)
 
 
 def hvp(objective: Objective, params: Params, vectors: Params) -> Params:
