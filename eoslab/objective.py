@@ -148,7 +148,7 @@ class Objective:
             loss_sum += weight * float(self.loss.per_example_mean(out, yc))
             if classify:
                 acc_sum += weight * float(accuracy(out, yc))
-        out = {"loss": float(self.loss.finish(torch.tensor(loss_sum)))}
+        out = {"loss": float(self.loss.finish(torch.tensor(loss_sum, dtype=torch.float64)))}
         if classify:
             out["acc"] = acc_sum
         return out

@@ -263,7 +263,7 @@ def fit(model: nn.Module, data: Dataset, loss: Loss | str, optimizer: torch.opti
         probes: Sequence[Callable] = (), callbacks: Sequence[Callback] = (),
         stop: threading.Event | None = None, divergence_factor: float = 1e3,
         seed: int = 0, eval_test: bool = True, checkpoint=None, resume_state: dict | None = None,
-        ) -> Run:
+        after_step: Sequence[Callable] = ()) -> Run:
     """Train ``model`` in place and return the :class:`Run`.
 
     Args:
@@ -281,6 +281,9 @@ def fit(model: nn.Module, data: Dataset, loss: Loss | str, optimizer: torch.opti
         eval_test: also record test loss/accuracy when the dataset has a test split.
         checkpoint: an object with ``every`` and ``save(state)`` (see ``eoslab.store``).
         resume_state: a state saved by ``checkpoint`` to continue from.
+        after_step: light hooks ``hook(step, model, optimizer)`` called after every
+            optimiser step, with the model at :math:`\theta_{t+1}` (e.g. weight averaging
+            each step); unlike probes they add no history row.
     """
     loss = get_loss(loss)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -366,6 +369,8 @@ def fit(model: nn.Module, data: Dataset, loss: Loss | str, optimizer: torch.opti
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        for hook in after_step:
+            hook(step, model, optimizer)
         run.steps_done = step + 1
         if checkpoint is not None and (step + 1) % checkpoint.every == 0:
             bad = watch.check()

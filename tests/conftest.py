@@ -7,6 +7,11 @@ import torch
 
 os.environ.setdefault("EOSLAB_QUICK", "1")
 
+# One intra-op thread: the tests' tensors are small, and while the browser tests run a
+# Voila server, its kernels and Chromium share the machine's cores with this process;
+# oversubscribed BLAS threads made small-net tests 10-70x slower there.
+torch.set_num_threads(1)
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -202,3 +202,14 @@ def test_wrong_shapes_are_a_clear_error():
 def test_bad_lr_is_rejected_with_its_value(lr):
     with pytest.raises(ValueError, match="lr="):
         make_optimizer("gd", [torch.zeros(1, requires_grad=True)], lr)
+
+
+def test_after_step_hooks_see_every_updated_model():
+    data, model = _digits_setup("cpu")
+    seen = []
+    opt = make_optimizer("gd", model.parameters(), 0.05)
+    fit(model, data, "mse", opt, steps=6, record_every=100,
+        after_step=[lambda step, m, o: seen.append((step, m[-1].bias.detach().clone()))])
+    assert [s for s, _ in seen] == list(range(6))
+    assert torch.equal(seen[-1][1], model[-1].bias.detach())
+    assert not torch.equal(seen[0][1], seen[-1][1])
