@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 __all__ = ["Lookahead", "lookahead_factor", "lookahead_threshold", "Paths", "lookahead_paths",
-           "stationary_loss"]
+           "stationary_loss", "noise_floors", "exact_noise_floors"]
 
 
 def _check(alpha, k) -> tuple[float, int]:
@@ -179,41 +179,43 @@ class Paths:
 
 
 def _run(hessian, center, start, make, steps, noise, seed, blowup, every=None):
-    w = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
+    """Optimise a batch of ``S`` independent 2-D points (``start``: ``(S, 2)``) at once."""
+    w = torch.nn.Parameter(torch.as_tensor(np.asarray(start, dtype=np.float64)).clone())
     opt = make([w])
     gen = torch.Generator().manual_seed(seed)
     a, c = torch.as_tensor(hessian), torch.as_tensor(center, dtype=torch.float64)
+    kicks = noise * torch.randn(steps, *w.shape, generator=gen, dtype=torch.float64)
 
     def loss(v):
         e = v - c
-        return 0.5 * float(e @ a @ e)
+        return 0.5 * ((e @ a) * e).sum(-1)
 
-    limit = blowup * max(loss(w.detach()), 1.0)
+    limit = blowup * max(float(loss(w.detach()).max()), 1.0)
     points, slow, diverged = [w.detach().clone()], [w.detach().clone()], None
     for t in range(steps):
-        kick = torch.randn(2, generator=gen, dtype=torch.float64)
-        w.grad = a @ (w.detach() - c) + noise * kick
+        w.grad = (w.detach() - c) @ a + kicks[t]
         opt.step()
         points.append(w.detach().clone())
         if every and (t + 1) % every == 0:
             slow.append(w.detach().clone())
-        value = loss(points[-1])
-        if not math.isfinite(value) or value > limit:
+        worst = float(loss(points[-1]).max())
+        if not math.isfinite(worst) or worst > limit:
             diverged = t + 1
             break
-    pts = torch.stack(points).numpy()
-    return pts, torch.stack(slow).numpy(), diverged
+    return torch.stack(points).numpy(), torch.stack(slow).numpy(), diverged
 
 
 def lookahead_paths(quadratic, start: Sequence[float], lr: float, steps: int, *,
                     alpha: float = 0.5, k: int = 5, momentum: float = 0.0, noise: float = 0.0,
-                    seed: int = 0, blowup: float = 1e6) -> Paths:
+                    seed: int = 0, blowup: float = 1e6, batch: int | None = None) -> Paths:
     """SGD (heavy ball if ``momentum``) alone and inside :class:`Lookahead` on a 2-D quadratic.
 
     The gradient is :math:`A(w - w^*) + \\sigma\\xi_t` with :math:`\\xi_t \\sim N(0, I)`
     drawn from ``seed`` (the same draws for both runs); both are cut at the first step
     whose loss exceeds ``blowup`` times the first one (or ``blowup`` if that is below 1).  ``quadratic`` is an
-    :class:`eoslab.quadratic.Quadratic`.
+    :class:`eoslab.quadratic.Quadratic`.  ``batch=S`` runs ``S`` independent noisy copies
+    at once (arrays gain a copy axis after the step axis; a run is cut when any copy
+    passes ``blowup``).
     """
     alpha, k = _check(alpha, k)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -225,10 +227,12 @@ def lookahead_paths(quadratic, start: Sequence[float], lr: float, steps: int, *,
     def sgd(params):
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
 
-    args = (quadratic.hessian, quadratic.center, start)
+    args = (quadratic.hessian, quadratic.center, [start] if batch is None else [start] * batch)
     inner, _, inner_div = _run(*args, sgd, steps, noise, seed, blowup)
     fast, slow, la_div = _run(*args, lambda p: Lookahead(sgd(p), alpha, k), steps, noise,
                               seed, blowup, every=k)
+    if batch is None:
+        inner, fast, slow = inner[:, 0], fast[:, 0], slow[:, 0]
     return Paths(inner, fast, slow, quadratic.loss(inner), quadratic.loss(fast),
                  quadratic.loss(slow), inner_div, la_div, k)
 
@@ -242,5 +246,56 @@ def stationary_loss(losses: np.ndarray, last: float = 0.5) -> float:
     if not 0 < last <= 1:
         raise ValueError(f"last={last!r} is not allowed; use a fraction in (0, 1]")
     losses = np.asarray(losses, dtype=np.float64)
-    cut = int(len(losses) * (1 - last))
+    cut = int(len(losses) * (1 - last))  # along the step axis; copies (if any) are averaged
     return float(np.mean(losses[cut:]))
+
+
+def noise_floors(quadratic, lr: float, noise: float, steps: int, seeds: int, *,
+                 alpha: float = 0.5, k: int = 5, momentum: float = 0.0) -> dict:
+    """Mean stationary loss of SGD alone and of Lookahead's slow weights over ``seeds`` runs.
+
+    The ``seeds`` runs go as one batch from the minimiser, so only the noise moves them;
+    the second half of the paths is averaged over steps and copies (:func:`stationary_loss`).  Returns ``{"inner", "slow", "fast",
+    "ratio"}`` with ``ratio = slow / inner`` (< 1: Lookahead has the lower variance,
+    Zhang et al. 2019, Prop. 2).
+    """
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r} is not allowed; use an integer >= 1")
+    p = lookahead_paths(quadratic, quadratic.center, lr, steps, alpha=alpha, k=k,
+                        momentum=momentum, noise=noise, seed=0, batch=seeds)
+    means = {"inner": stationary_loss(p.inner_loss), "slow": stationary_loss(p.slow_loss),
+             "fast": stationary_loss(p.fast_loss)}
+    means["ratio"] = means["slow"] / means["inner"] if means["inner"] > 0 else float("nan")
+    return means
+
+
+def exact_noise_floors(eigenvalues: Sequence[float], lr: float, noise: float, *,
+                       alpha: float = 0.5, k: int = 5) -> dict:
+    """Stationary :math:`E[L]` of SGD alone and of Lookahead's slow weights, exactly.
+
+    Per eigen-direction (:math:`r = 1 - \\eta\\lambda`, gradient noise :math:`\\sigma`), SGD
+    has :math:`\\mathrm{Var} = \\eta^2\\sigma^2/(1-r^2)`; one Lookahead cycle is
+    :math:`\\phi' = \\rho\\phi + \\alpha\\sum_j r^{k-1-j}(-\\eta\\sigma\\xi_j)`, so
+
+    .. math::
+
+        \\mathrm{Var}_\\phi = \\frac{\\alpha^2\\eta^2\\sigma^2 (1-r^{2k})/(1-r^2)}{1-\\rho^2},
+        \\qquad E[L] = \\tfrac12 \\textstyle\\sum_i \\lambda_i \\mathrm{Var}_i .
+
+    Returns ``{"inner", "slow", "ratio"}`` (``nan`` where a method is unstable).
+
+    >>> f = exact_noise_floors((1.0,), 1.0, 0.1)  # r = 0: Var_slow = alpha^2 eta^2 s^2/(1-(1-alpha)^2)
+    >>> round(f["inner"], 6), round(f["slow"], 6)
+    (0.005, 0.001667)
+    """
+    alpha, k = _check(alpha, k)
+    inner = slow = 0.0
+    for lam in eigenvalues:
+        r = 1.0 - lr * lam
+        rho = lookahead_factor(lr, lam, alpha, k)
+        sum_r = float(k) if abs(r) == 1 else (1 - r ** (2 * k)) / (1 - r * r)
+        inner += 0.5 * lam * (lr * noise) ** 2 / (1 - r * r) if abs(r) < 1 else float("nan")
+        slow += (0.5 * lam * (alpha * lr * noise) ** 2 * sum_r / (1 - rho * rho)
+                 if abs(rho) < 1 else float("nan"))
+    return {"inner": inner, "slow": slow,
+            "ratio": slow / inner if inner > 0 else float("nan")}

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from eoslab.data import Dataset
-from eoslab.lookahead import (Lookahead, lookahead_factor, lookahead_paths, lookahead_threshold,
+from eoslab.lookahead import (Lookahead, exact_noise_floors, lookahead_factor, lookahead_paths,
+                              lookahead_threshold, noise_floors,
                               stationary_loss)
 from eoslab.quadratic import Quadratic
 from eoslab.train import fit
@@ -140,3 +141,21 @@ def test_bad_input_names_the_value():
     with pytest.raises(ValueError, match="last=0"):
         stationary_loss([1.0], last=0)
     assert math.isfinite(lookahead_factor(0.1, 1.0))
+
+
+def test_noise_floors_match_the_exact_stationary_variance():
+    q = Quadratic((1.0, 0.1), angle=30.0)
+    exact = exact_noise_floors(q.eigenvalues, 1.0, 0.1, alpha=0.5, k=5)
+    measured = noise_floors(q, 1.0, 0.1, 1000, 32, alpha=0.5, k=5)
+    assert measured["inner"] == pytest.approx(exact["inner"], rel=0.1)
+    assert measured["slow"] == pytest.approx(exact["slow"], rel=0.1)
+    assert exact["ratio"] < 0.5 and measured["ratio"] < 0.5
+    # the exact formula against a brute-force linear recursion of the covariance, 1-D
+    lam, lr, s, alpha, k = 0.3, 1.5, 0.2, 0.4, 3
+    r = 1 - lr * lam
+    var_slow = 0.0
+    for _ in range(5000):  # phi' = rho phi + alpha sum_j r^(k-1-j) noise_j
+        var_slow = lookahead_factor(lr, lam, alpha, k) ** 2 * var_slow + alpha ** 2 * sum(
+            (r ** (k - 1 - j) * lr * s) ** 2 for j in range(k))
+    assert exact_noise_floors((lam,), lr, s, alpha=alpha, k=k)["slow"] == pytest.approx(
+        0.5 * lam * var_slow, rel=1e-9)

@@ -38,7 +38,9 @@ from .base import (BackgroundRunner, LiveChart, RunControls, Throttle, describe_
                    enable_offline_charts, preset_dropdown, slider)
 from .eos import EdgeOfStabilityApp, edge_band, eos_configs
 from .quadratic import QuadraticApp, quadratic_verdict
+from .lookahead import LookaheadApp  # noqa: F401  chapter 19
 
 __all__ = ["BackgroundRunner", "LiveChart", "RunControls", "Throttle", "describe_divergence",
            "enable_offline_charts", "preset_dropdown", "slider", "EdgeOfStabilityApp",
            "edge_band", "eos_configs", "QuadraticApp", "quadratic_verdict"]
+from .mode_connectivity import ModeConnectivityApp  # noqa: F401  chapter 14
