@@ -9,9 +9,20 @@ needs products :math:`v \\mapsto H v` with
     \\bar\\ell_c(\\theta)\\Big),
 
 evaluated through :class:`~eoslab.objective.Objective`, i.e. ``torch.func.functional_call``
-on a parameter dict, so the model itself is never touched.  Products are computed
-forward-over-reverse (``jvp`` of ``grad``, Pearlmutter 1994), batched over several vectors
-with ``vmap``, and accumulated over data chunks weighted by their share ``n_c / n``.
+on a parameter dict, so the model itself is never touched.  Products are accumulated over
+data chunks weighted by their share ``n_c / n`` and computed in one of two ways:
+
+``method="forward"``
+    forward-over-reverse (``jvp`` of ``grad``, Pearlmutter 1994), batched over several
+    vectors with ``vmap``; stateless, so memory stays that of one chunk.
+``method="cached"``
+    the gradient graph of each chunk is built once (``create_graph=True``) and every
+    product is one backward pass through it (``is_grads_batched`` for several vectors).
+    It skips the forward pass of each product, about twice as fast on the digits default,
+    but keeps the graphs of all chunks alive.
+``method="auto"`` (default)
+    ``cached`` when the data is one chunk, ``forward`` when it is chunked (chunking is
+    asked for to bound memory).
 
 An outer transform :math:`h` (``sqrt-mse``) does not decompose over chunks, so its
 Hessian is assembled exactly by the chain rule around the accumulated mean :math:`m`:
@@ -123,6 +134,7 @@ class HessianOperator:
     Args:
         objective: the loss (data, chunking, BatchNorm mode and parameter block).
         params: the point; default the model's current values of the probed parameters.
+        method: ``"auto"``, ``"forward"`` or ``"cached"`` (see the module docstring).
 
     Attributes:
         shape: ``(n, n)`` with ``n`` the number of probed scalars.
@@ -133,7 +145,11 @@ class HessianOperator:
         ValueError: non-finite parameters.
     """
 
-    def __init__(self, objective: Objective, params: Params | None = None):
+    def __init__(self, objective: Objective, params: Params | None = None,
+                 method: str = "auto"):
+        if method not in ("auto", "forward", "cached"):
+            raise ValueError(f"method={method!r} is not allowed; use 'auto', 'forward' or "
+                             "'cached'")
         self.objective = objective
         params = objective.params() if params is None else {
             n: params[n].detach() for n in objective.param_names}
@@ -147,6 +163,9 @@ class HessianOperator:
         self._outer = None
         if objective.loss.outer is not None:
             self._outer = self._outer_terms()
+        one_chunk = not objective.chunk_size or objective.chunk_size >= objective.x.shape[0]
+        self.method = ("cached" if one_chunk else "forward") if method == "auto" else method
+        self._graph = self._cached_graph() if self.method == "cached" else None
 
     # -- the products -------------------------------------------------------------------
     def _chunk_grad(self, xc, yc):
@@ -166,6 +185,37 @@ class HessianOperator:
         d2 = grad(grad(h))(m)
         return d1, d2, g
 
+    def _cached_graph(self):
+        """Leaves and the gradient graph of each chunk, built once (``create_graph``)."""
+        graphs = []
+        for xc, yc, w in iter_chunks(self.objective.x, self.objective.y,
+                                     self.objective.chunk_size):
+            leaves = {n: p.clone().requires_grad_(True) for n, p in self.params.items()}
+            with torch.enable_grad():
+                loss = self.objective.chunk_loss(leaves, xc, yc)
+                grads = torch.autograd.grad(loss, list(leaves.values()), create_graph=True,
+                                            allow_unused=True, materialize_grads=True)
+            graphs.append((list(leaves.values()), grads, w))
+        return graphs
+
+    def _cached_products(self, V: torch.Tensor, batched: bool) -> torch.Tensor:
+        total = None
+        for leaves, grads, w in self._graph:
+            vs = unflatten(V.T.contiguous() if batched else V, self.params)
+            pairs = [(g, v) for g, v in zip(grads, vs.values()) if g.requires_grad]
+            if not pairs:
+                term = torch.zeros_like(V)
+            else:
+                out = torch.autograd.grad([g for g, _ in pairs], leaves,
+                                          grad_outputs=[v for _, v in pairs],
+                                          retain_graph=True, allow_unused=True,
+                                          materialize_grads=True, is_grads_batched=batched)
+                term = (torch.cat([o.reshape(o.shape[0], -1) for o in out], 1).T if batched
+                        else flatten(out))
+            term = term * w
+            total = term if total is None else total + term
+        return total
+
     def _products(self, tangents: Params, batched: bool) -> torch.Tensor:
         total = None
         for xc, yc, w in iter_chunks(self.objective.x, self.objective.y,
@@ -184,7 +234,10 @@ class HessianOperator:
         if V.dim() != 2 or V.shape[0] != self.numel:
             raise ValueError(f"V must have shape ({self.numel}, b), got {tuple(V.shape)}")
         V = V.to(self.dtype)
-        out = self._products(unflatten(V.T.contiguous(), self.params), batched=True).T
+        if self._graph is not None:
+            out = self._cached_products(V, batched=True)
+        else:
+            out = self._products(unflatten(V.T.contiguous(), self.params), batched=True).T
         self.hvps += V.shape[1]
         return self._chain(out, V)
 
@@ -192,7 +245,11 @@ class HessianOperator:
         """:math:`H v` for a flat vector ``v`` of length ``n``."""
         if v.shape != (self.numel,):
             raise ValueError(f"v must have shape ({self.numel},), got {tuple(v.shape)}")
-        out = self._products(unflatten(v.to(self.dtype), self.params), batched=False)
+        v = v.to(self.dtype)
+        if self._graph is not None:
+            out = self._cached_products(v, batched=False)
+        else:
+            out = self._products(unflatten(v, self.params), batched=False)
         self.hvps += 1
         return self._chain(out, v)
 

@@ -40,12 +40,14 @@ def dense_reference(objective: Objective) -> torch.Tensor:
     return torch.autograd.functional.hessian(f, flat)
 
 
+@pytest.mark.parametrize("method", ["forward", "cached"])
 @pytest.mark.parametrize("loss,chunk", [("mse", None), ("mse", 7), ("ce", 5), ("sqrt-mse", None),
                                         ("sqrt-mse", 7)])
-def test_hvp_matches_dense_hessian(device, loss, chunk):
+def test_hvp_matches_dense_hessian(device, loss, chunk, method):
     obj = tiny(loss=loss, device=device, chunk_size=chunk)
     H = dense_reference(obj)
-    op = HessianOperator(obj)
+    op = HessianOperator(obj, method=method)
+    assert op.method == method
     gen = torch.Generator().manual_seed(1)
     v = op.random(generator=gen)
     torch.testing.assert_close(op.matvec(v), H @ v, rtol=0, atol=1e-10)
@@ -62,16 +64,18 @@ def test_gradient_matches_autograd():
     torch.testing.assert_close(HessianOperator(obj).gradient(), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["forward", "cached"])
 @pytest.mark.parametrize("train_mode", [False, True])
-def test_batchnorm_modes_are_exact_and_leave_buffers_alone(train_mode):
+def test_batchnorm_modes_are_exact_and_leave_buffers_alone(train_mode, method):
     obj = tiny(model="cnn-bn", train_mode=train_mode, n=12)
     obj.model.train()
     with torch.no_grad():  # non-trivial running statistics, so the two modes differ
         obj.model(obj.x * 2 + 1)
     before = {n: b.clone() for n, b in obj.model.named_buffers()}
     H = dense_reference(obj)
-    op = HessianOperator(obj)
+    op = HessianOperator(obj, method=method)
     V = op.random(3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(op.matvec(V[:, 0]), H @ V[:, 0], rtol=0, atol=1e-10)
     torch.testing.assert_close(op.matmat(V), H @ V, rtol=0, atol=1e-10)
     for name, buf in obj.model.named_buffers():
         assert torch.equal(buf, before[name]), name
@@ -149,3 +153,11 @@ def test_bad_inputs_raise_clear_errors():
         Objective(obj.model, "mse", obj.x[:0], obj.y[:0])
     with pytest.raises(ValueError, match="rademacher"):
         op.random(kind="uniform")
+    with pytest.raises(ValueError, match="method"):
+        HessianOperator(obj, method="double-backward")
+
+
+def test_auto_method_caches_the_graph_only_for_one_chunk():
+    assert HessianOperator(tiny()).method == "cached"
+    assert HessianOperator(tiny(chunk_size=7)).method == "forward"
+    assert HessianOperator(tiny(chunk_size=100)).method == "cached"
