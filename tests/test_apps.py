@@ -214,3 +214,13 @@ def test_eos_app_slider_change_shows_stored_runs_or_trains():
     assert app.histories == {} and "press Run" in app.controls.status.value
     app.lr.value = 0.3
     assert list(app.histories) == [0.3]  # back from the store without training
+
+
+def test_eos_app_background_errors_reach_the_status_line_and_wait():
+    preset = Preset("02", "paper", dict(_tiny().values, dataset="cifar10-1k"), "paper: test")
+    app = EdgeOfStabilityApp(preset, chart_mode="jupyter", store=False)
+    app.run()
+    with pytest.raises((ImportError, FileNotFoundError)):
+        app.wait(60)
+    assert app.controls.status.value.startswith("error: ")
+    assert app.controls.stop.disabled

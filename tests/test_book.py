@@ -78,7 +78,7 @@ def test_notebook_executes_on_the_quick_preset(path, monkeypatch):
         for out in cell.get("outputs", []):
             assert out.output_type != "error", f"{path.name}: {out.get('ename')}"
             if out.output_type == "stream" and out.name == "stderr":
-                assert "Traceback" not in out.text and "Error" not in out.text, out.text
+                assert "Traceback" not in out.text, out.text
     has_code = any(c.cell_type == "code" for c in nb.cells)
     if has_code:
         widgets = nb.metadata.get("widgets", {}).get(
@@ -86,6 +86,8 @@ def test_notebook_executes_on_the_quick_preset(path, monkeypatch):
         statuses = [w["state"].get("value", "") for w in widgets.values()
                     if "eoslab-status" in w["state"].get("_dom_classes", [])]
         assert statuses and all(statuses), f"{path.name}: no status line was sent"
+        if path.name.startswith("02_"):  # trained in a thread: its final words reached the client
+            assert any("sharpness / edge" in s for s in statuses), statuses
 
 
 def test_widget_updates_from_a_background_thread_reach_the_front_end(tmp_path, monkeypatch):

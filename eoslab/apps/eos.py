@@ -79,10 +79,14 @@ class EdgeOfStabilityApp:
     ``eoslab-momentum-slider``, ``eoslab-run``, ``eoslab-stop``, ``eoslab-progress``,
     ``eoslab-status``, ``eoslab-chart``.
 
-    ``parallel`` trains the step sizes in one thread each; ``torch_threads`` caps torch's
-    intra-op threads in each training thread (``None``: leave torch's setting).  One thread
-    per run is the default because on a shared 2-core machine two threads per run were
-    measured 8x slower than one (37 s against 311 s for the quick preset under load).
+    The step sizes train one after another, largest first, in one background thread.
+    ``parallel=True`` trains them in one thread each instead, which only works without
+    the sharpness probe: ``torch.func.jvp`` (the Hessian-vector products) keeps its
+    forward-AD level in process-wide state, and two threads computing products at once
+    fail with "no level exists".  ``torch_threads`` caps torch's intra-op threads in the
+    training thread (``None``: leave torch's setting); one is the default because on a
+    shared 2-core machine two threads were measured 8x slower than one (311 s against
+    37 s for the quick preset under load).
 
     Attributes:
         histories: ``{lr: rows}`` of the runs shown.
@@ -90,7 +94,7 @@ class EdgeOfStabilityApp:
     """
 
     def __init__(self, preset: str | None = None, store: RunStore | None | bool = None,
-                 chart_mode: str = "auto", throttle: float = 0.2, parallel: bool = True,
+                 chart_mode: str = "auto", throttle: float = 0.2, parallel: bool = False,
                  auto_run: bool = True, torch_threads: int | None = 1):
         self.preset = _resolve(preset)
         self.store, self.parallel, self.auto_run = store, parallel, auto_run
@@ -255,7 +259,11 @@ class EdgeOfStabilityApp:
         self.run(wait=True)
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self.runner.wait(timeout)
+        """Block until the background training ends (``False`` on timeout); re-raises its error."""
+        finished = self.runner.wait(timeout)
+        if self.runner.error is not None:
+            raise self.runner.error
+        return finished
 
     def stop(self) -> None:
         self.runner.stop()
