@@ -60,7 +60,7 @@ def test_suggest_range_on_a_known_curve():
     low, high, steep = suggest_range(lrs, loss)
     assert high == pytest.approx(lrs[np.argmin(loss)])
     assert 0.002 < low < 0.01 and 0.005 < steep < 0.02 and steep < high
-    assert smooth_losses([1.0, 3.0], beta=0.5) == pytest.approx([1.0, (0.25 + 0.75) / 0.75])
+    assert smooth_losses([1.0, 3.0], beta=0.5) == pytest.approx([1.0, (0.25 + 1.5) / 0.75])
 
 
 def test_bad_input_names_the_value():
