@@ -117,8 +117,10 @@ def eos_layout(momentum: float = 0.0):
     """Four panels: loss and sharpness vs step with :math:`(2+2\\beta)/\\eta` lines,
     sharpness divided by its threshold (1 is the edge), and loss vs time :math:`\\eta t`.
 
-    Datasets: ``history`` (run, lr, step, time, loss, sharpness, ratio) and
-    ``thresholds`` (run, lr, threshold).
+    Datasets: ``history`` (run, lr, step, time, loss, sharpness, ratio), ``thresholds``
+    (run, lr, threshold) and ``crossings`` (run, lr, step, time): where each run's
+    sharpness first reaches its threshold, the time after which GD can no longer follow
+    gradient flow (Cohen et al. 2021, section 3).
     """
     base = alt.Chart(alt.Data(name="history"))
     edge = "(2+2beta)/eta" if momentum else "2/eta"
@@ -138,26 +140,35 @@ def eos_layout(momentum: float = 0.0):
         ).transform_filter("isValid(datum.ratio)"),
         alt.Chart(alt.Data(values=[{"one": 1.0}])).mark_rule(color="black").encode(y="one:Q"),
     ).properties(title="1 = the edge of stability")
-    flow = base.mark_line().encode(
-        x=alt.X("time:Q", title="time eta * step"), y=_y("loss", "train loss", True),
-        color=_color()).transform_filter("datum.loss > 0").properties(
-        title="loss vs time: runs agree (gradient flow) until the edge")
+    flow = alt.layer(
+        base.mark_line().encode(
+            x=alt.X("time:Q", title="time eta * step"), y=_y("loss", "train loss", True),
+            color=_color()).transform_filter("datum.loss > 0"),
+        alt.Chart(alt.Data(name="crossings")).mark_rule(strokeDash=[2, 3]).encode(
+            x="time:Q", color=_color()),
+    ).properties(title="loss vs time; dotted: each run reaches its edge")
     panels = [p.properties(width=WIDTH, height=HEIGHT) for p in (loss, sharp, ratio, flow)]
     return alt.vconcat(alt.hconcat(panels[0], panels[1]), alt.hconcat(panels[2], panels[3]))
 
 
 def eos_data(histories: Mapping[float, Sequence[dict]], momentum: float = 0.0) -> dict:
     """Datasets for :func:`eos_layout` from ``{lr: history rows}``."""
-    data = []
+    data, crossings = [], []
     for lr, history in histories.items():
         edge = (2 + 2 * momentum) / lr
+        label, crossed = run_label(lr, momentum), False
         for row in history:
             sharpness = _clean(row.get("sharpness"))
-            data.append({"run": run_label(lr, momentum), "lr": lr, "step": row["step"],
+            data.append({"run": label, "lr": lr, "step": row["step"],
                          "time": lr * row["step"], "loss": _clean(row.get("loss")),
                          "sharpness": sharpness,
                          "ratio": None if sharpness is None else sharpness / edge})
-    return {"history": data, "thresholds": threshold_rows(histories, momentum)}
+            if not crossed and sharpness is not None and sharpness >= edge:
+                crossed = True
+                crossings.append({"run": label, "lr": lr, "step": row["step"],
+                                  "time": lr * row["step"]})
+    return {"history": data, "thresholds": threshold_rows(histories, momentum),
+            "crossings": crossings}
 
 
 def eos_chart(histories: Mapping[float, Sequence[dict]], momentum: float = 0.0):

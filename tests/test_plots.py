@@ -115,3 +115,13 @@ def test_charts_render_offline_to_svg():
     q = Quadratic((2.0, 0.5))
     svg = vlc.vegalite_to_svg(plots.quadratic_chart(q, simulate(q, (1, 1), 0.5, 5)).to_dict())
     assert svg.startswith("<svg") and "GD path" in svg
+
+
+def test_eos_data_marks_where_each_run_first_reaches_its_edge():
+    histories = {0.5: [{"step": 0, "loss": 1.0, "sharpness": 3.0},
+                       {"step": 10, "loss": 0.5, "sharpness": 4.1},
+                       {"step": 20, "loss": 0.4, "sharpness": 4.2}],
+                 0.1: [{"step": 0, "loss": 1.0, "sharpness": 3.0}]}
+    data = plots.eos_data(histories)
+    assert data["crossings"] == [{"run": "eta = 0.5", "lr": 0.5, "step": 10, "time": 5.0}]
+    assert ("rule", "crossings") in _marks(plots.eos_chart(histories).to_dict())
