@@ -42,7 +42,7 @@ import torch
 
 from .optim import check_lr
 
-__all__ = ["NormalizedGD", "effective_lr", "effective_sharpness"]
+__all__ = ["NormalizedGD", "effective_lr", "effective_sharpness", "EffectiveSharpnessProbe"]
 
 
 class NormalizedGD(torch.optim.Optimizer):
@@ -123,3 +123,42 @@ def effective_sharpness(sharpness: float, lr: float, **options) -> float:
     1.0
     """
     return effective_lr(lr, **options) * sharpness / 2.0
+
+
+class EffectiveSharpnessProbe:
+    """Sharpness of the *base* loss :math:`L` and the effective edge ratio, during ``fit``.
+
+    Works for NGD on :math:`L` (``method="ngd"``) and GD on :math:`\\sqrt L`
+    (``method="sqrt"``, the run's loss ``sqrt-mse``): the Hessian is always that of
+    :math:`L` (``base_loss``), computed by :class:`~eoslab.sharpness.SharpnessProbe`.
+    Keys: ``sharpness``, ``base_loss`` (:math:`L`), ``base_grad_norm``
+    (:math:`\\lVert\\nabla L\\rVert`), ``effective_lr`` and ``edge_ratio``
+    (:math:`\\eta_{\\mathrm{eff}} S / 2`).
+    """
+
+    def __init__(self, every: int, method: str = "ngd", base_loss: str = "mse",
+                 tol: float = 1e-3):
+        from .sharpness import SharpnessProbe
+
+        if method not in ("ngd", "sqrt", "gd"):
+            raise ValueError(f"method={method!r} is not allowed; use 'ngd', 'sqrt' or 'gd'")
+        self.every, self.method, self.base_loss = every, method, base_loss
+        self.sharpness = SharpnessProbe(every, tol=tol)
+
+    def __call__(self, ctx) -> dict:
+        import dataclasses
+
+        from .hessian import HessianOperator
+
+        objective = dataclasses.replace(ctx.objective, loss=self.base_loss)
+        row = self.sharpness(dataclasses.replace(ctx, objective=objective))
+        op = HessianOperator(objective)
+        loss = float(objective(op.params))
+        norm = float(op.gradient().norm())
+        row.update(base_loss=loss, base_grad_norm=norm)
+        try:
+            eff = effective_lr(ctx.lr, grad_norm=norm, loss=loss, method=self.method)
+        except ValueError:  # exactly at a minimum: no effective step size
+            eff = float("nan")
+        row.update(effective_lr=eff, edge_ratio=eff * row["sharpness"] / 2.0)
+        return row

@@ -75,3 +75,20 @@ def test_runs_in_fit_and_each_step_has_length_eta(device):
     assert float((after - before).norm()) <= 3 * 0.05 + 1e-12
     assert run.history[-1]["loss"] < run.history[0]["loss"]
     assert math.isfinite(run.history[-1]["grad_norm"])
+
+
+def test_effective_sharpness_probe_uses_the_hessian_of_the_base_loss(device):
+    from eoslab.normalized import EffectiveSharpnessProbe
+
+    data = load_dataset("quadratic", spectrum=[4.0, 1.0], dtype="float64", device=device,
+                        loss="sqrt-mse")
+    model = build_model("linear", (2,), 1, dtype="float64", device=device)
+    probe = EffectiveSharpnessProbe(every=1, method="sqrt", tol=1e-10)
+    run = fit(model, data, "sqrt-mse", torch.optim.SGD(model.parameters(), lr=0.1), steps=2,
+              record_every=1, probes=[probe])
+    first = run.history[0]
+    assert first["sharpness"] == pytest.approx(4.0, rel=1e-8)  # of L, not of sqrt(L)
+    assert first["loss"] == pytest.approx(math.sqrt(first["base_loss"]), rel=1e-10)
+    assert first["edge_ratio"] == pytest.approx(0.1 / (2 * first["loss"]) * 4.0 / 2, rel=1e-8)
+    with pytest.raises(ValueError, match="method"):
+        EffectiveSharpnessProbe(every=1, method="adam")
