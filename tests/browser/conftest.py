@@ -99,12 +99,15 @@ class Server:
 
 
 def serve_book(tmp: Path, book: Path = BOOK, pool_size: int = 1, cull_idle_timeout: float = 60,
-               cull_interval: float = 10, name: str = "voila") -> Server:
+               cull_interval: float = 10, name: str = "voila",
+               cull_connected: bool = True) -> Server:
     """``eoslab serve`` on ``book`` (quick preset, a fresh store) on a free port."""
     port = free_port()
     argv = [sys.executable, "-m", "eoslab.cli", "serve", "--book", str(book),
             "--port", str(port), "--pool-size", str(pool_size), "--quick",
             "--cull-idle-timeout", str(cull_idle_timeout), "--cull-interval", str(cull_interval)]
+    if not cull_connected:
+        argv.append("--keep-connected")
     env = {**os.environ, "EOSLAB_QUICK": "1", "EOSLAB_STORE": str(tmp / "store"),
            "PYTHONUNBUFFERED": "1"}
     return Server(argv, env, port, ARTIFACTS / "logs" / f"{name}-{port}.log")

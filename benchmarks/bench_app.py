@@ -1,0 +1,186 @@
+"""How fast do the served apps feel?  Two questions, measured in a real headless Chromium.
+
+1. **Time to first widget** (TTFW) of every chapter under ``eoslab serve``, as a ratio to
+   the trivial one-slider notebook (``tests/fixtures/one_slider.ipynb``) served the same
+   way, by the same server, in the same run (target: ratio <= 1.5).  Measured from
+   ``page.goto`` to the step-size slider being visible, once with the deployment's
+   pre-heated kernel pool (``--pool-size 1``, the default) and once cold (``--pool-size 0``).
+   Each repetition closes its page with the unload hook, so Voila shuts the kernel down,
+   and waits for the pool to refill before the next one.
+2. **Slider-to-chart latency** of chapter 01 (quick preset; target: median <= 150 ms): a
+   key press on the step-size slider's handle, timed in the page from the ``keydown``
+   event to the first DOM mutation inside ``.eoslab-chart`` (MutationObserver), and to the
+   last one of that burst (the redraw finished).
+
+Run: ``python benchmarks/bench_app.py [--reps 5] [--moves 20] [--json out.json]`` (needs
+``scripts/install-browser``).  Figures go to stdout; benchmarks/bench_app.md records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from eoslab.serve import chapter_url
+from tests.browser.conftest import BOOK, ERROR_TEXT, FIXTURES, chapters, launch, serve_book
+
+BASELINE = "one_slider.ipynb"
+FIRST_WIDGET = ".eoslab-lr-slider"
+
+LATENCY_JS = """() => {
+    const chart = document.querySelector('.eoslab-chart');
+    window.__eos = {t0: null, first: null, last: null};
+    document.addEventListener('keydown', () => {
+        window.__eos = {t0: performance.now(), first: null, last: null};
+    }, true);
+    new MutationObserver(() => {
+        const s = window.__eos, now = performance.now();
+        if (s.t0 === null) return;
+        if (s.first === null) s.first = now;
+        s.last = now;
+    }).observe(chart, {subtree: true, childList: true, attributes: true, characterData: true});
+}"""
+
+
+def kernels_idle(server, expected: int, timeout_s: float = 300) -> None:
+    """Wait until at least ``expected`` kernels run under the server, all of them idle."""
+    root = psutil.Process(server.process.pid)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        kernels = [p for p in root.children(recursive=True)
+                   if "ipykernel" in " ".join(p.cmdline())]
+        if len(kernels) >= expected:
+            busy = sum(p.cpu_percent(interval=None) for p in kernels)
+            time.sleep(1.0)
+            busy = sum(p.cpu_percent(interval=None) for p in kernels)
+            if busy < 5:
+                return
+        else:
+            time.sleep(1.0)
+    raise RuntimeError(f"the server never settled at {expected} idle kernels")
+
+
+def time_to_first_widget(pw, server, notebooks, reps, pooled, tmp) -> dict:
+    times = {nb: [] for nb in notebooks}
+    for rep in range(reps):
+        for nb in notebooks:
+            kernels_idle(server, len(notebooks) if pooled else 0)
+            context = launch(pw, tmp / f"profile-{pooled}-{rep}-{nb}")
+            page = context.new_page()
+            start = time.monotonic()
+            page.goto(chapter_url(server.url, nb), wait_until="commit")
+            page.wait_for_selector(f"{FIRST_WIDGET}, :text('{ERROR_TEXT}')",
+                                   state="visible", timeout=600_000)
+            elapsed = time.monotonic() - start
+            if ERROR_TEXT in page.inner_text("body"):
+                raise RuntimeError(f"{nb} failed to execute; see {server.log_path}")
+            times[nb].append(elapsed)
+            page.close(run_before_unload=True)  # Voila shuts the kernel down
+            context.close()
+    return times
+
+
+def slider_latency(pw, server, moves, tmp) -> dict:
+    context = launch(pw, tmp / "profile-latency")
+    page = context.new_page()
+    page.goto(chapter_url(server.url, "01_quadratic_stability.ipynb"))
+    page.wait_for_selector(".eoslab-chart svg, .eoslab-chart canvas", state="attached",
+                           timeout=600_000)
+    page.evaluate(LATENCY_JS)
+    handle = page.locator(f"{FIRST_WIDGET} .noUi-handle").first
+    first, last = [], []
+    for i in range(moves):
+        handle.focus()
+        handle.press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        deadline = time.monotonic() + 30
+        state = None
+        while time.monotonic() < deadline:
+            page.wait_for_timeout(50)
+            state = page.evaluate("() => window.__eos")
+            # the redraw is over once 300 ms pass without a mutation
+            if state["last"] is not None and \
+                    page.evaluate("() => performance.now()") - state["last"] > 300:
+                break
+        if state is None or state["first"] is None:
+            raise RuntimeError(f"move {i}: the chart did not change within 30 s")
+        first.append(state["first"] - state["t0"])
+        last.append(state["last"] - state["t0"])
+    context.close()
+    return {"first_mutation_ms": first, "redraw_done_ms": last}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5, help="TTFW repetitions per notebook")
+    parser.add_argument("--moves", type=int, default=20, help="slider moves for the latency")
+    parser.add_argument("--json", help="also write the raw figures here")
+    parser.add_argument("--skip-cold", action="store_true", help="only the pooled TTFW")
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_app-"))
+    book = tmp / "book"
+    book.mkdir()
+    names = chapters()
+    for nb in names:
+        shutil.copy(BOOK / nb, book / nb)
+    shutil.copy(FIXTURES / BASELINE, book / BASELINE)
+    notebooks = [BASELINE, *names]
+    results = {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
+    with sync_playwright() as pw:
+        for pooled in ([True] if args.skip_cold else [True, False]):
+            server = serve_book(tmp / f"srv-{pooled}", book=book, pool_size=int(pooled),
+                                cull_idle_timeout=600, name=f"bench-{int(pooled)}")
+            try:
+                key = "ttfw_pooled_s" if pooled else "ttfw_cold_s"
+                results[key] = time_to_first_widget(pw, server, notebooks, args.reps, pooled,
+                                                    tmp)
+                if pooled:
+                    results["latency"] = slider_latency(pw, server, args.moves, tmp)
+            finally:
+                server.stop()
+    results["load_avg_end"] = os.getloadavg()
+    report(results)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def report(results: dict) -> None:
+    med = statistics.median
+    print(f"CPUs: {results['cpu_count']}, load average at start "
+          f"{results['load_avg_start'][0]:.1f}, at end {results['load_avg_end'][0]:.1f}")
+    for key, label in (("ttfw_pooled_s", "pre-heated pool (--pool-size 1)"),
+                       ("ttfw_cold_s", "cold (--pool-size 0)")):
+        if key not in results:
+            continue
+        times = results[key]
+        base = med(times[BASELINE])
+        print(f"\ntime to first widget, {label}: median of {len(times[BASELINE])}")
+        print(f"  {'notebook':34s} {'median s':>9s} {'ratio':>6s}  (target ratio <= 1.5)")
+        for nb, values in times.items():
+            print(f"  {nb:34s} {med(values):9.2f} {med(values) / base:6.2f}")
+    if "latency" in results:
+        lat = results["latency"]
+        print(f"\nslider -> chart, chapter 01 quick, {len(lat['first_mutation_ms'])} moves:")
+        for key in ("first_mutation_ms", "redraw_done_ms"):
+            values = sorted(lat[key])
+            print(f"  {key:18s} median {med(values):7.1f} ms, min {values[0]:6.1f}, "
+                  f"max {values[-1]:7.1f}  (target median <= 150 ms)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
