@@ -1,0 +1,136 @@
+"""Benchmark: a batched sweep of 16 step sizes against 16 sequential ``fit`` runs.
+
+Same data (digits, 1000 training examples), same model (fc-tanh, width 200, depth 2),
+same full-batch GD steps and recording (every 10 steps, with test loss / accuracy); the
+baseline is :func:`eoslab.train.fit` once per step size, the contender
+:func:`eoslab.sweep.fit_batched` on all of them at once.  With ``--sharpness-every k``
+both also track the sharpness every ``k`` steps (the baseline with
+:class:`eoslab.sharpness.SharpnessProbe`, the sweep with its batched Lanczos; same
+residual tolerance 1e-2).  Variants alternate within each repetition so machine load
+hits them alike; the table gives medians and each time's ratio to its baseline.
+``--compile`` adds ``torch.compile`` of the sweep step (first-call compile time shown
+separately).  The last column checks that the two agree (largest relative difference of
+the final losses).
+
+    python benchmarks/bench_sweep.py [--steps 200] [--copies 16] [--reps 3]
+        [--sharpness-every 20] [--threads N] [--device cpu] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from eoslab.data import load_dataset
+from eoslab.models import build_model
+from eoslab.optim import make_optimizer
+from eoslab.sweep import fit_batched
+from eoslab.train import fit
+
+
+def lrs_for(copies: int) -> list[float]:
+    """Step sizes across the interesting range for digits (2/eta from 100 down to ~6)."""
+    return [float(v) for v in np.linspace(0.02, 0.32, copies)]
+
+
+def sequential(data, lrs, steps, sharpness_every):
+    probes = []
+    runs = []
+    for lr in lrs:
+        model = build_model("fc-tanh", data.input_shape, data.n_outputs, seed=0,
+                            device=data.x_train.device)
+        if sharpness_every:
+            from eoslab.sharpness import SharpnessProbe
+
+            probes = [SharpnessProbe(every=sharpness_every)]
+        opt = make_optimizer("gd", model.parameters(), lr)
+        runs.append(fit(model, data, "mse", opt, steps=steps, record_every=10, probes=probes))
+    return runs
+
+
+def batched(data, lrs, steps, sharpness_every, compile=False):
+    models = [build_model("fc-tanh", data.input_shape, data.n_outputs, seed=0,
+                          device=data.x_train.device) for _ in lrs]
+    return fit_batched(models, data, "mse", lrs, steps=steps, record_every=10,
+                       sharpness_every=sharpness_every, compile=compile)
+
+
+def timed(fn, sync):
+    sync()
+    start = time.perf_counter()
+    out = fn()
+    sync()
+    return time.perf_counter() - start, out
+
+
+def agreement(a, b) -> float:
+    worst = 0.0
+    for ra, rb in zip(a, b):
+        la, lb = ra.history[-1]["loss"], rb.history[-1]["loss"]
+        worst = max(worst, abs(la - lb) / max(abs(lb), 1e-30))
+    return worst
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--copies", type=int, default=16)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--sharpness-every", type=int, default=20,
+                        help="also time both with sharpness tracking (0: skip)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile variant")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset("digits", device=args.device)
+    device = data.x_train.device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    lrs = lrs_for(args.copies)
+    k = args.sharpness_every
+    variants = {"16 x fit": lambda s: sequential(data, lrs, s, 0),
+                "sweep (batched)": lambda s: batched(data, lrs, s, 0)}
+    if args.compile:
+        variants["sweep + torch.compile"] = lambda s: batched(data, lrs, s, 0, True)
+    if k:
+        variants[f"16 x fit + sharpness/{k}"] = lambda s: sequential(data, lrs, s, k)
+        variants[f"sweep + sharpness/{k}"] = lambda s: batched(data, lrs, s, k)
+    baseline = {name: ("16 x fit + sharpness" if "sharpness" in name else "16 x fit")
+                for name in variants}
+    first = {}
+    for name, fn in variants.items():  # short warm-up (compile time for the compile variant)
+        first[name] = timed(lambda: fn(2), sync)[0]
+    times = {name: [] for name in variants}
+    outputs = {}
+    for _ in range(args.reps):
+        for name, fn in variants.items():
+            seconds, outputs[name] = timed(lambda: fn(args.steps), sync)
+            times[name].append(seconds)
+    cpu = platform.processor() or platform.machine()
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu} CPU"
+    print(f"# sweep of {args.copies} step sizes {lrs[0]:.2g}..{lrs[-1]:.2g} vs sequential fit: "
+          f"{args.steps} full-batch GD steps, digits 1000 x 64, fc-tanh 200x2, {where}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"median of {args.reps}")
+    print(f"{'variant':28s} {'seconds':>8s} {'ms/copy-step':>12s} {'speed-up':>8s} "
+          f"{'warm-up':>10s} {'max rel dloss':>13s}")
+    for name, values in times.items():
+        med = statistics.median(values)
+        base_name = next(n for n in variants if n.startswith(baseline[name]))
+        base = statistics.median(times[base_name])
+        diff = agreement(outputs[name], outputs[base_name])
+        print(f"{name:28s} {med:8.2f} {1e3 * med / (args.steps * args.copies):12.3f} "
+              f"{base / med:8.2f} {first[name]:10.2f} {diff:13.1e}")
+    statuses = [r.status for r in outputs["sweep (batched)"]]
+    print(f"# statuses of the sweep's copies: {statuses.count('finished')} finished, "
+          f"{statuses.count('diverged')} diverged")
+
+
+if __name__ == "__main__":
+    main()
