@@ -206,7 +206,7 @@ def preset_dropdown(chapter: str, value: str) -> widgets.Dropdown:
     """quick / default / paper, labelled with their expected times (class ``eoslab-preset``)."""
     options = [(get_preset(chapter, name).label, name) for name in PRESET_NAMES]
     return _classed(widgets.Dropdown(options=options, value=value, description="preset",
-                                     layout=widgets.Layout(width="420px")), "eoslab-preset")
+                                     layout=widgets.Layout(width="520px")), "eoslab-preset")
 
 
 def slider(name: str, value: float, low: float, high: float, step: float, css: str,
