@@ -36,6 +36,7 @@ values).  Without a GPU it prints the analytic floor and what it needs, and exit
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -51,7 +52,7 @@ def analytic_floor(n=N_TRAIN, d_in=INPUT, width=WIDTH, depth=DEPTH, d_out=CLASSE
                    bytes_per=4) -> dict:
     """FLOPs, minimal bytes and parameter count of one full-batch GD step of the MLP."""
     sizes = [d_in] + [width] * depth + [d_out]
-    layers = list(zip(sizes[:-1], sizes[1:]))
+    layers = list(itertools.pairwise(sizes))
     macs = sum(a * b for a, b in layers)
     params = sum(a * b + b for a, b in layers)
     flops = 2 * n * (macs + macs + sum(a * b for a, b in layers[1:]))

@@ -13,7 +13,7 @@ separately).  The last column checks that the two agree (largest relative differ
 the final losses).
 
     python benchmarks/bench_sweep.py [--steps 200] [--copies 16] [--reps 3]
-        [--sharpness-every 20] [--threads N] [--device cpu] [--compile]
+        [--sharpness-every 20] [--threads N] [--device cpu] [--width 200] [--compile]
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def lrs_for(copies: int) -> list[float]:
     return [float(v) for v in np.linspace(0.02, 0.32, copies)]
 
 
-def sequential(data, lrs, steps, sharpness_every):
+def sequential(data, lrs, steps, sharpness_every, width=200):
     probes = []
     runs = []
     for lr in lrs:
         model = build_model("fc-tanh", data.input_shape, data.n_outputs, seed=0,
-                            device=data.x_train.device)
+                            width=width, device=data.x_train.device)
         if sharpness_every:
             from eoslab.sharpness import SharpnessProbe
 
@@ -53,9 +53,9 @@ def sequential(data, lrs, steps, sharpness_every):
     return runs
 
 
-def batched(data, lrs, steps, sharpness_every, compile=False):
+def batched(data, lrs, steps, sharpness_every, width=200, compile=False):
     models = [build_model("fc-tanh", data.input_shape, data.n_outputs, seed=0,
-                          device=data.x_train.device) for _ in lrs]
+                          width=width, device=data.x_train.device) for _ in lrs]
     return fit_batched(models, data, "mse", lrs, steps=steps, record_every=10,
                        sharpness_every=sharpness_every, compile=compile)
 
@@ -85,6 +85,7 @@ def main():
                         help="also time both with sharpness tracking (0: skip)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--width", type=int, default=200, help="hidden width (default 200)")
     parser.add_argument("--compile", action="store_true", help="add a torch.compile variant")
     args = parser.parse_args()
     if args.threads:
@@ -94,28 +95,29 @@ def main():
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     lrs = lrs_for(args.copies)
     k = args.sharpness_every
-    variants = {"16 x fit": lambda s: sequential(data, lrs, s, 0),
-                "sweep (batched)": lambda s: batched(data, lrs, s, 0)}
+    w = args.width
+    variants = {"16 x fit": lambda s: sequential(data, lrs, s, 0, w),
+                "sweep (batched)": lambda s: batched(data, lrs, s, 0, w)}
     if args.compile:
-        variants["sweep + torch.compile"] = lambda s: batched(data, lrs, s, 0, True)
+        variants["sweep + torch.compile"] = lambda s: batched(data, lrs, s, 0, w, True)
     if k:
-        variants[f"16 x fit + sharpness/{k}"] = lambda s: sequential(data, lrs, s, k)
-        variants[f"sweep + sharpness/{k}"] = lambda s: batched(data, lrs, s, k)
+        variants[f"16 x fit + sharpness/{k}"] = lambda s: sequential(data, lrs, s, k, w)
+        variants[f"sweep + sharpness/{k}"] = lambda s: batched(data, lrs, s, k, w)
     baseline = {name: ("16 x fit + sharpness" if "sharpness" in name else "16 x fit")
                 for name in variants}
     first = {}
     for name, fn in variants.items():  # short warm-up (compile time for the compile variant)
-        first[name] = timed(lambda: fn(2), sync)[0]
+        first[name] = timed(lambda fn=fn: fn(2), sync)[0]
     times = {name: [] for name in variants}
     outputs = {}
     for _ in range(args.reps):
         for name, fn in variants.items():
-            seconds, outputs[name] = timed(lambda: fn(args.steps), sync)
+            seconds, outputs[name] = timed(lambda fn=fn: fn(args.steps), sync)
             times[name].append(seconds)
     cpu = platform.processor() or platform.machine()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu} CPU"
     print(f"# sweep of {args.copies} step sizes {lrs[0]:.2g}..{lrs[-1]:.2g} vs sequential fit: "
-          f"{args.steps} full-batch GD steps, digits 1000 x 64, fc-tanh 200x2, {where}, "
+          f"{args.steps} full-batch GD steps, digits 1000 x 64, fc-tanh {args.width}x2, {where}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"median of {args.reps}")
     print(f"{'variant':28s} {'seconds':>8s} {'ms/copy-step':>12s} {'speed-up':>8s} "

@@ -48,8 +48,8 @@ import copy
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -64,7 +64,8 @@ from .optim import check_lr, make_optimizer, make_scheduler
 from .store import RunStore
 from .train import Run, _check_data
 
-__all__ = ["sweep", "SweepResult", "fit_batched", "batched_top_eigen", "SWEEP_OPTIMIZERS"]
+__all__ = ["SWEEP_OPTIMIZERS", "SweepResult", "batched_top_eigen", "check_sweepable",
+           "fit_batched", "sweep"]
 
 SWEEP_OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov")
 
@@ -412,7 +413,7 @@ def fit_batched(models: Sequence[torch.nn.Module], data: Dataset, loss: Loss | s
                 run.steps_done, run.seconds = int(at[i]), time.perf_counter() - t0
                 _write_back(models[c], params, i)
         idx = torch.as_tensor(keep, dtype=torch.long, device=device)
-        pick = lambda d: {k: v.index_select(0, idx) for k, v in d.items()}  # noqa: E731
+        pick = lambda d: {k: v.index_select(0, idx) for k, v in d.items()}
         params, prev, buf, buffers = pick(params), pick(prev), pick(buf), pick(buffers)
         alive, ref, died_at, died_val = alive[idx], ref[idx], died_at[idx], died_val[idx]
         lr_dev = lr_dev.index_select(1, idx)
@@ -503,7 +504,8 @@ def _values(name: str, values, check) -> list:
 
 def _seed(value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"seed {value!r} is not allowed; model seeds are integers")
+        raise ValueError(  # noqa: TRY004 - the project reports bad inputs as ValueError
+            f"seed {value!r} is not allowed; model seeds are integers")
     return int(value)
 
 

@@ -28,8 +28,8 @@ def _one_thread():
 
 
 def _tiny(device, **changes):
-    base = dict(dataset="digits", n_train=64, data_options={"n_test": 32}, width=16, steps=40,
-                record_every=7, dtype="float64", device=str(device))
+    base = {"dataset": "digits", "n_train": 64, "data_options": {"n_test": 32}, "width": 16,
+            "steps": 40, "record_every": 7, "dtype": "float64", "device": str(device)}
     return TrainConfig(**{**base, **changes})
 
 
@@ -174,7 +174,7 @@ def test_batched_top_eigen_matches_eigvalsh_per_copy(device):
             lam = -lam.abs() - 0.5  # all negative: the top is the least negative
         mats.append(q @ torch.diag(lam) @ q.T)
     H = torch.stack(mats).to(device)
-    matvec = lambda V: torch.einsum("cij,cj->ci", H, V)  # noqa: E731
+    matvec = lambda V: torch.einsum("cij,cj->ci", H, V)
     values, vectors, _ = batched_top_eigen(matvec, torch.zeros(C, n, device=device,
                                                                  dtype=torch.float64),
                                            tol=1e-12, max_iter=n)
