@@ -42,8 +42,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["EigenResult", "MatrixOperator", "as_operator", "lanczos_eigsh", "top_eigen",
-           "bottom_eigen"]
+__all__ = [
+    "EigenResult",
+    "MatrixOperator",
+    "as_operator",
+    "bottom_eigen",
+    "lanczos_eigsh",
+    "top_eigen",
+]
 
 
 @dataclass

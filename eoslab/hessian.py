@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -61,7 +61,7 @@ from torch.func import grad, jvp, vmap
 
 from .objective import Objective, iter_chunks
 
-__all__ = ["HessianOperator", "hvp", "flatten", "unflatten", "check_finite", "restrict"]
+__all__ = ["HessianOperator", "check_finite", "flatten", "hvp", "restrict", "unflatten"]
 
 Params = dict[str, torch.Tensor]
 

@@ -40,8 +40,14 @@ import torch
 from .eigen import bottom_eigen, top_eigen
 from .hessian import HessianOperator, restrict
 
-__all__ = ["SharpnessProbe", "stability_threshold", "threshold", "adaptive_preconditioner",
-           "PreconditionedOperator", "precond_sharpness"]
+__all__ = [
+    "PreconditionedOperator",
+    "SharpnessProbe",
+    "adaptive_preconditioner",
+    "precond_sharpness",
+    "stability_threshold",
+    "threshold",
+]
 
 
 def threshold(kind: str, lr: float, beta: float = 0.0) -> float:

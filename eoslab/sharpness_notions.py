@@ -38,8 +38,13 @@ from torch.func import grad
 from .eigen import top_eigen
 from .hessian import HessianOperator, check_finite, flatten, unflatten
 
-__all__ = ["batch_sharpness", "gradient_alignment", "directional_sharpness", "RhoSharpness",
-           "rho_sharpness"]
+__all__ = [
+    "RhoSharpness",
+    "batch_sharpness",
+    "directional_sharpness",
+    "gradient_alignment",
+    "rho_sharpness",
+]
 
 
 def batch_sharpness(objective, params=None, *, batch_size: int, n_batches: int = 8,

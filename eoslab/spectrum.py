@@ -41,7 +41,7 @@ import torch
 
 from .eigen import as_operator
 
-__all__ = ["SLQResult", "slq", "gaussian_density"]
+__all__ = ["SLQResult", "gaussian_density", "slq"]
 
 
 @dataclass

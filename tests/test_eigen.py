@@ -10,6 +10,7 @@ from eoslab import Objective, build_model, load_dataset
 from eoslab.eigen import MatrixOperator, bottom_eigen, lanczos_eigsh, top_eigen
 from eoslab.hessian import HessianOperator, flatten, unflatten
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny problems are overhead-bound: one intra-op thread avoids oversubscription on a busy CI box."""

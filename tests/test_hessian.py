@@ -8,6 +8,7 @@ from scipy.sparse.linalg import eigsh
 from eoslab import Objective, build_model, load_dataset
 from eoslab.hessian import HessianOperator, flatten, hvp, unflatten
 
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny problems are overhead-bound: one intra-op thread avoids oversubscription on a busy CI box."""

@@ -1,19 +1,30 @@
 """Sharpness probe and the other sharpness notions against dense Hessians and exact quadratics."""
 
+import itertools
 import statistics
 
 import numpy as np
 import pytest
 import torch
+from test_eigen import dense_hessian, tiny_objective
 
 from eoslab import Objective, build_model, fit, load_dataset
 from eoslab.hessian import HessianOperator, flatten, unflatten
-from eoslab.sharpness import (SharpnessProbe, adaptive_preconditioner, precond_sharpness,
-                              stability_threshold, threshold)
-from eoslab.sharpness_notions import (batch_sharpness, directional_sharpness,
-                                      gradient_alignment, rho_sharpness)
+from eoslab.sharpness import (
+    SharpnessProbe,
+    adaptive_preconditioner,
+    precond_sharpness,
+    stability_threshold,
+    threshold,
+)
+from eoslab.sharpness_notions import (
+    batch_sharpness,
+    directional_sharpness,
+    gradient_alignment,
+    rho_sharpness,
+)
 from eoslab.train import ProbeContext
-from test_eigen import dense_hessian, tiny_objective
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -232,7 +243,7 @@ def test_progressive_sharpening_then_hovering_at_two_over_eta():
     assert ratio[0] < 0.8  # starts well below the edge
     first_cross = next(s for s in steps if ratio[s] >= 1.0)
     sharpening = [ratio[s] for s in steps if s <= first_cross][-6:]
-    assert len(sharpening) == 6 and all(b > a for a, b in zip(sharpening, sharpening[1:]))
+    assert len(sharpening) == 6 and all(b > a for a, b in itertools.pairwise(sharpening))
     assert ratio[first_cross] - ratio[0] > 0.3  # progressive sharpening
     late = [ratio[s] for s in steps if s >= first_cross + 60]
     assert len(late) >= 5

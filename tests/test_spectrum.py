@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from test_eigen import dense_hessian, quadratic_operator, tiny_objective
 
 from eoslab.hessian import HessianOperator
 from eoslab.spectrum import gaussian_density, slq
-from test_eigen import dense_hessian, quadratic_operator, tiny_objective
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():

@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_eigen import dense_hessian, quadratic_operator, tiny_objective
 
 from eoslab.hessian import HessianOperator
 from eoslab.trace import hutchinson, hutchpp
-from test_eigen import dense_hessian, quadratic_operator, tiny_objective
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
