@@ -1,0 +1,59 @@
+"""The (lr, wd) grid: its cells are exactly the runs of their configs, stored cells come
+back without training, and the optimum statistics read known tables correctly."""
+
+import numpy as np
+import pytest
+
+from eoslab.config import TrainConfig
+from eoslab.experiment import run
+from eoslab.grid import GridResult, best_per_lr, grid_configs, optimum_spread, run_grid
+from eoslab.store import RunStore
+
+BASE = TrainConfig(dataset="moons", model="fc-relu", width=8, loss="cross-entropy", steps=12,
+                   record_every=6, dtype="float64")
+
+
+def test_cells_are_the_runs_of_their_configs(tmp_path):
+    store = RunStore(tmp_path / "s")
+    grid = run_grid(BASE, [0.01, 0.05], [0.0, 0.5], store=store)
+    assert len(grid.cells) == 8
+    for cell, config in zip(grid.cells, grid_configs(BASE, [0.01, 0.05], [0.0, 0.5])):
+        assert (cell["optimizer"], cell["lr"], cell["weight_decay"]) == (
+            config.optimizer, config.lr, config.weight_decay)
+        alone = run(config, store=False).history[-1]
+        assert cell["test_loss"] == pytest.approx(alone["test_loss"], rel=1e-12)
+        assert cell["acc"] == pytest.approx(alone["acc"])
+    # decay changes the result, and L2 (adam) differs from decoupled (adamw)
+    lrs, wds, adam = grid.table("adam")
+    _, _, adamw = grid.table("adamw")
+    assert adam.shape == (2, 2) and not np.allclose(adam[:, 0], adam[:, 1])
+    assert np.allclose(adam[:, 0], adamw[:, 0]) and not np.allclose(adam[:, 1], adamw[:, 1])
+    seen = []
+    again = run_grid(BASE, [0.01, 0.05], [0.0, 0.5], store=store,
+                     on_cell=lambda c, i, n: seen.append((i, n)))
+    assert all(c["from_store"] for c in again.cells) and seen[-1] == (7, 8)
+    assert [c["test_loss"] for c in again.cells] == [c["test_loss"] for c in grid.cells]
+
+
+def test_optimum_statistics_on_known_tables():
+    def cells(opt, f):
+        return [{"optimizer": opt, "lr": lr, "weight_decay": wd, "status": "finished",
+                 "test_loss": f(lr, wd)} for lr in (0.01, 0.1, 1.0) for wd in (0.01, 0.1, 1.0)]
+
+    diagonal = cells("l2", lambda lr, wd: abs(np.log10(wd) - np.log10(lr)))  # best wd = lr
+    separable = cells("dec", lambda lr, wd: abs(np.log10(wd) + 1) + lr)      # best wd = 0.1
+    grid = GridResult(diagonal + separable)
+    assert best_per_lr(grid, "l2") == [(0.01, 0.01), (0.1, 0.1), (1.0, 1.0)]
+    assert optimum_spread(grid, "l2") == 2 and optimum_spread(grid, "dec") == 0
+    assert [wd for _, wd in best_per_lr(grid, "dec")] == [0.1, 0.1, 0.1]
+    grid.cells[0]["status"] = "diverged"
+    assert np.isnan(grid.table("l2")[2][0, 0])
+
+
+def test_bad_input_names_the_value():
+    with pytest.raises(ValueError, match="weight_decay=-1"):
+        grid_configs(BASE, [0.1], [-1])
+    with pytest.raises(ValueError, match="lrs is empty"):
+        grid_configs(BASE, [], [0.1])
+    with pytest.raises(ValueError, match="lr=0"):
+        grid_configs(BASE, [0], [0.1])
