@@ -37,12 +37,13 @@ def clip_loss(values, floor: float = 1e-4, ceiling: float | None = None) -> np.n
     return np.clip(v, floor, max(top, floor))
 
 
-def plane_layout(title: str = "train loss on the plane", color_title: str = "train loss"):
+def plane_layout(title: str = "train loss on the plane", color_title: str = "train loss",
+                 x_title: str = "along w2 - w1", y_title: str = "orthogonal, in the plane"):
     """Heat map (dataset ``plane_grid``), paths (``plane_paths``: x, y, order, path) and
     labelled points (``plane_points``: x, y, label) on the plane's coordinates."""
     heat = alt.Chart(alt.Data(name="plane_grid")).mark_rect().encode(
-        x=alt.X("x1:Q", title="along w2 - w1"), x2="x2:Q",
-        y=alt.Y("y1:Q", title="orthogonal, in the plane"), y2="y2:Q",
+        x=alt.X("x1:Q", title=x_title), x2="x2:Q",
+        y=alt.Y("y1:Q", title=y_title), y2="y2:Q",
         color=alt.Color("loss:Q", title=color_title,
                         scale=alt.Scale(type="log", scheme="viridis")),
         tooltip=["x:Q", "y:Q", "loss:Q"])
