@@ -44,3 +44,4 @@ __all__ = ["BackgroundRunner", "LiveChart", "RunControls", "Throttle", "describe
            "enable_offline_charts", "preset_dropdown", "slider", "EdgeOfStabilityApp",
            "edge_band", "eos_configs", "QuadraticApp", "quadratic_verdict"]
 from .mode_connectivity import ModeConnectivityApp  # noqa: F401  chapter 14
+from .normalized_gd import NormalizedGDApp  # noqa: F401  chapter 05
