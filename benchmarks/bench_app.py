@@ -126,27 +126,30 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=5, help="TTFW repetitions per notebook")
     parser.add_argument("--moves", type=int, default=20, help="slider moves for the latency")
     parser.add_argument("--json", help="also write the raw figures here")
-    parser.add_argument("--skip-cold", action="store_true", help="only the pooled TTFW")
+    parser.add_argument("--cold-reps", type=int, default=3,
+                        help="TTFW repetitions without the pool (0: skip)")
+    parser.add_argument("--chapters", nargs="*", default=None,
+                        help="chapter notebooks to time (default: every chapter of book/)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_app-"))
     book = tmp / "book"
     book.mkdir()
-    names = chapters()
+    names = args.chapters or chapters()
     for nb in names:
         shutil.copy(BOOK / nb, book / nb)
     shutil.copy(FIXTURES / BASELINE, book / BASELINE)
     notebooks = [BASELINE, *names]
     results = {"cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg()}
     with sync_playwright() as pw:
-        for pooled in ([True] if args.skip_cold else [True, False]):
+        for pooled in ([True, False] if args.cold_reps > 0 else [True]):
             server = serve_book(tmp / f"srv-{pooled}", book=book, pool_size=int(pooled),
                                 cull_idle_timeout=600, name=f"bench-{int(pooled)}")
             try:
                 key = "ttfw_pooled_s" if pooled else "ttfw_cold_s"
-                results[key] = time_to_first_widget(pw, server, notebooks, args.reps, pooled,
-                                                    tmp)
+                reps = args.reps if pooled else args.cold_reps
+                results[key] = time_to_first_widget(pw, server, notebooks, reps, pooled, tmp)
                 if pooled:
                     results["latency"] = slider_latency(pw, server, args.moves, tmp)
             finally:

@@ -67,7 +67,7 @@ def test_chapter_runs_in_jupyterlab(lab, browser_page, notebook):
     page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext"
                            ".session.kernel.status === 'idle'")
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    page.wait_for_selector(".jp-NotebookPanel .eoslab-app .eoslab-lr-slider, "
+    page.wait_for_selector(".jp-NotebookPanel .eoslab-app, "
                            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
                            " .ansi-red-fg", state="attached")
     errors = page.locator(".jp-OutputArea-output .ansi-red-fg")
