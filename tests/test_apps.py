@@ -224,3 +224,14 @@ def test_eos_app_background_errors_reach_the_status_line_and_wait():
         app.wait(60)
     assert app.controls.status.value.startswith("error: ")
     assert app.controls.stop.disabled
+
+
+def test_app_modules_are_found_by_name_without_editing_the_package(monkeypatch):
+    import eoslab.apps
+    from eoslab.apps import eos
+
+    monkeypatch.delitem(vars(eoslab.apps), "edge_band")
+    assert eoslab.apps.edge_band is eos.edge_band
+    assert {"base", "eos", "quadratic"} <= set(eoslab.apps.app_modules())
+    with pytest.raises(AttributeError, match="no module in eoslab.apps .* exports it"):
+        eoslab.apps.NoSuchApp

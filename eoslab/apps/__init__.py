@@ -17,6 +17,10 @@ Patterns:
 Charts are ``alt.JupyterChart`` widgets in offline mode (Vega bundled by vl-convert, no CDN);
 without anywidget they fall back to SVG rendered in the kernel.
 
+Other chapters' apps live in their own modules here (``eoslab/apps/<slug>.py``, each with an
+``__all__``); ``eoslab.apps.<Name>`` finds them on first use, so a new chapter adds its
+module without editing this file.
+
 Stable CSS classes for browser tests (``widget.add_class``):
 
 ========================  ==============================================================
@@ -38,10 +42,30 @@ from .base import (BackgroundRunner, LiveChart, RunControls, Throttle, describe_
                    enable_offline_charts, preset_dropdown, slider)
 from .eos import EdgeOfStabilityApp, edge_band, eos_configs
 from .quadratic import QuadraticApp, quadratic_verdict
-from .lookahead import LookaheadApp  # noqa: F401  chapter 19
 
 __all__ = ["BackgroundRunner", "LiveChart", "RunControls", "Throttle", "describe_divergence",
            "enable_offline_charts", "preset_dropdown", "slider", "EdgeOfStabilityApp",
-           "edge_band", "eos_configs", "QuadraticApp", "quadratic_verdict"]
-from .mode_connectivity import ModeConnectivityApp  # noqa: F401  chapter 14
-from .normalized_gd import NormalizedGDApp  # noqa: F401  chapter 05
+           "edge_band", "eos_configs", "QuadraticApp", "quadratic_verdict", "app_modules"]
+
+
+def app_modules() -> list[str]:
+    """The names of this package's modules (one per chapter pattern, plus ``base``)."""
+    import pkgutil
+
+    return sorted(info.name for info in pkgutil.iter_modules(__path__))
+
+
+def __getattr__(name: str):
+    """``eoslab.apps.<Name>`` for a name in the ``__all__`` of one of the app modules."""
+    import importlib
+
+    if name.startswith("__"):
+        raise AttributeError(name)
+    for module_name in app_modules():
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        if name in getattr(module, "__all__", ()):
+            value = getattr(module, name)
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}; no module in "
+                         f"{__name__} ({', '.join(app_modules())}) exports it")
