@@ -193,12 +193,21 @@ def test_directional_sharpness_along_the_update():
     assert directional_sharpness(op, d) == pytest.approx(float(d @ H @ d / (d @ d)), rel=1e-10)
 
 
-def test_rho_sharpness_is_a_lower_bound_that_beats_first_order():
+def test_rho_sharpness_beats_random_search_and_stays_in_the_ball():
     obj = tiny_objective()
-    res = rho_sharpness(obj, rho=0.05, steps=10)
-    assert res.trace[0] <= res.value  # ascent never reports less than its start
+    params = obj.params()
+    rho = 0.3
+    res = rho_sharpness(obj, rho=rho, steps=30)
     eps = flatten(res.perturbation)
-    assert float(eps.norm()) <= 0.05 + 1e-12
+    assert float(eps.norm()) <= rho + 1e-12
+    moved = unflatten(flatten(params) + eps, params)
+    assert res.value == pytest.approx(float(obj(moved) - obj(params)), rel=1e-10)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(200, eps.numel(), generator=gen, dtype=torch.float64)
+    z = rho * z / z.norm(dim=1, keepdim=True)
+    base = float(obj(params))
+    best_random = max(float(obj(unflatten(flatten(params) + d, params))) - base for d in z)
+    assert res.value > best_random
 
 
 # -- bad inputs -------------------------------------------------------------------------
