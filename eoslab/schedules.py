@@ -40,7 +40,7 @@ from .config import TrainConfig
 from .optim import SCHEDULE_NAMES, check_lr, make_scheduler
 
 __all__ = ["schedule_curve", "restart_steps", "RangeTest", "lr_range_test", "suggest_range",
-           "smooth_losses"]
+           "smooth_losses", "catapults", "edge_ratios", "designer_options"]
 
 
 def schedule_curve(name: str, lr: float, steps: int, options: Mapping | None = None) -> list:
@@ -66,6 +66,35 @@ def schedule_curve(name: str, lr: float, steps: int, options: Mapping | None = N
             opt.step()
             scheduler.step()
     return out
+
+
+def designer_options(name: str, lr: float, period: int, low: float = 0.1,
+                     gamma: float = 0.5) -> dict:
+    """The :func:`eoslab.optim.make_scheduler` options of a schedule given by three knobs.
+
+    ``period``: steps per cycle (SGDR's :math:`T_0`, a full triangle, the step decay's
+    interval, the warm-up length); ``low``: the lowest rate as a fraction of ``lr``
+    (SGDR's/cosine's :math:`\\eta_{\\min}`, the triangle's ``base_lr``, the warm-up's start);
+    ``gamma``: the step decay's factor.
+
+    >>> designer_options("triangular", 0.4, 100, 0.25)
+    {'base_lr': 0.1, 'step_size_up': 50}
+    """
+    check_lr(lr)
+    if isinstance(period, bool) or not isinstance(period, int) or period < 1:
+        raise ValueError(f"period={period!r} is not allowed; use an integer >= 1")
+    if not (isinstance(low, (int, float)) and 0 <= low <= 1):
+        raise ValueError(f"low={low!r} is not allowed; use a fraction in [0, 1]")
+    if not (isinstance(gamma, (int, float)) and 0 < gamma <= 1):
+        raise ValueError(f"gamma={gamma!r} is not allowed; use a number in (0, 1]")
+    options = {"constant": {}, "cosine": {"eta_min": low * lr},
+               "step": {"step_size": period, "gamma": gamma},
+               "linear-warmup": {"start_factor": max(low, 1e-3), "warmup": period},
+               "cosine-restarts": {"T_0": period, "eta_min": low * lr},
+               "triangular": {"base_lr": low * lr, "step_size_up": max(period // 2, 1)}}
+    if name not in options:
+        raise ValueError(f"unknown schedule {name!r}; allowed: {', '.join(options)}")
+    return {k: round(v, 12) if isinstance(v, float) else v for k, v in options[name].items()}
 
 
 def restart_steps(curve: Sequence[float], jump: float = 1.5) -> list[int]:
@@ -98,10 +127,11 @@ def suggest_range(lrs: Sequence[float], smoothed: Sequence[float], start_drop: f
                   ) -> tuple[float, float, float]:
     """``(low, high, steepest)`` from a range test's smoothed loss.
 
-    ``high``: the rate at the smoothed minimum (the loss stops falling). ``low``: the first
-    rate at which the loss has fallen by ``start_drop`` of its total fall
-    :math:`L_0 - L_{\\min}` (it starts falling).  ``steepest``: the rate of the most
-    negative slope :math:`dL/d\\log\\eta` before the minimum.
+    ``low``: the first rate at which the loss has fallen by ``start_drop`` of its total
+    fall :math:`L_0 - L_{\\min}` (it starts falling).  ``high``: the rate at the first local
+    minimum of the smoothed loss after ``low`` (it stops falling; with full-batch GD the
+    loss rises there once :math:`\\eta` has passed :math:`2/S`).  ``steepest``: the rate
+    of the most negative slope :math:`dL/d\\log\\eta` before ``high``.
 
     >>> suggest_range([0.01, 0.1, 1.0, 10.0], [1.0, 0.8, 0.2, 5.0])
     (0.1, 1.0, 1.0)
@@ -116,6 +146,7 @@ def suggest_range(lrs: Sequence[float], smoothed: Sequence[float], start_drop: f
     fall = values[0] - values[best]
     low_at = next((t for t in range(best + 1) if values[0] - values[t] >= start_drop * fall),
                   0)
+    best = next((t for t in range(low_at, best) if finite[t + 1] > finite[t]), best)
     slopes = np.diff(values[:best + 1]) / np.diff(np.log(rates[:best + 1])) if best else []
     steep_at = int(np.argmin(slopes)) + 1 if len(slopes) else 0
     return float(rates[low_at]), float(rates[best]), float(rates[steep_at])
@@ -198,3 +229,50 @@ def lr_range_test(config: TrainConfig, lr_min: float = 1e-3, lr_max: float = 10.
     if len(result.lrs) >= 2:
         result.low, result.high, result.steepest = suggest_range(result.lrs, result.smoothed)
     return result
+
+
+def edge_ratios(history: Sequence[dict]) -> list[tuple[int, float]]:
+    """``(step, S / (2/eta(t)))`` for each history row with a sharpness: 1 is the edge.
+
+    >>> edge_ratios([{"step": 0, "lr": 0.5, "sharpness": 2.0}, {"step": 1, "lr": 0.5}])
+    [(0, 0.5)]
+    """
+    return [(r["step"], r["sharpness"] * r["lr"] / 2.0) for r in history
+            if r.get("sharpness") is not None and r.get("lr")]
+
+
+def catapults(history: Sequence[dict], window: int = 60, jump: float = 1.5) -> list[dict]:
+    """What happens after each warm restart (an upward jump of ``lr`` by ``jump`` times).
+
+    For a restart at step ``r`` (the first recorded row whose rate jumped): ``loss_before``
+    and ``sharp_before`` at the last row before it, ``loss_peak`` the largest loss and
+    ``sharp_after`` the smallest sharpness within ``window`` steps,
+    ``edge`` the new :math:`2/\\eta`.  A catapult (Lewkowycz et al. 2020) is
+    ``sharp_before > edge`` followed by ``spike = loss_peak/loss_before > 1`` and
+    ``sharp_after`` back near or below ``edge``.
+
+    >>> rows = [{"step": 0, "lr": 0.1, "loss": 1.0, "sharpness": 9.0},
+    ...         {"step": 10, "lr": 0.4, "loss": 3.0, "sharpness": 8.0},
+    ...         {"step": 20, "lr": 0.4, "loss": 0.5, "sharpness": 4.5}]
+    >>> c = catapults(rows)[0]; c["step"], c["spike"], c["sharp_before"], c["sharp_after"], c["edge"]
+    (10, 3.0, 9.0, 4.5, 5.0)
+    """
+    out = []
+    rows = [r for r in history if r.get("lr")]
+    for i in range(1, len(rows)):
+        if rows[i]["lr"] <= jump * rows[i - 1]["lr"]:
+            continue
+        start = rows[i]["step"]
+        before = rows[i - 1]
+        after = [r for r in rows[i:] if r["step"] <= start + window]
+        if len(after) < 2:  # a restart at the very end has no aftermath to read
+            continue
+        sharp = [r["sharpness"] for r in after if r.get("sharpness") is not None]
+        sharp_before = next((r["sharpness"] for r in reversed(rows[:i])
+                             if r.get("sharpness") is not None), None)
+        peak = max(r["loss"] for r in after)
+        out.append({"step": start, "loss_before": before["loss"], "loss_peak": peak,
+                    "spike": peak / before["loss"], "sharp_before": sharp_before,
+                    "sharp_after": min(sharp) if sharp else None,
+                    "edge": 2.0 / rows[i]["lr"]})
+    return out

@@ -75,3 +75,17 @@ def test_bad_input_names_the_value():
         lr_range_test(cfg, 0.01, 0.001, 10)
     with pytest.raises(ValueError, match="beta=1"):
         smooth_losses([1.0], beta=1)
+
+
+def test_catapults_and_edge_ratios_read_a_history():
+    from eoslab.schedules import catapults, edge_ratios
+    rows = [{"step": s, "lr": lr, "loss": loss, "sharpness": sh} for s, lr, loss, sh in [
+        (0, 0.4, 1.0, 4.0), (10, 0.2, 0.5, 9.0), (20, 0.1, 0.4, 12.0), (30, 0.4, 2.0, 10.0),
+        (40, 0.35, 0.6, 5.0), (50, 0.3, 0.3, 5.5), (200, 0.4, 0.1, 6.0)]]
+    found = catapults(rows, window=30)
+    assert len(found) == 1  # 0.3 -> 0.4 is no restart (x1.33 < 1.5)
+    c = found[0]
+    assert (c["step"], c["loss_before"], c["loss_peak"], c["sharp_before"], c["sharp_after"]) \
+        == (30, 0.4, 2.0, 12.0, 5.0)
+    assert c["spike"] == pytest.approx(5.0) and c["edge"] == pytest.approx(5.0)
+    assert edge_ratios(rows)[1] == (10, pytest.approx(0.9))
