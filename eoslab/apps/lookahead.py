@@ -30,21 +30,25 @@ W, H = plots.WIDTH, plots.HEIGHT
 def lookahead_verdict(quadratic: Quadratic, lr: float, alpha: float, k: int, paths=None) -> str:
     """The status sentence: GD alone vs Lookahead at this step size, with both thresholds.
 
+    "diverged" is said of the app's optimiser, Lookahead, only; GD alone past its edge
+    "blows up".
+
     >>> lookahead_verdict(Quadratic((1.0, 0.1)), 2.1, 0.5, 5)
-    'GD alone: diverges (eta = 2.1 > 2/lambda_max = 2). Lookahead(alpha=0.5, k=5): converges (eta < eta* = 2.25).'
+    'Lookahead(alpha=0.5, k=5): converges (eta = 2.1 < eta* = 2.25). GD alone: unstable (eta = 2.1 > 2/lambda_max = 2).'
     """
     lam = quadratic.lambda_max
     gd_edge, la_edge = 2.0 / lam, lookahead_threshold(lam, alpha, k)
     rho = max(abs(lookahead_factor(lr, v, alpha, k)) for v in quadratic.eigenvalues if v > 0)
     gd = (f"converges (eta = {lr:.3g} < 2/lambda_max = {gd_edge:.3g})" if lr < gd_edge else
-          f"diverges (eta = {lr:.3g} > 2/lambda_max = {gd_edge:.3g})")
-    la = (f"converges (eta < eta* = {la_edge:.3g})" if rho < 1 else
-          f"diverges (eta > eta* = {la_edge:.3g})")
+          f"unstable (eta = {lr:.3g} > 2/lambda_max = {gd_edge:.3g})")
+    la = (f"converges (eta = {lr:.3g} < eta* = {la_edge:.3g})" if rho < 1 else
+          f"does not converge (eta = {lr:.3g} > eta* = {la_edge:.3g})")
     if paths is not None and paths.inner_diverged is not None:
-        gd = f"diverged at step {paths.inner_diverged} " + gd.replace("diverges ", "")
+        gd = f"blows up at step {paths.inner_diverged} " + gd.replace("unstable ", "")
     if paths is not None and paths.lookahead_diverged is not None:
-        la = f"diverged at step {paths.lookahead_diverged} " + la.replace("diverges ", "")
-    return f"GD alone: {gd}. Lookahead(alpha={alpha:.3g}, k={k}): {la}."
+        la = (f"diverged at step {paths.lookahead_diverged} "
+              + la.replace("does not converge ", ""))
+    return f"Lookahead(alpha={alpha:.3g}, k={k}): {la}. GD alone: {gd}."
 
 
 def _layout(view: float, max_lr: float):
