@@ -235,3 +235,11 @@ def test_app_modules_are_found_by_name_without_editing_the_package(monkeypatch):
     assert {"base", "eos", "quadratic"} <= set(eoslab.apps.app_modules())
     with pytest.raises(AttributeError, match="no module in eoslab.apps .* exports it"):
         eoslab.apps.NoSuchApp
+
+
+def test_eos_app_momentum_redraws_the_layout_with_the_heavy_ball_edge():
+    app = EdgeOfStabilityApp(_tiny(ratios=(1.0,)), chart_mode="jupyter", auto_run=False)
+    assert "(2+2beta)/eta" not in str(app.chart.spec)
+    app.momentum.value = 0.5
+    assert "(2+2beta)/eta" in str(app.chart.spec)
+    assert app.configs()[0].momentum == 0.5

@@ -110,7 +110,8 @@ class EdgeOfStabilityApp:
                                "eoslab-momentum-slider", continuous=False)
         self.controls = RunControls()
         self.runner = BackgroundRunner(on_error=self._on_error)
-        self.chart = LiveChart(plots.eos_chart({}), mode=chart_mode)
+        self.chart = LiveChart(plots.eos_chart({}, self.momentum.value), mode=chart_mode)
+        self._layout_momentum = bool(self.momentum.value)
         self._draw_throttled = Throttle(self._draw, throttle)
         self.controls.run.on_click(lambda _: self.run())
         self.controls.stop.on_click(lambda _: self.stop())
@@ -158,7 +159,12 @@ class EdgeOfStabilityApp:
             return
         with self._lock:
             snapshot = {lr: list(rows) for lr, rows in self.histories.items()}
-        self.chart.update(plots.eos_data(snapshot, self.momentum.value))
+        beta = self.momentum.value
+        if bool(beta) != self._layout_momentum:  # titles name 2/eta or (2+2beta)/eta
+            self._layout_momentum = bool(beta)
+            self.chart.show(plots.eos_chart(snapshot, beta))
+        else:
+            self.chart.update(plots.eos_data(snapshot, beta))
 
     def _summary(self, results: dict) -> str:
         lines = []
