@@ -123,8 +123,9 @@ def _start_vector(init, n, dtype, device, gen, mix: float) -> torch.Tensor:
 
 
 def _orthogonalise(w: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """Remove from ``w`` its components along the rows of ``Q`` (orthonormal)."""
     for _ in range(2):  # "twice is enough" (Kahan-Parlett)
-        w = w - Q @ (Q.T @ w)
+        w = w - Q.T @ (Q @ w)
     return w
 
 
@@ -158,17 +159,17 @@ def lanczos_eigsh(op, k: int = 1, *, which: str = "LA", tol: float = 1e-6,
     m_max = min(n, max(100, 10 * k)) if max_iter is None else max(k, min(int(max_iter), n))
     gen = torch.Generator().manual_seed(seed)
     dtype, device = op.dtype, op.device
-    Q = torch.zeros(n, m_max, dtype=dtype, device=device)
+    Q = torch.zeros(m_max, n, dtype=dtype, device=device)  # basis as rows: contiguous
     q = _start_vector(init, n, dtype, device, gen, mix)
     alphas, betas = [], []
     hvps0 = getattr(op, "hvps", 0)
     eps = float(torch.finfo(dtype).eps)
     converged, theta, S, sel, res = False, None, None, None, None
     for j in range(m_max):
-        Q[:, j] = q
+        Q[j] = q
         w = op.matvec(q)
         alpha = float(q @ w)
-        w = _orthogonalise(w, Q[:, :j + 1])
+        w = _orthogonalise(w, Q[:j + 1])
         beta = float(w.norm())
         alphas.append(alpha)
         T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
@@ -184,14 +185,14 @@ def lanczos_eigsh(op, k: int = 1, *, which: str = "LA", tol: float = 1e-6,
             break
         if breakdown:  # invariant subspace (e.g. a repeated eigenvalue): restart outside it
             w = _orthogonalise(torch.randn(n, generator=gen, dtype=torch.float64)
-                               .to(device=device, dtype=dtype), Q[:, :j + 1])
+                               .to(device=device, dtype=dtype), Q[:j + 1])
             beta_next, w = 0.0, w / w.norm()
         else:
             beta_next, w = beta, w / beta
         betas.append(beta_next)
         q = w
     m = len(alphas)
-    vecs = Q[:, :m] @ torch.as_tensor(S[:, sel], dtype=dtype, device=device)
+    vecs = Q[:m].T @ torch.as_tensor(S[:, sel], dtype=dtype, device=device)
     if not converged and m == n:
         converged = True  # full basis: the Ritz pairs are exact
     return EigenResult(values=torch.as_tensor(theta[sel], dtype=torch.float64),

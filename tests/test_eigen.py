@@ -11,16 +11,6 @@ from eoslab.eigen import MatrixOperator, bottom_eigen, lanczos_eigsh, top_eigen
 from eoslab.hessian import HessianOperator, flatten, unflatten
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems are overhead-bound: one intra-op thread avoids oversubscription on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-
 def tiny_objective(device="cpu", dtype="float64", seed=0):
     data = load_dataset("teacher", n_train=30, n_test=0, dim=5, device=device, dtype=dtype,
                         seed=seed)

@@ -9,16 +9,6 @@ from eoslab import Objective, build_model, load_dataset
 from eoslab.hessian import HessianOperator, flatten, hvp, unflatten
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems are overhead-bound: one intra-op thread avoids oversubscription on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-
 def tiny(model="fc-tanh", loss="mse", device="cpu", dtype="float64", n=24, chunk_size=None,
          train_mode=False, names=None, seed=0):
     data = load_dataset("digits", n_train=n, classes=3, loss=loss, device=device, dtype=dtype,

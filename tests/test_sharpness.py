@@ -26,16 +26,6 @@ from eoslab.sharpness_notions import (
 from eoslab.train import ProbeContext
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems are overhead-bound: one intra-op thread avoids oversubscription on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-
 def context(objective, optimizer=None, step=0):
     model = objective.model
     optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.1)

@@ -9,16 +9,6 @@ from eoslab.hessian import HessianOperator
 from eoslab.spectrum import gaussian_density, slq
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny problems are overhead-bound: one intra-op thread avoids oversubscription on a busy CI box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-
 @pytest.fixture(scope="module")
 def problem():
     obj = tiny_objective()
