@@ -106,8 +106,9 @@ def batched_top_eigen(matvec: Callable[[torch.Tensor], torch.Tensor], start: tor
                       max_iter: int = 100, seed: int = 0, mix: float = 1e-2):
     """Top eigenpair of ``C`` symmetric operators at once by Lanczos with full reorthogonalisation.
 
-    ``matvec`` maps a batch of vectors ``(C, n)`` to ``(H_1 v_1, ..., H_C v_C)``: one
-    batched product per iteration serves every copy.  Copy ``c`` stops when its top Ritz
+    ``matvec(V, rows)`` maps vectors ``V`` of shape ``(len(rows), n)`` to
+    :math:`(H_r v_r)_{r \\in \\mathrm{rows}}`: one batched product per iteration serves
+    every copy still iterating (``rows``, a sorted index array).  Copy ``c`` stops when its top Ritz
     pair has the residual :math:`r = \\beta_j |e_j^\\top s| \\le \\mathrm{tol}\\,
     \\max_i|\\theta_i|`, the rule of :func:`eoslab.eigen.lanczos_eigsh` (and so of
     :class:`~eoslab.sharpness.SharpnessProbe`): by Kahan's bound an eigenvalue lies within
@@ -124,7 +125,7 @@ def batched_top_eigen(matvec: Callable[[torch.Tensor], torch.Tensor], start: tor
         ``(values (C,) float64 on the CPU, vectors (C, n), products (C,) per copy)``.
 
     >>> H = torch.stack([torch.diag(torch.tensor([3.0, 1.0, -5.0])), torch.eye(3) * 2])
-    >>> vals, _, _ = batched_top_eigen(lambda v: torch.einsum("cij,cj->ci", H, v),
+    >>> vals, _, _ = batched_top_eigen(lambda v, rows: torch.einsum("cij,cj->ci", H[rows], v),
     ...                                torch.zeros(2, 3), tol=1e-10)
     >>> [round(v, 6) for v in vals.tolist()]
     [3.0, 2.0]
@@ -151,7 +152,12 @@ def batched_top_eigen(matvec: Callable[[torch.Tensor], torch.Tensor], start: tor
         if j == basis.shape[1]:
             basis = torch.cat([basis, torch.zeros_like(basis)], 1)[:, :m_max]
         basis[:, j] = q
-        w = matvec(q)
+        rows = np.flatnonzero(~done)
+        if rows.size == C:
+            w = matvec(q, rows)
+        else:  # only the copies still iterating pay for a product
+            idx = torch.as_tensor(rows, device=device)
+            w = torch.zeros_like(q).index_copy_(0, idx, matvec(q.index_select(0, idx), rows))
         products += ~done
         alpha = (q * w).sum(1)
         Q = basis[:, :j + 1]
@@ -236,12 +242,29 @@ class _Batch:
         return self.loss.finish(loss_sum), (acc_sum if classification else None)
 
     def hessian_matvec(self, params, buffers, x, y, outer_terms):
-        """``V (C, n) -> (H_c v_c)`` for the full loss, outer transform included."""
+        """``(V, rows) -> (H_r v_r)`` for the full loss, outer transform included."""
         names = list(params)
         shapes = [params[k].shape[1:] for k in names]
         sizes = [math.prod(s) for s in shapes]
+        full = (params, buffers, outer_terms)
+        cache: dict = {}
 
-        def matvec(V):
+        def subset(rows):
+            if len(rows) == next(iter(full[0].values())).shape[0]:
+                return full
+            key = tuple(int(r) for r in rows)
+            if key not in cache:
+                cache.clear()
+                idx = torch.as_tensor(key, device=next(iter(params.values())).device)
+                pick = {k: v.index_select(0, idx) for k, v in params.items()}
+                bufs = {k: v.index_select(0, idx) for k, v in buffers.items()}
+                terms = None if outer_terms is None else tuple(
+                    t.index_select(0, idx) for t in outer_terms)
+                cache[key] = (pick, bufs, terms)
+            return cache[key]
+
+        def matvec(V, rows):
+            params, buffers, outer_terms = subset(rows)
             parts = torch.split(V, sizes, dim=1)
             tangent = {k: p.reshape(V.shape[0], *s) for k, p, s in zip(names, parts, shapes)}
             total = None
