@@ -63,9 +63,14 @@ def probe_run(values: Mapping, lr: float, *, optimizer: str = "gd", loss: str | 
         if on_row is not None:
             on_row(row)
 
-    run = fit(model, data, loss, opt, steps=steps or values["steps"],
-              record_every=values["record_every"], probes=probes, callbacks=[collect],
-              stop=stop, eval_test=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small nets: one thread avoids OpenMP oversubscription stalls
+    try:
+        run = fit(model, data, loss, opt, steps=steps or values["steps"],
+                  record_every=values["record_every"], probes=probes, callbacks=[collect],
+                  stop=stop, eval_test=False)
+    finally:
+        torch.set_num_threads(threads)
     result = {"status": run.status, "history": history, "seconds": run.seconds,
               "lr": lr, "optimizer": optimizer, "loss": loss}
     if run.diverged:
