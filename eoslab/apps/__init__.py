@@ -69,4 +69,3 @@ def __getattr__(name: str):
             return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}; no module in "
                          f"{__name__} ({', '.join(app_modules())}) exports it")
-from .unstable_convergence import UnstableConvergenceApp  # noqa: F401  chapter 04
