@@ -111,10 +111,12 @@ class ModeConnectivityApp(StagedApp):
     def describe(self, result: dict) -> str:
         fge = result["fge"][-1]
         single = sum(r["single_acc"] for r in result["fge"]) / len(result["fge"])
-        ratio = result["barrier_line"] / max(result["barrier_curve"], 1e-12)
+        curve = result["barrier_curve"]
+        lower = (f"{result['barrier_line'] / curve:.0f}x lower" if curve > 1e-6
+                 else "no barrier: the curve stays below the chord")
         return html.escape(
             f"barrier (loss above the chord): straight line {result['barrier_line']:.3g}, "
-            f"{result['kind']} curve {result['barrier_curve']:.3g} ({ratio:.0f}x lower); "
+            f"{result['kind']} curve {curve:.3g} ({lower}); "
             f"FGE: {fge['k']} snapshots, mean single test acc {single:.4f}, ensemble "
             f"{fge['ensemble_acc']:.4f}; test NLL single {result['fge'][0]['single_loss']:.3g}"
             f" -> ensemble {fge['ensemble_loss']:.3g}")
