@@ -412,7 +412,8 @@ def fit_batched(models: Sequence[torch.nn.Module], data: Dataset, loss: Loss | s
                                                          data.y_test, data.classification)
             if data.classification:
                 cols["test_acc"] = test_acc
-        host = {k: v.double().cpu().tolist() for k, v in cols.items()}
+        stacked = torch.stack([v.double() for v in cols.values()]).cpu()  # one transfer
+        host = dict(zip(cols, stacked.tolist()))
         if sharpness_every and step % sharpness_every == 0 and pos:
             host["sharpness"], host["hvps"] = sharpness(step, params, pos, mean, inner)
         order = ["loss", "acc", "grad_norm", "weight_norm", "test_loss", "test_acc", "sharpness",
