@@ -15,10 +15,15 @@ the stacked tensors with a step-size *vector* (heavy ball as in :mod:`eoslab.opt
     d_c = g_c + \\mu\\,\\theta_c, \\qquad b_c \\leftarrow \\beta b_c + d_c, \\qquad
     \\theta_c \\leftarrow \\theta_c - \\eta_c(t)\\,(b_c \\text{ or } d_c + \\beta b_c).
 
+(``torch.optim.SGD`` takes one scalar step size per parameter group, in its foreach and
+fused paths too, so copies with different step sizes would be separate groups of
+separate tensors, one update call each; here one elementwise kernel per parameter name
+updates every copy, and masks the diverged ones.)
+
 Each copy reproduces :func:`eoslab.train.fit` on ``config.replace(lr=..., model_seed=...)``
 step for step (up to floating-point reassociation): the same history rows (``step, lr,
-loss, acc, grad_norm, weight_norm, test_loss, test_acc, sharpness, time``) at the same
-steps, and the same divergence rule (the loss at :math:`\\theta_t` non-finite or above
+loss, acc, grad_norm, weight_norm, test_loss, test_acc, sharpness, hvps, time``) at the
+same steps, and the same divergence rule (the loss at :math:`\\theta_t` non-finite or above
 ``divergence_factor`` times the copy's first loss), detected at the exact step.  A copy
 that diverges is frozen at its last parameters with a finite loss and never poisons the
 others; it leaves the batch at the next recording step, so the rest run faster.
