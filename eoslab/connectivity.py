@@ -148,7 +148,7 @@ def _pipeline(values, lr, kind, emit, stop) -> dict:
         model, run = train_solution(data, values, seed, lr, stop=stop,
                                     callbacks=[watcher(f"w{i + 1}", i * values["steps"])])
         if run.status == "diverged":
-            return {**result, **_diverged(run, f"training w{i + 1}", lr), "training": training}
+            return {**result, **_diverged(run, f"SGD towards w{i + 1}", lr), "training": training}
         if run.status == "stopped":
             return {**result, "status": "stopped"}
         ends.append(_params(model))
@@ -177,7 +177,7 @@ def _pipeline(values, lr, kind, emit, stop) -> dict:
     if bad:
         return {**result, "status": "diverged", "training": training,
                 "diverged": {"step": bad[0]["step"], "loss": bad[0]["loss"], "lr": lr,
-                             "stage": "curve training"}}
+                             "stage": "SGD on the curve's bend"}}
     along = evaluate_curve(curve, obj, ts, test=test)
     result["curve"] = {k: along[k] for k in ("t", "loss", "test_acc")}
     result["barrier_curve"] = barrier(along["loss"])

@@ -72,3 +72,4 @@ def test_background_run_and_auto_run_on_a_slider_move(tmp_path):
 def test_divergence_text_names_the_stage():
     text = divergence_text({"diverged": {"step": 1, "loss": 2e3, "lr": 1.0, "stage": "SGD"}})
     assert text.startswith("SGD diverged at step 1: loss 2e+03")
+
