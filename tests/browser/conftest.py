@@ -133,8 +133,14 @@ def playwright_instance(chromium_path):
 
 @pytest.fixture(scope="session")
 def voila(tmp_path_factory):
-    """One ``eoslab serve`` of the book for the whole session."""
-    server = serve_book(tmp_path_factory.mktemp("voila"))
+    """One ``eoslab serve`` of the book for the whole session.
+
+    No pre-heated pool here: a pool re-executes every chapter in the background after each
+    visit, which on a 2-core CI box starves the pages under test (the benchmark covers the
+    pooled path); culling is slow enough never to hit a page while a test drives it.
+    """
+    server = serve_book(tmp_path_factory.mktemp("voila"), pool_size=0, cull_idle_timeout=600,
+                        cull_interval=30)
     yield server
     server.stop()
 
