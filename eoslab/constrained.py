@@ -206,6 +206,7 @@ class SelfStabilizationProbe:
         self.eig_max_iter = eig_max_iter
         self.trajectory: ConstrainedTrajectory | None = None
         self._u: torch.Tensor | None = None
+        self._start: torch.Tensor | None = None
 
     def __call__(self, ctx) -> dict:
         objective = ctx.objective
@@ -215,6 +216,7 @@ class SelfStabilizationProbe:
                                                     eig_max_iter=self.eig_max_iter,
                                                     **self.options)
             self.trajectory.step = ctx.step
+            self._start = flatten(self.trajectory.params)
         dagger = self.trajectory
         dagger.advance_to(ctx.step)
         here = objective.params()
@@ -224,5 +226,6 @@ class SelfStabilizationProbe:
         return {"x": float(dagger.vector @ diff), "y": sharp - 2.0 / dagger.lr,
                 "sharpness": sharp, "dagger_sharpness": dagger.sharpness,
                 "distance": float(diff.norm()),
+                "travel": float((flatten(here) - self._start).norm()),
                 "dagger_loss": float(objective(dagger.params)),
                 "projections": dagger.projections}
