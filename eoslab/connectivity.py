@@ -22,7 +22,7 @@ Fast Ensembling of DNNs", NeurIPS 2018 (arXiv 1802.10026).
 from __future__ import annotations
 
 import threading
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -37,8 +37,13 @@ from .plane import Plane
 from .threads import single_thread
 from .train import fit
 
-__all__ = ["train_solution", "fge_snapshots", "ensemble_table", "curve_in_plane",
-           "mode_connectivity"]
+__all__ = [
+    "curve_in_plane",
+    "ensemble_table",
+    "fge_snapshots",
+    "mode_connectivity",
+    "train_solution",
+]
 
 Params = dict[str, torch.Tensor]
 Emit = Callable[[dict, int], None]

@@ -14,14 +14,14 @@ Example:
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import altair as alt
 import numpy as np
 
 from .plots import HEIGHT, WIDTH, rows
 
-__all__ = ["plane_layout", "plane_data", "path_layout", "path_data", "clip_loss"]
+__all__ = ["clip_loss", "path_data", "path_layout", "plane_data", "plane_layout"]
 
 
 def clip_loss(values, floor: float = 1e-4, ceiling: float | None = None) -> np.ndarray:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -49,7 +49,7 @@ from .sharpness import SharpnessProbe
 from .threads import single_thread
 from .train import fit
 
-__all__ = ["sam_edge", "add_sam_edge", "train_sam", "final_sharpness", "sam_experiment"]
+__all__ = ["add_sam_edge", "final_sharpness", "sam_edge", "sam_experiment", "train_sam"]
 
 Emit = Callable[[dict, int], None]
 

@@ -24,7 +24,7 @@ iterates, and measures the picture of the paper:
 from __future__ import annotations
 
 import threading
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from .plane import Plane
 from .threads import single_thread
 from .train import fit
 
-__all__ = ["swa_experiment", "top_sharpness", "mean_slice", "flat_width"]
+__all__ = ["flat_width", "mean_slice", "swa_experiment", "top_sharpness"]
 
 Emit = Callable[[dict, int], None]
 

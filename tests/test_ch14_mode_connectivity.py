@@ -15,7 +15,7 @@ def quick_result():
 def test_straight_line_has_a_barrier_the_trained_curve_removes(quick_result):
     result = quick_result.result
     assert result["status"] == "finished"
-    line, curve = result["line"]["loss"], result["curve"]["loss"]
+    line = result["line"]["loss"]
     ends = max(line[0], line[-1])
     assert result["barrier_line"] > 0.3 and max(line) > 20 * ends
     assert result["barrier_curve"] < result["barrier_line"] / 10

@@ -18,7 +18,7 @@ from ..plane_plots import path_data, path_layout, plane_data, plane_layout
 from ..plots import HEIGHT, WIDTH
 from .staged import StagedApp
 
-__all__ = ["ModeConnectivityApp", "connectivity_layout", "connectivity_datasets"]
+__all__ = ["ModeConnectivityApp", "connectivity_datasets", "connectivity_layout"]
 
 
 def connectivity_layout():

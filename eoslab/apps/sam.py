@@ -18,7 +18,7 @@ from ..sam_edge import sam_experiment
 from .base import slider
 from .staged import StagedApp
 
-__all__ = ["SAMApp", "sam_layout", "sam_datasets", "edge_ratio"]
+__all__ = ["SAMApp", "edge_ratio", "sam_datasets", "sam_layout"]
 
 
 def _label(rho: float) -> str:

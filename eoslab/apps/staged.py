@@ -22,15 +22,22 @@ from __future__ import annotations
 
 import html
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as widgets
 
 from ..landscape import result_key
 from ..presets import Preset, get_preset, preset_for
 from ..store import RunStore
-from .base import (BackgroundRunner, LiveChart, RunControls, Throttle, describe_divergence,
-                   preset_dropdown, slider)
+from .base import (
+    BackgroundRunner,
+    LiveChart,
+    RunControls,
+    Throttle,
+    describe_divergence,
+    preset_dropdown,
+    slider,
+)
 
 __all__ = ["StagedApp", "divergence_text"]
 

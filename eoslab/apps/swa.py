@@ -17,7 +17,7 @@ from ..plots import HEIGHT, WIDTH, rows
 from ..swa_geometry import swa_experiment
 from .staged import StagedApp
 
-__all__ = ["SWAApp", "swa_layout", "swa_datasets"]
+__all__ = ["SWAApp", "swa_datasets", "swa_layout"]
 
 _WHO = ("last SGD iterate", "mean over iterates", "SWA")
 
