@@ -15,7 +15,8 @@ PRESETS = {
                     "quick: 100 digits, width 50, one cycle, ~1-2 min on a CPU"),
     "default": Preset(NUMBER, "default", dict(_BASE, n_train=100, width=50, lr=0.66,
                                               steps=150, record_every=1, probe_every=1),
-                      "default: 100 digits, width 50, first cycle and the hover after it, ~3-6 min on a CPU"),
+                      "default: 100 digits, width 50, the first cycle and the hover after "
+                      "it, ~3-6 min on a CPU"),
     "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None,
                                           width=200, lr=2 / 30, steps=3000, record_every=1,
                                           probe_every=1, eig_max_iter=50),
