@@ -33,7 +33,8 @@ PRESETS = {
                                               grid_wds=(0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0),
                                               n_train=500, steps=500),
                       "default: a 4x6 grid per optimiser (48 runs of 300 steps) and 500 full-"
-                      "batch Adam steps (~2-3 min on a CPU)"),
+                      "batch Adam steps (~5 min on a 2-core CPU; the grid is stored, so it "
+                      "trains once)"),
     "paper": Preset(NUMBER, "paper", _merge(grid_dataset="cifar10-5k",
                                           grid_model="resnet-small", grid_width=32,
                                           grid_depth=2, grid_n_train=None, grid_batch=128,
