@@ -52,8 +52,13 @@ from .eigen import top_eigen
 from .hessian import HessianOperator, flatten, unflatten
 from .objective import Objective, iter_chunks
 
-__all__ = ["sharpness_gradient", "Projection", "project_sharpness", "ConstrainedTrajectory",
-           "SelfStabilizationProbe"]
+__all__ = [
+    "ConstrainedTrajectory",
+    "Projection",
+    "SelfStabilizationProbe",
+    "project_sharpness",
+    "sharpness_gradient",
+]
 
 Params = dict[str, torch.Tensor]
 

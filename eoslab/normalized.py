@@ -42,7 +42,7 @@ import torch
 
 from .optim import check_lr
 
-__all__ = ["NormalizedGD", "effective_lr", "effective_sharpness", "EffectiveSharpnessProbe"]
+__all__ = ["EffectiveSharpnessProbe", "NormalizedGD", "effective_lr", "effective_sharpness"]
 
 
 class NormalizedGD(torch.optim.Optimizer):
@@ -65,7 +65,7 @@ class NormalizedGD(torch.optim.Optimizer):
         lr = check_lr(lr)
         if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
             raise ValueError(f"eps={eps!r} is not allowed; use a finite number >= 0")
-        super().__init__(params, dict(lr=lr, eps=float(eps)))
+        super().__init__(params, {"lr": lr, "eps": float(eps)})
         self.last_grad_norm: float | None = None
 
     @torch.no_grad()

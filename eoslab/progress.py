@@ -37,7 +37,7 @@ from .objective import Objective
 from .sharpness import SharpnessProbe
 from .sharpness_notions import directional_sharpness, gradient_alignment
 
-__all__ = ["relative_progress", "UnstableConvergenceProbe"]
+__all__ = ["UnstableConvergenceProbe", "relative_progress"]
 
 Params = dict[str, torch.Tensor]
 

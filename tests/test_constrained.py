@@ -4,8 +4,12 @@ import pytest
 import torch
 
 from eoslab import Objective, build_model, fit
-from eoslab.constrained import (ConstrainedTrajectory, SelfStabilizationProbe,
-                                project_sharpness, sharpness_gradient)
+from eoslab.constrained import (
+    ConstrainedTrajectory,
+    SelfStabilizationProbe,
+    project_sharpness,
+    sharpness_gradient,
+)
 from eoslab.hessian import flatten, unflatten
 
 
@@ -25,10 +29,10 @@ def _dense_top(objective, flat, like):
 
 
 def test_sharpness_gradient_matches_finite_differences_of_the_exact_top_eigenvalue(device):
-    model, objective = _problem(device)
+    _model, objective = _problem(device)
     params = objective.params()
     flat = flatten(params)
-    top, u = _dense_top(objective, flat, params)
+    _top, u = _dense_top(objective, flat, params)
     g = sharpness_gradient(objective, params, u)
     h = 1e-5
     fd = torch.stack([(_dense_top(objective, flat + h * e, params)[0]
@@ -38,7 +42,7 @@ def test_sharpness_gradient_matches_finite_differences_of_the_exact_top_eigenval
 
 
 def test_projection_lands_on_the_constraint_and_leaves_stable_points_alone(device):
-    model, objective = _problem(device, seed=1)
+    _model, objective = _problem(device, seed=1)
     params = objective.params()
     top, _ = _dense_top(objective, flatten(params), params)
     threshold = 0.8 * float(top)
@@ -54,7 +58,7 @@ def test_projection_lands_on_the_constraint_and_leaves_stable_points_alone(devic
 
 
 def test_constrained_trajectory_is_gd_below_the_edge_and_stable_above_it(device):
-    model, objective = _problem(device, seed=2)
+    _model, objective = _problem(device, seed=2)
     params = objective.params()
     top, _ = _dense_top(objective, flatten(params), params)
     lr = 0.5 / float(top)  # 2/eta = 4 S: far from the edge, so no projection

@@ -17,7 +17,7 @@ def _quadratic(device, spectrum=(4.0, 1.0)):
 
 @pytest.mark.parametrize("lr", [0.1, 0.45, 0.7])
 def test_relative_progress_equals_the_quadratic_formula(device, lr):
-    data, model, objective = _quadratic(device)
+    data, _model, objective = _quadratic(device)
     params = objective.params()
     A = torch.as_tensor(data.meta["A"], dtype=torch.float64, device=device)
     w_star = torch.as_tensor(data.meta["w_star"], dtype=torch.float64, device=device)
@@ -27,7 +27,7 @@ def test_relative_progress_equals_the_quadratic_formula(device, lr):
 
 
 def test_relative_progress_is_nan_at_the_minimum_and_checks_lr(device):
-    data, model, objective = _quadratic(device)
+    data, _model, objective = _quadratic(device)
     w_star = torch.as_tensor(data.meta["w_star"], dtype=torch.float64, device=device)
     at_min = {"1.weight": w_star.reshape(1, -1)}
     zero = torch.zeros(2, dtype=torch.float64, device=device)
@@ -40,9 +40,8 @@ def test_relative_progress_is_nan_at_the_minimum_and_checks_lr(device):
 def test_probe_on_a_quadratic_reports_exact_sharpness_and_alignment(device):
     # 1-D spread: with spectrum (4, 1) and GD at eta = 0.3, the gradient is g = A e; the
     # probe's eta*S must be 1.2 and its rp the quadratic formula.
-    data, model, objective = _quadratic(device)
-    w0 = model.weight.detach().reshape(-1).clone() if hasattr(model, "weight") else \
-        next(model.parameters()).detach().reshape(-1).clone()
+    data, model, _objective = _quadratic(device)
+    w0 = next(model.parameters()).detach().reshape(-1).clone()
     probe = UnstableConvergenceProbe(every=1, tol=1e-10)
     run = fit(model, data, "mse", torch.optim.SGD(model.parameters(), lr=0.3), steps=3,
               record_every=1, probes=[probe])

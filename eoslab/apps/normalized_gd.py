@@ -20,7 +20,7 @@ from .base import slider
 from .probe_run import probe_run
 from .staged import StagedApp
 
-__all__ = ["NormalizedGDApp", "normalized_gd_experiment", "sharpness_reduction", "METHODS"]
+__all__ = ["METHODS", "NormalizedGDApp", "normalized_gd_experiment", "sharpness_reduction"]
 
 METHODS = {"ngd": ("normalised GD", "ngd", "mse"), "sqrt": ("GD on sqrt(L)", "gd", "sqrt-mse")}
 
@@ -73,7 +73,7 @@ def normalized_gd_experiment(values, settings: dict, emit=None,
         lr = settings["lr"] if method == "ngd" else settings["sqrt_lr"]
         live: list[dict] = []
 
-        def on_row(row, method=method, lr=lr, live=live):
+        def on_row(row, method=method, lr=lr, live=live, done=done):
             live.append(row)
             if emit is not None:
                 rows = [x for m, r in runs.items() for x in _rows(m, r["lr"], r["history"])]

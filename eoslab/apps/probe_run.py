@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -20,7 +20,7 @@ from ..models import build_model
 from ..normalized import NormalizedGD
 from ..train import fit
 
-__all__ = ["probe_run", "OPTIMIZERS"]
+__all__ = ["OPTIMIZERS", "probe_run"]
 
 OPTIMIZERS = ("gd", "ngd")
 

@@ -19,7 +19,7 @@ from ..constrained import SelfStabilizationProbe
 from .probe_run import probe_run
 from .staged import StagedApp
 
-__all__ = ["SelfStabilizationApp", "self_stabilization_experiment", "cycle_summary"]
+__all__ = ["SelfStabilizationApp", "cycle_summary", "self_stabilization_experiment"]
 
 
 def cycle_summary(history: list[dict], lr: float) -> dict | None:
