@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
 from .config import TrainConfig
 from .optim import check_lr
 
-__all__ = ["GridResult", "run_grid", "grid_configs", "best_per_lr", "optimum_spread"]
+__all__ = ["GridResult", "best_per_lr", "grid_configs", "optimum_spread", "run_grid"]
 
 
 @dataclass

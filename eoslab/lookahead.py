@@ -42,14 +42,22 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["Lookahead", "lookahead_factor", "lookahead_threshold", "Paths", "lookahead_paths",
-           "stationary_loss", "noise_floors", "exact_noise_floors"]
+__all__ = [
+    "Lookahead",
+    "Paths",
+    "exact_noise_floors",
+    "lookahead_factor",
+    "lookahead_paths",
+    "lookahead_threshold",
+    "noise_floors",
+    "stationary_loss",
+]
 
 
 def _check(alpha, k) -> tuple[float, int]:
@@ -109,7 +117,8 @@ class Lookahead(torch.optim.Optimizer):
 
     def __init__(self, base: torch.optim.Optimizer, alpha: float = 0.5, k: int = 5):
         if not isinstance(base, torch.optim.Optimizer):
-            raise ValueError(f"base={base!r} is not allowed; give a torch.optim.Optimizer")
+            raise ValueError(  # noqa: TRY004 - the project reports bad inputs as ValueError
+                f"base={base!r} is not allowed; give a torch.optim.Optimizer")
         self.alpha, self.k = _check(alpha, k)
         self.base = base
         self.needs_closure = getattr(base, "needs_closure", False)

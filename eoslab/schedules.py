@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,8 +39,17 @@ import torch
 from .config import TrainConfig
 from .optim import SCHEDULE_NAMES, check_lr, make_scheduler
 
-__all__ = ["schedule_curve", "restart_steps", "RangeTest", "lr_range_test", "suggest_range",
-           "smooth_losses", "catapults", "edge_ratios", "designer_options"]
+__all__ = [
+    "RangeTest",
+    "catapults",
+    "designer_options",
+    "edge_ratios",
+    "lr_range_test",
+    "restart_steps",
+    "schedule_curve",
+    "smooth_losses",
+    "suggest_range",
+]
 
 
 def schedule_curve(name: str, lr: float, steps: int, options: Mapping | None = None) -> list:

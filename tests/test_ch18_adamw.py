@@ -20,7 +20,7 @@ def test_adam_edge_of_stability_and_l2_vs_decoupled_decay():
     assert max(raw) < 0.2 * (2 / lr)  # GD's edge says nothing about Adam
     assert "preconditioned sharpness" in app.controls.status.value
 
-    lrs, wds, adam = app.grid.table("adam", "test_acc")
+    _lrs, wds, adam = app.grid.table("adam", "test_acc")
     _, _, adamw = app.grid.table("adamw", "test_acc")
     assert adam.shape == (len(app.preset["grid_lrs"]), len(app.preset["grid_wds"]))
     assert not np.isnan(adam).any() and not np.isnan(adamw).any()

@@ -24,7 +24,7 @@ def test_cells_are_the_runs_of_their_configs(tmp_path):
         assert cell["test_loss"] == pytest.approx(alone["test_loss"], rel=1e-12)
         assert cell["acc"] == pytest.approx(alone["acc"])
     # decay changes the result, and L2 (adam) differs from decoupled (adamw)
-    lrs, wds, adam = grid.table("adam")
+    _lrs, _wds, adam = grid.table("adam")
     _, _, adamw = grid.table("adamw")
     assert adam.shape == (2, 2) and not np.allclose(adam[:, 0], adam[:, 1])
     assert np.allclose(adam[:, 0], adamw[:, 0]) and not np.allclose(adam[:, 1], adamw[:, 1])

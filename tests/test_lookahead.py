@@ -9,9 +9,15 @@ import pytest
 import torch
 
 from eoslab.data import Dataset
-from eoslab.lookahead import (Lookahead, exact_noise_floors, lookahead_factor, lookahead_paths,
-                              lookahead_threshold, noise_floors,
-                              stationary_loss)
+from eoslab.lookahead import (
+    Lookahead,
+    exact_noise_floors,
+    lookahead_factor,
+    lookahead_paths,
+    lookahead_threshold,
+    noise_floors,
+    stationary_loss,
+)
 from eoslab.quadratic import Quadratic
 from eoslab.train import fit
 

@@ -1,14 +1,20 @@
 """Schedule curves against torch's own schedulers and closed forms; the range test against
 the exact stability threshold of GD on a quadratic."""
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 
 from eoslab.config import TrainConfig
-from eoslab.schedules import (lr_range_test, restart_steps, schedule_curve, smooth_losses,
-                              suggest_range)
+from eoslab.schedules import (
+    lr_range_test,
+    restart_steps,
+    schedule_curve,
+    smooth_losses,
+    suggest_range,
+)
 
 
 def test_sgdr_curve_is_the_closed_form_cosine_with_restarts():
@@ -47,7 +53,7 @@ def test_range_test_lr_is_geometric_and_blows_up_past_2_over_lambda():
     edge = 2 / max(spectrum)
     # GD on a quadratic: the loss falls at every step with eta < 2/lambda_max ...
     stable = [loss for lr, loss in zip(res.lrs, res.losses) if lr < edge]
-    assert all(b < a for a, b in zip(stable, stable[1:]))
+    assert all(b < a for a, b in itertools.pairwise(stable))
     # ... and the test stops (loss x4) only after eta has passed 2/lambda_max
     assert res.stopped_early and res.lrs[-1] > edge
     assert res.losses[-1] > 4 * min(res.losses)

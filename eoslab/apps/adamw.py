@@ -27,8 +27,14 @@ from ..threads import single_thread
 from .base import BackgroundRunner, LiveChart, RunControls, Throttle, preset_dropdown, slider
 from .eos import edge_band
 
-__all__ = ["AdamWApp", "adam_eos_config", "grid_base", "adamw_chart", "adamw_data",
-           "precond_band"]
+__all__ = [
+    "AdamWApp",
+    "adam_eos_config",
+    "adamw_chart",
+    "adamw_data",
+    "grid_base",
+    "precond_band",
+]
 
 CHAPTER = "18"
 W, H = plots.WIDTH, plots.HEIGHT

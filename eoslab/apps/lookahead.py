@@ -15,8 +15,13 @@ import ipywidgets as widgets
 import numpy as np
 
 from .. import plots
-from ..lookahead import (exact_noise_floors, lookahead_factor, lookahead_paths,
-                         lookahead_threshold, noise_floors)
+from ..lookahead import (
+    exact_noise_floors,
+    lookahead_factor,
+    lookahead_paths,
+    lookahead_threshold,
+    noise_floors,
+)
 from ..presets import Preset, get_preset, preset_for
 from ..quadratic import Quadratic, default_levels, level_sets
 from .base import BackgroundRunner, LiveChart, preset_dropdown, slider
@@ -53,7 +58,7 @@ def lookahead_verdict(quadratic: Quadratic, lr: float, alpha: float, k: int, pat
 
 def _layout(view: float, max_lr: float):
     dom = alt.Scale(domain=[-view, view])
-    xy = dict(x=alt.X("x:Q", scale=dom, title="w1"), y=alt.Y("y:Q", scale=dom, title="w2"))
+    xy = {"x": alt.X("x:Q", scale=dom, title="w1"), "y": alt.Y("y:Q", scale=dom, title="w2")}
     levels = alt.Chart(alt.Data(name="levels")).mark_line(color="#ccc", clip=True).encode(
         **xy, detail="level:N", order="order:Q")
     color = alt.Color("path:N", title=None, scale=alt.Scale(

@@ -20,14 +20,20 @@ from .. import plots
 from ..config import TrainConfig
 from ..experiment import run as run_experiment
 from ..presets import Preset, get_preset, preset_for
-from ..schedules import (RangeTest, catapults, designer_options, lr_range_test,
-                         schedule_curve)
+from ..schedules import RangeTest, catapults, designer_options, lr_range_test, schedule_curve
 from ..store import RunStore
 from ..threads import single_thread
-from .base import (BackgroundRunner, LiveChart, RunControls, Throttle, describe_divergence,
-                   preset_dropdown, slider)
+from .base import (
+    BackgroundRunner,
+    LiveChart,
+    RunControls,
+    Throttle,
+    describe_divergence,
+    preset_dropdown,
+    slider,
+)
 
-__all__ = ["ScheduleApp", "schedule_config", "schedule_chart", "schedule_data"]
+__all__ = ["ScheduleApp", "schedule_chart", "schedule_config", "schedule_data"]
 
 CHAPTER = "17"
 W, H = plots.WIDTH, plots.HEIGHT

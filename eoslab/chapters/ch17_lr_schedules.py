@@ -12,23 +12,54 @@ from ..presets import Preset
 NUMBER = "17"
 SLUG = "lr_schedules"
 
-_BASE = dict(dataset="digits", model="fc-tanh", width=200, depth=2, loss="mse", optimizer="gd",
-             lr=0.4, schedule="cosine-restarts", low=0.25, gamma=0.5, record_every=10,
-             sharpness_every=10, range_min=1e-3, range_max=10.0, range_batch=None)
+_BASE = {
+    "dataset": "digits",
+    "model": "fc-tanh",
+    "width": 200,
+    "depth": 2,
+    "loss": "mse",
+    "optimizer": "gd",
+    "lr": 0.4,
+    "schedule": "cosine-restarts",
+    "low": 0.25,
+    "gamma": 0.5,
+    "record_every": 10,
+    "sharpness_every": 10,
+    "range_min": 1e-3,
+    "range_max": 10.0,
+    "range_batch": None,
+}
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=250, steps=300, period=150,
-                                          range_steps=60),
-                    "quick: 250 digits, 300 GD steps, one restart, ~15 s on a CPU"),
-    "default": Preset(NUMBER, "default", dict(_BASE, n_train=500, steps=900, period=300,
-                                              range_steps=100),
-                      "default: 500 digits, 900 GD steps, two restarts, ~1 min on a CPU"),
-    "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None, lr=0.1,
-                                          steps=6000, period=2000, record_every=20,
-                                          sharpness_every=50, range_steps=300),
-                    "paper: CIFAR-10 5k (Cohen et al.'s subset), 6000 GD steps, two restarts, "
-                    "~30 min on a GPU",
-                    "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                    "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                    "or point EOSLAB_DATA at a folder holding cifar-10-batches-py"),
+    "quick": Preset(
+        NUMBER,
+        "quick",
+        dict(_BASE, n_train=250, steps=300, period=150, range_steps=60),
+        "quick: 250 digits, 300 GD steps, one restart, ~15 s on a CPU",
+    ),
+    "default": Preset(
+        NUMBER,
+        "default",
+        dict(_BASE, n_train=500, steps=900, period=300, range_steps=100),
+        "default: 500 digits, 900 GD steps, two restarts, ~1 min on a CPU",
+    ),
+    "paper": Preset(
+        NUMBER,
+        "paper",
+        dict(
+            _BASE,
+            dataset="cifar10-5k",
+            n_train=None,
+            lr=0.1,
+            steps=6000,
+            period=2000,
+            record_every=20,
+            sharpness_every=50,
+            range_steps=300,
+        ),
+        "paper: CIFAR-10 5k (Cohen et al.'s subset), 6000 GD steps, two restarts, ~30 min on a GPU",
+        "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+        "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+        "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
+    ),
 }
