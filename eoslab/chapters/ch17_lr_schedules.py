@@ -41,7 +41,7 @@ PRESETS = {
         NUMBER,
         "default",
         dict(_BASE, n_train=500, steps=900, period=300, range_steps=100),
-        "default: 500 digits, 900 GD steps, two restarts, ~1 min on a CPU",
+        "default: 500 digits, 900 GD steps, two restarts, ~2 min on a CPU",
     ),
     "paper": Preset(
         NUMBER,

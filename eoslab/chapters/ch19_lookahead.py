@@ -35,7 +35,7 @@ PRESETS = {
         NUMBER,
         "default",
         dict(_BASE, steps=200, variance_steps=2000, variance_seeds=16),
-        "default: 200 steps, 16 noisy seeds of 2000 steps (~2 s on a CPU)",
+        "default: 200 steps (instant), 16 noisy seeds of 2000 steps (~30 s on a shared CPU)",
     ),
     "paper": Preset(
         NUMBER,
