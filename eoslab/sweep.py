@@ -268,7 +268,37 @@ class _Batch:
                 cache[key] = (pick, bufs, terms)
             return cache[key]
 
+        C = next(iter(params.values())).shape[0]
+        single = not self.chunk_size or self.chunk_size >= x.shape[0]
+        graph: list = []
+
+        def cached(V):
+            """All copies' products from one gradient graph (double backward), built once:
+            the copies' losses are independent, so the Hessian of their sum is block
+            diagonal and one product of it is every copy's product."""
+            if not graph:
+                leaves = [params[k].detach().requires_grad_(True) for k in names]
+                with torch.enable_grad():
+                    out = self._forward(dict(zip(names, leaves)), buffers, x)
+                    losses = vmap(self.loss.per_example_mean, (0, None))(out, y)
+                    grads = torch.autograd.grad(losses.sum(), leaves, create_graph=True)
+                graph.extend([leaves, grads])
+            leaves, grads = graph
+            tangent = [p.reshape(C, *s) for p, s in zip(torch.split(V, sizes, dim=1), shapes)]
+            with torch.enable_grad():
+                hv = torch.autograd.grad(grads, leaves, grad_outputs=tangent, retain_graph=True)
+            return torch.cat([h.reshape(C, -1) for h in hv], 1)
+
         def matvec(V, rows):
+            if single and 2 * len(rows) >= C:  # cheaper per product; pays for every copy
+                idx = torch.as_tensor(rows, device=V.device)
+                padded = torch.zeros(C, V.shape[1], dtype=V.dtype, device=V.device)
+                total = cached(padded.index_copy_(0, idx, V)).index_select(0, idx)
+                outer_r = subset(rows)[2]
+                if outer_r is not None:
+                    d1, d2, g = outer_r
+                    total = d1[:, None] * total + (d2 * (g * V).sum(1))[:, None] * g
+                return total
             params, buffers, outer_terms = subset(rows)
             parts = torch.split(V, sizes, dim=1)
             tangent = {k: p.reshape(V.shape[0], *s) for k, p, s in zip(names, parts, shapes)}

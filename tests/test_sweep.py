@@ -135,11 +135,13 @@ def _dense_sharpness_probe(every):
     return probe
 
 
-@pytest.mark.parametrize("loss", ["mse", "sqrt-mse"])
-def test_tracked_sharpness_equals_dense_hessian_eigenvalue(device, loss):
+@pytest.mark.parametrize("loss,chunk_size", [("mse", 8), ("sqrt-mse", 8), ("mse", None),
+                                             ("sqrt-mse", None)])
+def test_tracked_sharpness_equals_dense_hessian_eigenvalue(device, loss, chunk_size):
+    """Chunked data uses jvp-of-grad products, one chunk the cached double-backward graph."""
     cfg = TrainConfig(dataset="sine", n_train=16, width=4, depth=1, steps=24, record_every=8,
                       sharpness_every=6, loss=loss, dtype="float64", device=str(device),
-                      chunk_size=8)
+                      chunk_size=chunk_size)
     lrs = [0.05, 0.4]
     result = sweep(cfg, lrs=lrs, store=False, sharpness_tol=1e-10)
     for lr, got in zip(lrs, result.runs):
