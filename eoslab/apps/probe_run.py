@@ -37,7 +37,7 @@ def _clean(row: dict) -> dict:
 def probe_run(values: Mapping, lr: float, *, optimizer: str = "gd", loss: str | None = None,
               probes: Sequence[Callable] = (), stop: threading.Event | None = None,
               on_row: Callable[[dict], None] | None = None, steps: int | None = None,
-              stage: str = "training") -> dict:
+              stage: str = "GD") -> dict:
     """Train the preset's net with ``optimizer`` at step size ``lr``; see the module docs.
 
     ``values`` needs ``dataset``, ``n_train``, ``model``, ``width``, ``depth``, ``steps``,
