@@ -29,9 +29,9 @@ def connectivity_layout():
         color=alt.Color("stage:N", title="stage")).properties(
         width=WIDTH, height=HEIGHT, title="training")
     fge = alt.Chart(alt.Data(name="fge")).mark_line(point=True).encode(
-        x=alt.X("k:O", title="snapshot k"),
+        x=alt.X("k:Q", title="snapshot k", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("acc:Q", title="test accuracy", scale=alt.Scale(zero=False)),
-        color=alt.Color("what:N", title=None)).properties(
+        color=alt.Color("what:N", title="FGE")).properties(
         width=WIDTH, height=HEIGHT, title="FGE: snapshot alone vs ensemble of the first k")
     top = alt.hconcat(training, path_layout("train loss: straight line vs trained curve"))
     bottom = alt.hconcat(plane_layout("train loss on the plane through w1, w2 and the bend"),

@@ -45,9 +45,9 @@ def sam_layout():
     """Sharpness with 2/eta and the SAM-edge | sharpness / SAM-edge | loss | m-sharpness."""
     sharp = alt.Chart(alt.Data(name="sharp")).mark_line(point=True).encode(
         x="step:Q", y=alt.Y("sharpness:Q", title="sharpness (top Hessian eigenvalue)"),
-        color=alt.Color("run:N", title=None))
+        color=alt.Color("run:N", title="run"))
     edge = alt.Chart(alt.Data(name="curves")).mark_line(strokeDash=[4, 3], opacity=0.7).encode(
-        x="step:Q", y="sam_edge:Q", color=alt.Color("run:N", title=None))
+        x="step:Q", y="sam_edge:Q", color=alt.Color("run:N", title="run"))
     gd = alt.Chart(alt.Data(name="gd_edge")).mark_rule(color="black", strokeDash=[8, 4]).encode(
         y="edge:Q")
     panel1 = alt.layer(sharp, edge, gd).properties(
@@ -55,11 +55,11 @@ def sam_layout():
         title="sharpness (dots) vs 2/eta (black) and each run's SAM-edge (dashed)")
     ratio = alt.Chart(alt.Data(name="sharp")).mark_line(point=True).encode(
         x="step:Q", y=alt.Y("ratio:Q", title="sharpness / own edge"),
-        color=alt.Color("run:N", title=None)).properties(
+        color=alt.Color("run:N", title="run")).properties(
         width=WIDTH, height=HEIGHT, title="each run against its own edge (1 = at the edge)")
     loss = alt.Chart(alt.Data(name="curves")).mark_line().encode(
         x="step:Q", y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(type="log")),
-        color=alt.Color("run:N", title=None)).properties(
+        color=alt.Color("run:N", title="run")).properties(
         width=WIDTH, height=HEIGHT, title="full-batch train loss")
     bars = alt.Chart(alt.Data(name="m_runs")).mark_bar().encode(
         x=alt.X("label:N", title=None, sort=None),

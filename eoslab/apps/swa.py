@@ -27,7 +27,7 @@ def swa_layout():
     hist = alt.Chart(alt.Data(name="history")).transform_fold(
         ["loss", "test_loss"], as_=["split", "value"]).mark_line().encode(
         x=alt.X("step:Q"), y=alt.Y("value:Q", title="loss", scale=alt.Scale(type="log")),
-        color=alt.Color("split:N", title=None))
+        color=alt.Color("split:N", title="split"))
     start = alt.Chart(alt.Data(name="swa_start")).mark_rule(strokeDash=[6, 4]).encode(
         x="step:Q")
     training = alt.layer(hist, start).properties(
@@ -36,7 +36,7 @@ def swa_layout():
         x=alt.X("alpha:Q", title="distance along random filter-normalised directions"),
         y=alt.Y("loss:Q", title="train loss (mean of 3 directions)",
                 scale=alt.Scale(type="log")),
-        color=alt.Color("at:N", title=None)).properties(
+        color=alt.Color("at:N", title="slice from")).properties(
         width=WIDTH, height=HEIGHT, title="1-D slices: SWA vs the last SGD iterate")
     bars = [alt.Chart(alt.Data(name="compare")).transform_filter(
         alt.datum.metric == metric).mark_bar().encode(
