@@ -12,9 +12,11 @@ from .experiment import run
 from .losses import get_loss
 from .models import build_model
 from .objective import Objective
+from .sharpness import SharpnessProbe
 from .store import RunStore
+from .sweep import SweepResult, sweep
 from .train import Run, fit
 
 __all__ = ["TrainConfig", "Dataset", "load_dataset", "run", "get_loss", "build_model",
-           "Objective", "RunStore", "Run", "fit"]
+           "Objective", "RunStore", "Run", "fit", "SharpnessProbe", "sweep", "SweepResult"]
 __version__ = "0.1.0"
