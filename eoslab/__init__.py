@@ -14,9 +14,9 @@ from .models import build_model
 from .objective import Objective
 from .sharpness import SharpnessProbe
 from .store import RunStore
-from .sweep import SweepResult, sweep
+from .sweep import SweepResult
 from .train import Run, fit
 
 __all__ = ["TrainConfig", "Dataset", "load_dataset", "run", "get_loss", "build_model",
-           "Objective", "RunStore", "Run", "fit", "SharpnessProbe", "sweep", "SweepResult"]
+           "Objective", "RunStore", "Run", "fit", "SharpnessProbe", "SweepResult"]
 __version__ = "0.1.0"
