@@ -18,7 +18,7 @@ PRESETS = {
     "default": Preset(NUMBER, "default", dict(_BASE, n_train=300, width=100, lr=0.4, rho=0.1,
                                               steps=600, sharpness_every=20, rho_m=0.1,
                                               m_values=(0, 64, 16, 8), steps_m=400),
-                      "default: 300 digits, 3 radii, m = 64, 16, 8, ~20 s on an idle CPU (4 min busy)"),
+                      "default: 300 digits, 3 radii, m = 64, 16, 8, ~20 s idle CPU (4 min busy)"),
     "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None,
                                           width=200, lr=2 / 30, rho=0.05, steps=5000,
                                           sharpness_every=50, rho_m=0.05,
