@@ -93,7 +93,7 @@ def _layout(metric: str):
     loss = alt.Chart(alt.Data(name="history")).mark_line(color="#d62728").encode(
         x=alt.X("step:Q"), y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="train loss")
     ).properties(width=W, height=H, title="full-batch Adam: train loss")
-    kind = alt.Color("curve:N", title=None)
+    kind = alt.Color("curve:N", title="curve")
     sharp = alt.Chart(alt.Data(name="sharpness")).mark_line(point=True).encode(
         x="step:Q", y=alt.Y("value:Q", scale=alt.Scale(type="log"), title="curvature"),
         color=kind)

@@ -61,7 +61,7 @@ def _layout(view: float, max_lr: float):
     xy = {"x": alt.X("x:Q", scale=dom, title="w1"), "y": alt.Y("y:Q", scale=dom, title="w2")}
     levels = alt.Chart(alt.Data(name="levels")).mark_line(color="#ccc", clip=True).encode(
         **xy, detail="level:N", order="order:Q")
-    color = alt.Color("path:N", title=None, scale=alt.Scale(
+    color = alt.Color("path:N", title="path", scale=alt.Scale(
         domain=["GD alone", "fast weights", "slow weights"],
         range=["#999999", "#ff7f0e", "#1f77b4"]))
     paths = alt.Chart(alt.Data(name="paths")).mark_line(clip=True, strokeWidth=1.5).encode(
@@ -80,7 +80,7 @@ def _layout(view: float, max_lr: float):
         x=alt.X("lr:Q", scale=lr_scale, title="step size eta"),
         y=alt.Y("rate:Q", title="error factor per step", scale=alt.Scale(domain=[0, 1.5],
                                                                           clamp=True)),
-        color=alt.Color("method:N", title=None))
+        color=alt.Color("method:N", title="method"))
     one = alt.Chart(alt.Data(values=[{"one": 1.0}])).mark_rule(color="black").encode(y="one:Q")
     edges = alt.Chart(alt.Data(name="thresholds")).mark_rule(strokeDash=[6, 4]).encode(
         x=alt.X("threshold:Q", scale=lr_scale), color=alt.Color("method:N"))

@@ -58,7 +58,7 @@ def _layout():
     loss = alt.Chart(alt.Data(name="history")).mark_line(color="#d62728").encode(
         x=step, y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="train loss")).properties(
         width=W, height=H, title="train loss (spikes: catapults)")
-    kind = alt.Color("curve:N", title=None, scale=alt.Scale(
+    kind = alt.Color("curve:N", title="curve", scale=alt.Scale(
         domain=["sharpness", "2/eta(t)"], range=["#2ca02c", "#555555"]))
     edge = alt.Chart(alt.Data(name="edge")).mark_line(strokeDash=[6, 4]).encode(
         x=step, y=alt.Y("value:Q", scale=alt.Scale(type="log"), title="sharpness"), color=kind)
@@ -69,7 +69,7 @@ def _layout():
     lr_axis = alt.X("lr:Q", scale=alt.Scale(type="log"), title="learning rate (log)")
     rng = alt.Chart(alt.Data(name="range")).mark_line(color="#9467bd").encode(
         x=lr_axis, y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="loss"),
-        strokeDash=alt.StrokeDash("series:N", title=None))
+        strokeDash=alt.StrokeDash("series:N", title="series"))
     band = alt.Chart(alt.Data(name="suggested")).mark_rect(opacity=0.15, color="#9467bd").encode(
         x="low:Q", x2="high:Q")
     range_test = alt.layer(band, rng).properties(
