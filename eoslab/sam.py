@@ -147,7 +147,9 @@ class SAM(torch.optim.Optimizer):
         if self.rho == 0.0:
             if all(p.grad is None for p in params):
                 closure()
-            return self.base.step()
+            result = self.base.step()
+            self._clear_grads(params)
+            return result
         model = self.model if self.model is not None else getattr(closure, "model", None)
         if self.m is None:
             loss = None
@@ -180,4 +182,12 @@ class SAM(torch.optim.Optimizer):
         for buf, value in bn:
             buf.copy_(value)
         self.base.step()
+        self._clear_grads(params)
         return loss
+
+    @staticmethod
+    def _clear_grads(params) -> None:
+        """Drop the used gradients: a later step must not mistake them for the gradient at w
+        (``step`` reuses ``.grad`` when present, as :func:`eoslab.train.fit` leaves it)."""
+        for p in params:
+            p.grad = None

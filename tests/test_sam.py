@@ -171,3 +171,30 @@ def test_bad_inputs():
         SAM(model, rho=0.1)
     with pytest.raises(ValueError, match="closure"):
         SAM(base).step()
+
+
+def test_consecutive_steps_outside_fit_recompute_the_gradient_at_w():
+    """Two SAM steps driven by hand equal two steps each starting from fresh gradients."""
+    torch.manual_seed(0)
+    a = torch.tensor([[3.0, 0.5], [0.5, 1.0]], dtype=torch.float64)
+
+    def make():
+        w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+        return w, SAM(torch.optim.SGD([w], lr=0.1), rho=0.05)
+
+    def closure_for(w):
+        def closure(*_):
+            w.grad = None
+            loss = 0.5 * w @ a @ w
+            loss.backward()
+            return loss.detach()
+        return closure
+
+    w1, opt1 = make()
+    for _ in range(2):
+        opt1.step(closure_for(w1))
+    w2, opt2 = make()
+    for _ in range(2):
+        w2.grad = None
+        opt2.step(closure_for(w2))
+    assert torch.equal(w1.detach(), w2.detach())
