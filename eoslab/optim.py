@@ -24,7 +24,7 @@ import torch
 __all__ = ["OPTIMIZER_NAMES", "SCHEDULE_NAMES", "make_optimizer", "make_scheduler",
            "check_lr"]
 
-OPTIMIZER_NAMES = ("gd", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+OPTIMIZER_NAMES = ("gd", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "ngd")
 SCHEDULE_NAMES = ("constant", "cosine", "step", "linear-warmup", "cosine-restarts",
                   "triangular")
 
@@ -52,7 +52,9 @@ def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 
 
     ``gd``/``sgd``: plain steps (with ``momentum`` if given); ``momentum``: heavy ball with
     ``momentum`` (default 0.9 when 0 is given); ``nesterov``: Nesterov momentum;
-    ``adam``/``adamw``: Adam with coupled L2 / decoupled weight decay; ``rmsprop``.
+    ``adam``/``adamw``: Adam with coupled L2 / decoupled weight decay; ``rmsprop``;
+    ``ngd``: normalised GD :math:`\theta \leftarrow \theta - \eta g/\lVert g\rVert`
+    (:class:`eoslab.normalized.NormalizedGD`; no momentum or weight decay).
     """
     lr = check_lr(lr)
     if name not in OPTIMIZER_NAMES:
@@ -61,6 +63,13 @@ def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 
     if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay)
             and weight_decay >= 0):
         raise ValueError(f"weight_decay={weight_decay!r} is not allowed; use a number >= 0")
+    if name == "ngd":
+        if momentum or weight_decay:
+            raise ValueError(f"optimizer 'ngd' takes no momentum or weight_decay (got "
+                             f"momentum={momentum!r}, weight_decay={weight_decay!r}); use 0")
+        from .normalized import NormalizedGD  # normalized imports check_lr from here
+
+        return NormalizedGD(params, lr=lr)
     if name in ("gd", "sgd"):
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name in ("momentum", "nesterov"):

@@ -213,3 +213,14 @@ def test_after_step_hooks_see_every_updated_model():
     assert [s for s, _ in seen] == list(range(6))
     assert torch.equal(seen[-1][1], model[-1].bias.detach())
     assert not torch.equal(seen[0][1], seen[-1][1])
+
+
+def test_normalised_gd_by_name_takes_steps_of_length_lr():
+    data, model = _digits_setup("cpu")
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    opt = make_optimizer("ngd", model.parameters(), 0.05)
+    fit(model, data, "mse", opt, steps=1, record_every=1)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert float((after - before).norm()) == pytest.approx(0.05, rel=1e-9)
+    with pytest.raises(ValueError, match="takes no momentum"):
+        make_optimizer("ngd", model.parameters(), 0.05, momentum=0.9)
