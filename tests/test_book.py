@@ -41,6 +41,9 @@ def test_notebook_is_stored_without_outputs(path):
             assert cell.outputs == [], f"{path.name}: a cell has outputs; clear them"
             assert cell.execution_count is None, f"{path.name}: execution counts are stored"
     assert "widgets" not in nb.metadata, f"{path.name}: widget state is stored"
+    # without a kernelspec JupyterLab opens a "Select Kernel" dialog instead of the chapter
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", (
+        f"{path.name}: metadata.kernelspec must name the python3 kernel")
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name != "00_index.ipynb"],
