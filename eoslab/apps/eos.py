@@ -104,7 +104,7 @@ class EdgeOfStabilityApp:
         self._lock = threading.Lock()
         self.preset_menu = preset_dropdown(CHAPTER, self.preset.name)
         self.lr = slider("largest step size eta", self.preset["lr"], 0.01,
-                         max(1.0, 2 * self.preset["lr"]), 0.01,
+                         max(2.5, 2 * self.preset["lr"]), 0.01,
                          "eoslab-lr-slider", continuous=False)
         self.momentum = slider("momentum beta", self.preset["momentum"], 0.0, 0.9, 0.05,
                                "eoslab-momentum-slider", continuous=False)
