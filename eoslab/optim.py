@@ -53,7 +53,7 @@ def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 
     ``gd``/``sgd``: plain steps (with ``momentum`` if given); ``momentum``: heavy ball with
     ``momentum`` (default 0.9 when 0 is given); ``nesterov``: Nesterov momentum;
     ``adam``/``adamw``: Adam with coupled L2 / decoupled weight decay; ``rmsprop``;
-    ``ngd``: normalised GD :math:`\theta \leftarrow \theta - \eta g/\lVert g\rVert`
+    ``ngd``: normalised GD :math:`\\theta \\leftarrow \\theta - \\eta g/\\lVert g\\rVert`
     (:class:`eoslab.normalized.NormalizedGD`; no momentum or weight decay).
     """
     lr = check_lr(lr)
