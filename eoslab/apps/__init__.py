@@ -38,14 +38,35 @@ Stable CSS classes for browser tests (``widget.add_class``):
 ========================  ==============================================================
 """
 
-from .base import (BackgroundRunner, LiveChart, RunControls, Throttle, describe_divergence,
-                   enable_offline_charts, preset_dropdown, slider)
+from .base import (
+    BackgroundRunner,
+    LiveChart,
+    RunControls,
+    Throttle,
+    describe_divergence,
+    enable_offline_charts,
+    preset_dropdown,
+    slider,
+)
 from .eos import EdgeOfStabilityApp, edge_band, eos_configs
 from .quadratic import QuadraticApp, quadratic_verdict
 
-__all__ = ["BackgroundRunner", "LiveChart", "RunControls", "Throttle", "describe_divergence",
-           "enable_offline_charts", "preset_dropdown", "slider", "EdgeOfStabilityApp",
-           "edge_band", "eos_configs", "QuadraticApp", "quadratic_verdict", "app_modules"]
+__all__ = [
+    "BackgroundRunner",
+    "EdgeOfStabilityApp",
+    "LiveChart",
+    "QuadraticApp",
+    "RunControls",
+    "Throttle",
+    "app_modules",
+    "describe_divergence",
+    "edge_band",
+    "enable_offline_charts",
+    "eos_configs",
+    "preset_dropdown",
+    "quadratic_verdict",
+    "slider",
+]
 
 
 def app_modules() -> list[str]:

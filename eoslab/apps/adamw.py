@@ -24,7 +24,15 @@ from ..presets import Preset, get_preset, preset_for
 from ..sharpness import threshold
 from ..store import RunStore
 from ..threads import single_thread
-from .base import BackgroundRunner, LiveChart, RunControls, Throttle, preset_dropdown, slider
+from .base import (
+    BackgroundRunner,
+    LiveChart,
+    RunControls,
+    RunLifecycle,
+    Throttle,
+    preset_dropdown,
+    slider,
+)
 from .eos import edge_band
 
 __all__ = [
@@ -146,7 +154,7 @@ def _resolve(preset) -> Preset:
     return get_preset(CHAPTER, preset) if preset else preset_for(CHAPTER)
 
 
-class AdamWApp:
+class AdamWApp(RunLifecycle):
     """Adam's step size (for the edge-of-stability run), the heatmap metric, Run/Stop.
 
     CSS classes: ``eoslab-app``, ``eoslab-preset``, ``eoslab-lr-slider``,
@@ -175,7 +183,7 @@ class AdamWApp:
         self._draw_throttled = Throttle(self._draw, throttle)
         self.controls.run.on_click(lambda _: self.run())
         self.controls.stop.on_click(lambda _: self.stop())
-        self.lr.observe(self._on_lr, names="value")
+        self.lr.observe(self._on_setting, names="value")
         self.metric.observe(lambda _: self.chart.show(self._figure()), names="value")
         self.preset_menu.observe(self._on_preset, names="value")
         self.note = widgets.HTML(f"<i>needs: {html.escape(p.needs)}</i>" if p.needs else "")
@@ -312,36 +320,18 @@ class AdamWApp:
         self.controls.set_running(False)
         self.controls.say(self._summary())
 
-    def run(self, wait: bool = False) -> None:
-        """Train the Adam run and the grid (cancelling a run in progress); ``wait`` blocks."""
-        if wait:
-            self.runner.run_sync(self._job)
-        else:
-            self.runner.start(self._job)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.runner.wait(timeout)
-
     def stop(self) -> None:
         self.runner.stop()
         self.controls.set_running(False)
         self.controls.say("stopped")
 
-    def _on_lr(self, _change) -> None:
-        if self.runner.running:
-            self.runner.stop()
-        if self.show_stored():
-            return
-        if self.auto_run:
-            self.run()
-
     def _on_preset(self, change) -> None:
         self.runner.stop()
         self.preset = p = get_preset(CHAPTER, change["new"])
         self.note.value = f"<i>needs: {html.escape(p.needs)}</i>" if p.needs else ""
-        self.lr.unobserve(self._on_lr, names="value")
+        self.lr.unobserve(self._on_setting, names="value")
         self.lr.value = p["lr"]
-        self.lr.observe(self._on_lr, names="value")
+        self.lr.observe(self._on_setting, names="value")
         self.show_stored()
 
     def _repr_mimebundle_(self, **kwargs):

@@ -10,14 +10,24 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import ipywidgets as widgets
 
 from ..presets import PRESET_NAMES, get_preset
 
-__all__ = ["LiveChart", "Throttle", "BackgroundRunner", "RunControls", "preset_dropdown",
-           "slider", "describe_divergence", "enable_offline_charts"]
+__all__ = [
+    "BackgroundRunner",
+    "LiveChart",
+    "RunControls",
+    "RunLifecycle",
+    "Throttle",
+    "describe_divergence",
+    "enable_offline_charts",
+    "preset_dropdown",
+    "slider",
+]
 
 _OFFLINE: bool | None = None
 
@@ -258,3 +268,38 @@ def describe_divergence(step: int, loss: float, lr: float, sharpness: float | No
     if sharpness is not None and math.isfinite(sharpness):
         text += f", last sharpness {sharpness:.3g}"
     return text + ")"
+
+
+class RunLifecycle:
+    """Run / wait / re-run-on-change for apps that train through a :class:`BackgroundRunner`.
+
+    The app provides ``self.runner``, a job ``self._job(token, stop)``, ``self.auto_run`` and
+    ``self.show_stored()`` (truthy when the store already answered the current settings).
+    """
+
+    def run(self, wait: bool = False) -> None:
+        """Train the current settings (cancelling a run in progress); ``wait`` blocks."""
+        if wait:
+            self.runner.run_sync(self._job)
+        else:
+            self.runner.start(self._job)
+
+    def run_sync(self) -> None:
+        """Train in the calling thread (tests and ``EOSLAB_QUICK``)."""
+        self.run(wait=True)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the background run ends (``False`` on timeout); re-raises its error."""
+        finished = self.runner.wait(timeout)
+        if self.runner.error is not None:
+            raise self.runner.error
+        return finished
+
+    def _on_setting(self, _change) -> None:
+        """A control moved: stop the run, show a stored result, or train again."""
+        if self.runner.running:
+            self.runner.stop()
+        if self.show_stored():
+            return
+        if self.auto_run:
+            self.run()

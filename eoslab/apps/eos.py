@@ -19,10 +19,18 @@ from ..config import TrainConfig
 from ..experiment import run as run_experiment
 from ..presets import Preset, get_preset, preset_for
 from ..store import RunStore
-from .base import BackgroundRunner, LiveChart, RunControls, Throttle, describe_divergence, \
-    preset_dropdown, slider
+from .base import (
+    BackgroundRunner,
+    LiveChart,
+    RunControls,
+    RunLifecycle,
+    Throttle,
+    describe_divergence,
+    preset_dropdown,
+    slider,
+)
 
-__all__ = ["EdgeOfStabilityApp", "eos_configs", "edge_band"]
+__all__ = ["EdgeOfStabilityApp", "edge_band", "eos_configs"]
 
 CHAPTER = "02"
 _CONFIG_KEYS = ("dataset", "n_train", "model", "width", "depth", "loss", "optimizer", "steps",
@@ -71,7 +79,7 @@ def _resolve(preset) -> Preset:
     return get_preset(CHAPTER, preset) if preset else preset_for(CHAPTER)
 
 
-class EdgeOfStabilityApp:
+class EdgeOfStabilityApp(RunLifecycle):
     """Step size and momentum sliders, Run/Stop, progress, status and the live EoS figure.
 
     The step-size slider sets the largest eta; the preset's ``lr_ratios`` give the others
@@ -252,24 +260,6 @@ class EdgeOfStabilityApp:
         self.controls.progress.value = total
         self.controls.set_running(False)
         self.controls.say(self._summary(results))
-
-    def run(self, wait: bool = False) -> None:
-        """Train the current settings (cancelling a run in progress); ``wait`` blocks."""
-        if wait:
-            self.runner.run_sync(self._job)
-        else:
-            self.runner.start(self._job)
-
-    def run_sync(self) -> None:
-        """Train in the calling thread (tests and ``EOSLAB_QUICK``)."""
-        self.run(wait=True)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the background training ends (``False`` on timeout); re-raises its error."""
-        finished = self.runner.wait(timeout)
-        if self.runner.error is not None:
-            raise self.runner.error
-        return finished
 
     def stop(self) -> None:
         self.runner.stop()

@@ -27,6 +27,7 @@ from .base import (
     BackgroundRunner,
     LiveChart,
     RunControls,
+    RunLifecycle,
     Throttle,
     describe_divergence,
     preset_dropdown,
@@ -110,7 +111,7 @@ def _resolve(preset) -> Preset:
     return get_preset(CHAPTER, preset) if preset else preset_for(CHAPTER)
 
 
-class ScheduleApp:
+class ScheduleApp(RunLifecycle):
     """Schedule menu, peak step size, period, low end and decay factor; Run/Stop; the figure.
 
     CSS classes: ``eoslab-app``, ``eoslab-preset``, ``eoslab-schedule-menu``,
@@ -298,28 +299,10 @@ class ScheduleApp:
         self.controls.set_running(False)
         self.controls.say(self._summary())
 
-    def run(self, wait: bool = False) -> None:
-        """Train the current settings (cancelling a run in progress); ``wait`` blocks."""
-        if wait:
-            self.runner.run_sync(self._job)
-        else:
-            self.runner.start(self._job)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.runner.wait(timeout)
-
     def stop(self) -> None:
         self.runner.stop()
         self.controls.set_running(False)
         self.controls.say("stopped")
-
-    def _on_setting(self, _change) -> None:
-        if self.runner.running:
-            self.runner.stop()
-        if self.show_stored():
-            return
-        if self.auto_run:
-            self.run()
 
     def _on_preset(self, change) -> None:
         self.runner.stop()

@@ -33,6 +33,7 @@ from .base import (
     BackgroundRunner,
     LiveChart,
     RunControls,
+    RunLifecycle,
     Throttle,
     describe_divergence,
     preset_dropdown,
@@ -55,7 +56,7 @@ def divergence_text(result: dict) -> str:
     return f"{info.get('stage', 'training')} {text}"
 
 
-class StagedApp:
+class StagedApp(RunLifecycle):
     """Base of the staged chapter apps (see the module docs).
 
     Attributes:
@@ -214,30 +215,9 @@ class StagedApp:
         self.controls.set_running(False)
         self._finish(result)
 
-    def run(self, wait: bool = False) -> None:
-        """Run the current settings (cancelling a run in progress); ``wait`` blocks."""
-        if wait:
-            self.runner.run_sync(self._job)
-        else:
-            self.runner.start(self._job)
-
-    def run_sync(self) -> None:
-        self.run(wait=True)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.runner.wait(timeout)
-
     def stop(self) -> None:
         self.runner.stop()
         self.controls.say("stopping ...")
-
-    def _on_setting(self, _change) -> None:
-        if self.runner.running:
-            self.runner.stop()
-        if self.show_stored():
-            return
-        if self.auto_run:
-            self.run()
 
     def _on_preset(self, change) -> None:
         self.runner.stop()
