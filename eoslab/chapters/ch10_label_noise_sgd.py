@@ -25,7 +25,7 @@ PRESETS = {
                                               batch_size=20, warmup=2000, steps=4000,
                                               record_every=200),
                       "default: f = uv and 200 digits, 2000 + 2 x 4000 SGD steps, "
-                      "~30 s on a CPU"),
+                      "~40 s on a busy 2-core CPU"),
     "paper": Preset(NUMBER, "paper", dict(_BASE, uv_steps=20000, dataset="cifar10-5k",
                                           n_train=None, model="cnn", width=32,
                                           lr=0.05, sigma=0.2, batch_size=128, warmup=5000,
