@@ -89,12 +89,18 @@ def period_summary(history: Sequence[dict], lr: float, wd: float, **options) -> 
     Returns ``events`` (see :func:`destabilisations`), ``count``, ``periods`` (steps
     between consecutive events), ``median_period`` and ``scaled_period``
     (median period :math:`\\times\\,\\eta\\lambda`; roughly constant across :math:`\\eta,\\lambda`
-    according to the paper), both ``None`` with fewer than two events.
+    according to the paper), ``mean_period`` (first to last event over the number of
+    periods: less noisy than the median for few events), ``shrink`` (per period, the norm after one event over the
+    norm before the next: the effective step grows by its square) and ``median_shrink``;
+    the medians are ``None`` with fewer than two events.
     """
     events = destabilisations(history, **options)
     steps = [e["step"] for e in events]
     periods = [b - a for a, b in zip(steps, steps[1:])]
     median = float(statistics.median(periods)) if periods else None
+    mean = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) > 1 else None
+    shrink = [a["norm_after"] / b["norm_before"] for a, b in zip(events, events[1:])]
     return {"events": events, "count": len(events), "periods": periods,
-            "median_period": median,
+            "median_period": median, "mean_period": mean, "shrink": shrink,
+            "median_shrink": float(statistics.median(shrink)) if shrink else None,
             "scaled_period": median * lr * wd if median is not None else None}

@@ -34,7 +34,10 @@ def test_finds_each_reset_and_the_periods_between_them():
     assert first["loss_peak"] == 5.0
     summary = period_summary(rows, lr=lr, wd=wd)
     assert summary["count"] == 4 and summary["periods"] == [350, 350, 350]
+    assert summary["mean_period"] == 350.0
     assert summary["scaled_period"] == pytest.approx(350 * lr * wd)
+    # between resets the norm shrinks by (1 - lr wd)^(350 - 10): reset row to last quiet row
+    assert summary["median_shrink"] == pytest.approx((1 - lr * wd) ** -340, rel=1e-9)
 
 
 def test_jumps_within_min_gap_are_one_event_and_slow_growth_is_none():
