@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -50,8 +50,14 @@ from .eigen import top_eigen
 from .hessian import HessianOperator, flatten, unflatten
 from .objective import Objective, Params
 
-__all__ = ["FlowTrajectory", "FlowDistanceProbe", "FlowStopped", "gradient_flow",
-           "flow_sharpness"]
+__all__ = [
+    "FlowDistanceProbe",
+    "FlowStopped",
+    "FlowTrajectory",
+    "flow_sharpness",
+    "gradient_flow",
+    "matched_times",
+]
 
 
 class FlowStopped(RuntimeError):
@@ -207,5 +213,5 @@ class FlowDistanceProbe:
 
 def matched_times(t_end: float, lr: float, every: int) -> np.ndarray:
     """GD's recorded times :math:`k\\eta` for ``k`` multiple of ``every``, up to ``t_end``."""
-    steps = int(math.floor(t_end / lr + 1e-9))
+    steps = math.floor(t_end / lr + 1e-9)
     return np.arange(0, steps + 1, every) * lr

@@ -31,7 +31,7 @@ def _exact_flow(data, w0, t):
 
 
 def test_flow_matches_the_matrix_exponential_on_a_quadratic(device):
-    data, model, objective = _quadratic(device)
+    data, _model, objective = _quadratic(device)
     w0 = flatten(objective.params()).cpu().numpy()
     flow = gradient_flow(objective, t_end=4.0, rtol=1e-10, atol=1e-12)
     for t in (0.0, 0.37, 1.5, 4.0):
@@ -51,7 +51,7 @@ def test_gd_gap_to_the_flow_is_first_order_in_eta(device):
         _, model, _ = _quadratic(device)
         w0 = flatten(dict(model.named_parameters())).detach().cpu().numpy()
         run = fit(model, data, "mse", torch.optim.SGD(model.parameters(), lr=lr),
-                  steps=int(round(2.0 / lr)), record_every=5,
+                  steps=round(2.0 / lr), record_every=5,
                   probes=[FlowDistanceProbe(flow, 5)], eval_test=False)
         last = [r for r in run.history if "flow_distance" in r][-1]
         k = last["step"]

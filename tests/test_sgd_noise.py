@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from eoslab.data import Dataset
 from eoslab.objective import Objective
 from eoslab.sgd_noise import (
     batch_factor,
@@ -132,7 +131,7 @@ def test_full_batch_reduces_to_gd_and_small_batches_are_less_stable():
         expected = max((1 - lr * v) ** 2 for v in lam if v > 1e-9)
         assert full["ms_rate"] == pytest.approx(expected, rel=1e-8)
         rates = [stability_report(jac, lr, b)["ms_rate"] for b in (1, 2, 3, 4, 5)]
-        assert all(a >= b - 1e-12 for a, b in zip(rates, rates[1:])), rates
+        assert all(a >= b - 1e-12 for a, b in itertools.pairwise(rates)), rates
 
 
 def test_stable_minima_satisfy_the_necessary_conditions():

@@ -28,7 +28,7 @@ from ..objective import Objective
 from ..train import fit
 from .staged import StagedApp
 
-__all__ = ["GdVsFlowApp", "gap_summary", "gd_vs_flow_experiment", "flow_reference"]
+__all__ = ["GdVsFlowApp", "flow_reference", "gap_summary", "gd_vs_flow_experiment"]
 
 _FLOW_KEYS = ("dataset", "n_train", "model", "width", "depth", "loss", "horizon",
               "sharpness_points", "model_seed", "dtype")
@@ -129,13 +129,13 @@ def gd_vs_flow_experiment(values, lr: float, emit=None,
     if emit is not None:
         emit(dict(datasets), 0)
     for x in lrs:
-        steps = max(1, int(math.floor(values["horizon"] / x + 1e-9)))
-        every = max(1, int(round(values["horizon"] / (values["points"] * x))))
+        steps = max(1, math.floor(values["horizon"] / x + 1e-9))
+        every = max(1, round(values["horizon"] / (values["points"] * x)))
         data, model = _problem(values)
         rows: list[dict] = []
         label = f"eta = {x:g}"
 
-        def on_row(row, rows=rows, label=label):
+        def on_row(row, rows=rows, label=label, offset=done):
             row = _clean(row)
             rows.append(row)
             if row.get("flow_distance") is not None:
@@ -144,7 +144,7 @@ def gd_vs_flow_experiment(values, lr: float, emit=None,
                 datasets["loss"].append({"t": row["t"], "loss": row["loss"], "curve": label})
             if emit is not None:
                 emit({"gap": list(datasets["gap"]), "loss": list(datasets["loss"])},
-                     done + row["step"])
+                     offset + row["step"])
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)

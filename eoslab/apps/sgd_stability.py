@@ -128,11 +128,11 @@ def sgd_stability_experiment(values, lr: float, batch_size: int, emit=None,
         model.load_state_dict(state)
         rows: list[dict] = []
 
-        def on_row(row, rows=rows, name=name):
+        def on_row(row, rows=rows, name=name, offset=done):
             rows.append({"step": row["step"], "loss": row["loss"]})
             datasets["loss"].append({"step": row["step"], "loss": row["loss"], "run": name})
             if emit is not None:
-                emit({"loss": list(datasets["loss"])}, done + row["step"])
+                emit({"loss": list(datasets["loss"])}, offset + row["step"])
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)

@@ -8,8 +8,8 @@ SLUG = "sgd_stability"
 
 # GD (lr_gd, gd_steps) finds an interpolating minimum once per preset; SGD at the slider's
 # (lr, batch_size) then starts there.  batch_grid: batch sizes of the stability panel.
-_BASE = dict(dataset="teacher", model="fc-tanh", depth=1, loss="mse", dtype="float64",
-             model_seed=0, lr_gd=0.5, lr=0.5, sgd_seed=0)
+_BASE = {"dataset": "teacher", "model": "fc-tanh", "depth": 1, "loss": "mse", "dtype": "float64",
+             "model_seed": 0, "lr_gd": 0.5, "lr": 0.5, "sgd_seed": 0}
 
 PRESETS = {
     "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=32, width=32, gd_steps=1000,
@@ -19,7 +19,7 @@ PRESETS = {
     "default": Preset(NUMBER, "default", dict(_BASE, n_train=64, width=64, gd_steps=2000,
                                               batch_size=8, steps=1500, record_every=10,
                                               batch_grid=(1, 2, 4, 8, 16, 32, 64)),
-                      "default: 64 teacher examples, width 64, ~20 s on a CPU"),
+                      "default: 64 teacher examples, width 64, ~20 s on an idle 2-core CPU"),
     "paper": Preset(NUMBER, "paper", dict(_BASE, n_train=256, width=256, gd_steps=5000,
                                           batch_size=16, steps=5000, record_every=20,
                                           batch_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256)),
