@@ -56,7 +56,7 @@ WS_JS = """(() => {
         };
         ws.addEventListener('message', (event) => {
             const t = text(event.data);
-            if (t.includes('"spec"')) window.__ws.push({dir: 'in', t: performance.now(), n: t.length});
+            if (t.includes('"spec"') || t.includes('"datasets"')) window.__ws.push({dir: 'in', t: performance.now(), n: t.length});
         });
         return ws;
     };
@@ -66,15 +66,17 @@ WS_JS = """(() => {
 
 LATENCY_JS = """() => {
     const chart = document.querySelector('.eoslab-chart');
-    window.__eos = {t0: null, first: null, last: null};
+    window.__eos = {t0: null, first: null, last: null, drawn: null};
     document.addEventListener('keydown', () => {
-        window.__eos = {t0: performance.now(), first: null, last: null};
+        window.__eos = {t0: performance.now(), first: null, last: null, drawn: null};
     }, true);
-    new MutationObserver(() => {
+    new MutationObserver((records) => {
         const s = window.__eos, now = performance.now();
         if (s.t0 === null) return;
         if (s.first === null) s.first = now;
         s.last = now;
+        // VegaView sets data-updates once the view has re-run and drawn the new data
+        if (s.drawn === null && records.some(r => r.attributeName === 'data-updates')) s.drawn = now;
     }).observe(chart, {subtree: true, childList: true, attributes: true, characterData: true});
 }"""
 
@@ -127,7 +129,7 @@ def slider_latency(pw, server, moves, tmp) -> dict:
                            timeout=600_000)
     page.evaluate(LATENCY_JS)
     handle = page.locator(f"{FIRST_WIDGET} .noUi-handle").first
-    first, last, sent, received, sizes = [], [], [], [], []
+    first, last, drawn, sent, received, sizes = [], [], [], [], [], []
     for i in range(moves):
         page.evaluate("() => { window.__ws = []; }")
         handle.focus()
@@ -145,6 +147,8 @@ def slider_latency(pw, server, moves, tmp) -> dict:
             raise RuntimeError(f"move {i}: the chart did not change within 30 s")
         first.append(state["first"] - state["t0"])
         last.append(state["last"] - state["t0"])
+        if state["drawn"] is not None:
+            drawn.append(state["drawn"] - state["t0"])
         frames = page.evaluate("() => window.__ws")
         out = [f["t"] for f in frames if f["dir"] == "out" and f["t"] >= state["t0"]]
         back = [f for f in frames if f["dir"] == "in" and f["t"] >= state["t0"]]
@@ -153,7 +157,7 @@ def slider_latency(pw, server, moves, tmp) -> dict:
             received.append(back[0]["t"] - state["t0"])
             sizes.append(back[0]["n"])
     context.close()
-    return {"first_mutation_ms": first, "redraw_done_ms": last, "comm_sent_ms": sent,
+    return {"first_mutation_ms": first, "redraw_done_ms": last, "view_drawn_ms": drawn, "comm_sent_ms": sent,
             "spec_received_ms": received, "spec_message_chars": sizes}
 
 
@@ -233,10 +237,12 @@ def report(results: dict) -> None:
     if "latency" in results:
         lat = results["latency"]
         print(f"\nslider -> chart, chapter 01 quick, {len(lat['first_mutation_ms'])} moves:")
-        for key in ("comm_sent_ms", "spec_received_ms", "first_mutation_ms", "redraw_done_ms"):
+        print("  (from the keydown; target: the chart redrawn, view_drawn_ms, median <= 150)")
+        for key in ("comm_sent_ms", "spec_received_ms", "first_mutation_ms", "view_drawn_ms",
+                    "redraw_done_ms"):
             values = sorted(lat.get(key) or [float("nan")])
             print(f"  {key:18s} median {med(values):7.1f} ms, min {values[0]:6.1f}, "
-                  f"max {values[-1]:7.1f}  (from the keydown; target: first mutation <= 150)")
+                  f"max {values[-1]:7.1f}")
         if lat.get("spec_message_chars"):
             print(f"  chart update message: {med(lat['spec_message_chars']) / 1024:.0f} KiB")
     if "kernel_update_ms" in results:

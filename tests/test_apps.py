@@ -90,7 +90,9 @@ def test_live_chart_swaps_datasets_and_keeps_the_layout(mode):
     assert chart.spec["datasets"]["thresholds"][0]["threshold"] == pytest.approx(10.0)
     assert "eoslab-chart" in chart.widget._dom_classes
     if mode == "jupyter":
-        assert chart.widget.spec is chart.spec
+        # the figure is not re-sent (no re-embed in the browser): only its datasets change
+        assert chart.widget.spec["datasets"]["thresholds"][0]["threshold"] == pytest.approx(20.0)
+        assert chart.widget.datasets == chart.spec["datasets"]
     else:
         assert chart.widget.value.startswith("<svg")
 

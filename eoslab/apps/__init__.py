@@ -14,7 +14,8 @@ Patterns:
   a second Run cancels the first, throttled live updates, stored runs shown at once;
   ``run(wait=True)`` / ``run_sync()`` block for tests and ``EOSLAB_QUICK``.
 
-Charts are ``alt.JupyterChart`` widgets in offline mode (Vega bundled by vl-convert, no CDN);
+Charts are :class:`~eoslab.apps.vega_view.VegaView` widgets (Vega bundled by vl-convert, no CDN;
+data streamed into the drawn view);
 without anywidget they fall back to SVG rendered in the kernel.
 
 Other chapters' apps live in their own modules here (``eoslab/apps/<slug>.py``, each with an

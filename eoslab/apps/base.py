@@ -33,17 +33,18 @@ _OFFLINE: bool | None = None
 
 
 def enable_offline_charts() -> bool:
-    """Make ``alt.JupyterChart`` load Vega from the Python package (vl-convert), not a CDN.
+    """Whether live charts can be drawn in the browser without a CDN.
 
-    Returns whether JupyterChart is usable (needs ``anywidget`` and ``vl-convert-python``);
-    when it is not, :class:`LiveChart` falls back to server-side SVG.
+    They need ``anywidget`` and ``vl-convert-python`` (which bundles Vega into the widget,
+    see :mod:`eoslab.apps.vega_view`); when either is missing, :class:`LiveChart` falls
+    back to server-side SVG.
     """
     global _OFFLINE
     if _OFFLINE is None:
         try:
-            import altair as alt
+            import anywidget  # noqa: F401
+            import vl_convert  # noqa: F401
 
-            alt.JupyterChart.enable_offline()
             _OFFLINE = True
         except ImportError:
             _OFFLINE = False
@@ -54,14 +55,16 @@ class LiveChart:
     """One chart widget that is built once and then updated in place.
 
     ``show(chart)`` draws a new figure (a new layout); ``update(datasets)`` replaces only
-    the named datasets of the current one, which costs no Altair work at all.  The widget
-    is an offline ``alt.JupyterChart`` or, with ``mode="svg"`` (or when anywidget is
-    missing), an HTML widget holding an SVG rendered in the kernel by vl-convert.
+    the named datasets of the current one, which costs no Altair work in the kernel and,
+    in the browser, no new Vega view: the widget is a :class:`~eoslab.apps.vega_view.VegaView`
+    that streams the changed datasets into the view it keeps.  With ``mode="svg"`` (or
+    when anywidget is missing) it is an HTML widget holding an SVG rendered in the kernel
+    by vl-convert.
 
     Attributes:
         widget: the ipywidget to place in a layout (CSS class ``eoslab-chart``).
-        spec: the Vega-Lite spec last sent, datasets included.
-        updates: how many specs were sent.
+        spec: the current Vega-Lite spec, datasets included.
+        updates: how many figures or dataset updates were sent.
     """
 
     def __init__(self, chart, mode: str = "auto"):
@@ -73,37 +76,44 @@ class LiveChart:
             raise ImportError("mode='jupyter' needs anywidget and vl-convert-python")
         self.mode, self.updates = mode, 0
         self._lock = threading.Lock()
-        spec = chart.to_dict()
-        self._base = {k: v for k, v in spec.items() if k != "datasets"}
         if mode == "jupyter":
-            import altair as alt
+            from .vega_view import VegaView
 
-            self.widget = alt.JupyterChart(chart)
+            self.widget = VegaView()
         else:
             self.widget = widgets.HTML()
         self.widget.add_class("eoslab-chart")
-        self._send(spec)
-
-    def _send(self, spec: dict) -> None:
-        with self._lock:
-            self.spec = spec
-            self.updates += 1
-            if self.mode == "jupyter":
-                self.widget.spec = spec
-            else:
-                import vl_convert as vlc
-
-                self.widget.value = vlc.vegalite_to_svg(spec)
+        self.show(chart)
 
     def show(self, chart) -> None:
         """Draw a new figure (its layout may differ from the current one)."""
         spec = chart.to_dict()
-        self._base = {k: v for k, v in spec.items() if k != "datasets"}
-        self._send(spec)
+        with self._lock:
+            self._base = {k: v for k, v in spec.items() if k != "datasets"}
+            self.spec = spec
+            self.updates += 1
+            if self.mode == "jupyter":
+                with self.widget.hold_sync():
+                    self.widget.datasets = {}
+                    self.widget.spec = spec
+            else:
+                self._render_svg()
 
     def update(self, datasets: Mapping[str, list]) -> None:
         """Replace the named datasets of the current figure."""
-        self._send({**self._base, "datasets": {k: list(v) for k, v in datasets.items()}})
+        fresh = {k: list(v) for k, v in datasets.items()}
+        with self._lock:
+            self.spec = {**self._base, "datasets": fresh}
+            self.updates += 1
+            if self.mode == "jupyter":
+                self.widget.datasets = fresh
+            else:
+                self._render_svg()
+
+    def _render_svg(self) -> None:
+        import vl_convert as vlc
+
+        self.widget.value = vlc.vegalite_to_svg(self.spec)
 
 
 class Throttle:

@@ -72,3 +72,27 @@ def test_tree_page_asks_only_cosmetic_outside_hosts(voila, browser_page):
     assert failures == [], failures
     with urllib.request.urlopen(chapter_url(voila.url, "00_index.ipynb")) as reply:
         assert reply.status == 200
+
+
+def test_slider_moves_update_the_chart_in_place(voila, browser_page):
+    """A step-size move streams new data into the Vega view the page already has: the chart
+    changes, but it is embedded once (no re-compiling of the figure per move; that costs
+    ~300 ms, see benchmarks/bench_app.md)."""
+    page, log = browser_page
+    open_app(page, chapter_url(voila.url, "01_quadratic_stability.ipynb"), server=voila)
+    wait_chart(page)
+    view = ".eoslab-chart[data-embeds], .eoslab-chart [data-embeds]"
+    page.wait_for_selector(view, state="attached")
+    embeds = page.get_attribute(view, "data-embeds")
+    before = chart_snapshot(page)
+    handle = page.locator(f".{LR} .noUi-handle").first
+    for key in ("ArrowLeft", "ArrowLeft", "ArrowRight"):
+        updates = page.get_attribute(view, "data-updates") or "0"
+        handle.focus()
+        handle.press(key)
+        page.wait_for_function(
+            "([css, n]) => (document.querySelector(css).dataset.updates || '0') !== n",
+            arg=[view, updates])
+    assert chart_snapshot(page) != before
+    assert page.get_attribute(view, "data-embeds") == embeds == "1"
+    assert not [e for e in log.console_errors if e.startswith("pageerror")], log.console_errors
