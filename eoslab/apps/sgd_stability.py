@@ -26,11 +26,17 @@ import torch
 from ..data import load_dataset
 from ..models import build_model
 from ..objective import Objective
-from ..sgd_noise import per_sample_jacobian, stability_report
+from ..sgd_noise import (
+    noise_alignment,
+    per_sample_gradients,
+    per_sample_jacobian,
+    stability_report,
+)
 from ..train import fit
 from .staged import StagedApp
 
-__all__ = ["SgdStabilityApp", "escape_summary", "gd_minimum", "sgd_stability_experiment"]
+__all__ = ["SgdStabilityApp", "escape_summary", "gd_minimum", "minimum_alignment",
+           "sgd_stability_experiment"]
 
 _MIN_KEYS = ("dataset", "n_train", "model", "width", "depth", "loss", "dtype", "model_seed",
              "lr_gd", "gd_steps")
@@ -94,6 +100,16 @@ def _jacobian(model, data, loss):
     return per_sample_jacobian(Objective(model, loss, data.x_train, data.y_train))
 
 
+def minimum_alignment(model, data, loss, jac) -> float:
+    """Alignment :math:`\\mu` of the one-example SGD noise with the Hessian at the model's
+    point (Gauss-Newton :math:`H = J^\\top J/n`, exact at an interpolating minimum)."""
+    objective = Objective(model, loss, data.x_train, data.y_train)
+    rows = jac.reshape(jac.shape[0], -1)
+    hessian = rows.T @ rows / jac.shape[0]
+    value = float(objective(objective.params()))
+    return noise_alignment(per_sample_gradients(objective), hessian, value)
+
+
 def sgd_stability_experiment(values, lr: float, batch_size: int, emit=None,
                              stop: threading.Event | None = None) -> dict:
     """Stability at the GD minimum for the batch grid, then SGD and GD started there.
@@ -117,7 +133,8 @@ def sgd_stability_experiment(values, lr: float, batch_size: int, emit=None,
                            for r in grid for key, name in _RATIOS],
                 "chosen": [{"batch_size": batch_size}], "loss": [], "curvature": []}
     result = {"status": "finished", "grid": grid, "at_min": at_min, "lr": lr,
-              "batch_size": batch_size, "min_loss": min_loss}
+              "batch_size": batch_size, "min_loss": min_loss,
+              "alignment": minimum_alignment(model, data, values["loss"], jac)}
     if emit is not None:
         emit(dict(datasets), 0)
     # divergence: loss 1000x above the *initial* loss of the problem, not of the minimum
@@ -254,6 +271,8 @@ class SgdStabilityApp(StagedApp):
         else:
             text += (f"SGD stayed: its loss rose at most {s['sgd_peak']:.2g}x and ends at "
                      f"{s['sgd_end']:.2g}")
+        text += (f". The one-example noise at GD's minimum is aligned with the Hessian: mu = "
+                 f"{result['alignment']:.2f}")
         if s["gd_peak"] is not None:
             text += f"; GD at eta = {lr:g} from the same minimum: at most {s['gd_peak']:.2g}x"
         return html.escape(text)
