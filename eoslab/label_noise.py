@@ -15,9 +15,9 @@ first order, but through the third derivative of the loss they leave a drift *al
 :math:`\\mathcal M` that is gradient descent on an implicit regulariser, to leading order
 :math:`\\lambda R` with :math:`R \\propto \\operatorname{tr}\\nabla^2 L` and
 :math:`\\lambda \\propto \\eta\\sigma^2/B`.  So label-noise SGD ends at the minimiser of
-:math:`\\operatorname{tr}\\nabla^2 L` on :math:`\\mathcal M` (the paper's theorem is for
-the regulariser :math:`-\\tfrac1{2\\eta}\\operatorname{tr}\\log(I - \\tfrac\\eta2\\nabla^2 L)`,
-whose first term is this trace).
+:math:`\\operatorname{tr}\\nabla^2 L` on :math:`\\mathcal M` (the paper's regulariser for a
+finite step size is a :math:`\\operatorname{tr}\\log`-type function of the Hessian that
+penalises its large eigenvalues more than linearly; its first-order term is this trace).
 
 The exact test bed is the product :math:`f(\\theta) = \\prod_{j=1}^k \\theta_j` fitted to one
 target :math:`y`, with :math:`L = \\tfrac12 (f - y)^2` (``k = 2``: :math:`f = uv`).  Each
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["LabelNoiseSGD", "ProductTrajectory", "flat_minimiser", "min_trace",
+__all__ = ["LabelNoiseSGD", "ProductTrajectory", "TraceProbe", "flat_minimiser", "min_trace",
            "product_grad", "product_label_noise", "product_trace"]
 
 
