@@ -182,15 +182,18 @@ def invariant_layout():
         what=f"datum.what == 'path_rms' ? '{names['path_rms']}' : '{names['travel_rms']}'"
     ).mark_line().encode(
         x="step:Q", y=alt.Y("v:Q", title="RMS per coordinate"),
-        color=alt.Color("what:N", title="since step 0")).properties(
+        color=alt.Color("what:N", title="since step 0", scale=alt.Scale(
+            domain=list(names.values()), range=["#2ca02c", "#9467bd"]))).properties(
         title="path grows, distance from start levels off")
     hist = alt.Chart(alt.Data(name="hist")).mark_line().encode(
         x=alt.X("x:Q", title="weight entry"), y=alt.Y("density:Q", title="density"),
         color=alt.Color("step:O", title="snapshot at step", scale=alt.Scale(scheme="viridis")),
     ).properties(title="distribution of the weight entries")
     panels = [p.properties(width=250, height=190) for p in (loss, grad, moves, path, hist)]
-    return alt.vconcat(alt.hconcat(*panels[:3]), alt.hconcat(*panels[3:])).resolve_scale(
-        color="independent").properties(datasets={"history": [], "hist": []})
+    rows = [alt.hconcat(*panels[:3]).resolve_scale(color="independent"),
+            alt.hconcat(*panels[3:]).resolve_scale(color="independent")]
+    return alt.vconcat(*rows).resolve_scale(color="independent").properties(
+        datasets={"history": [], "hist": []})
 
 
 class InvariantMeasureApp(StagedApp):
