@@ -91,6 +91,9 @@ class ScaleInvariantMLP(nn.Sequential):
         width, depth: hidden width and number of hidden layers (>= 1).
         norm: one of :data:`NORMS`.
         out_scale: scale of the fixed head (see :class:`FixedLinear`).
+        init: ``"torch"`` (PyTorch's default uniform init) or ``"kaiming"`` (normal with
+            variance :math:`2/\\text{fan-in}`: without normalisation the ReLU signal keeps
+            its size through the layers, so the nets with and without a norm start alike).
         eps: the normalisation's :math:`\\epsilon` (PyTorch's default ``1e-5``); it breaks the
             invariance slightly once the pre-activations' variance is that small.
         seed: the initialisation depends on this seed only.
@@ -101,7 +104,7 @@ class ScaleInvariantMLP(nn.Sequential):
 
     def __init__(self, n_inputs: int, n_outputs: int, width: int = 64, depth: int = 2,
                  norm: str = "batch", out_scale: float = 10.0, eps: float = 1e-5,
-                 seed: int = 0):
+                 init: str = "torch", seed: int = 0):
         if norm not in NORMS:
             raise ValueError(f"norm={norm!r} is not allowed; allowed: {', '.join(NORMS)}")
         for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs),
@@ -111,6 +114,8 @@ class ScaleInvariantMLP(nn.Sequential):
         if not (isinstance(out_scale, (int, float)) and math.isfinite(out_scale)
                 and out_scale > 0):
             raise ValueError(f"out_scale={out_scale!r} is not allowed; use a finite number > 0")
+        if init not in ("torch", "kaiming"):
+            raise ValueError(f"init={init!r} is not allowed; allowed: torch, kaiming")
         if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
             raise ValueError(f"eps={eps!r} is not allowed; use a finite number > 0")
         layers: list[nn.Module] = [nn.Flatten()]
@@ -119,6 +124,8 @@ class ScaleInvariantMLP(nn.Sequential):
             fan_in = n_inputs
             for _ in range(depth):
                 layers.append(nn.Linear(fan_in, width, bias=False))
+                if init == "kaiming":
+                    nn.init.kaiming_normal_(layers[-1].weight, nonlinearity="relu")
                 if norm == "batch":
                     layers.append(nn.BatchNorm1d(width, eps=eps, affine=False))
                 elif norm == "layer":

@@ -129,6 +129,8 @@ def test_effective_lr_is_lr_over_norm_squared_and_rejects_bad_values():
         wd_norm_step(1.0, 1.0, 0.1, -0.5)
     with pytest.raises(ValueError, match="norm='group'"):
         ScaleInvariantMLP(4, 2, norm="group")
+    with pytest.raises(ValueError, match="init='xavier'"):
+        ScaleInvariantMLP(4, 2, init="xavier")
     with pytest.raises(ValueError, match="width"):
         ScaleInvariantMLP(4, 2, width=0)
     with pytest.raises(ValueError, match="unknown parameter"):
@@ -152,3 +154,21 @@ def test_probe_reports_norms_effective_lr_and_spherical_sharpness(device):
     # same function values as the module itself (functional_call is not needed elsewhere)
     out = functional_call(net, dict(net.named_parameters()), (obj.x,))
     assert out.shape == (obj.x.shape[0], 3)
+
+
+def test_kaiming_init_keeps_the_relu_signal_size_without_normalisation():
+    torch.manual_seed(0)
+    x = torch.randn(4000, 50, dtype=torch.float64)
+    net = ScaleInvariantMLP(50, 3, width=400, depth=3, norm="none", init="kaiming", seed=0)
+    net = net.double()
+    with torch.no_grad():
+        h = x
+        for layer in list(net)[1:-1]:
+            h = layer(h)
+        # Var(z) = 2/fan_in * sum_i E[h_i^2] = 2 and E[relu(z)^2] = Var(z)/2 = 1, every layer
+        assert float((h ** 2).mean()) == pytest.approx(1.0, rel=0.1)
+        plain = ScaleInvariantMLP(50, 3, width=400, depth=3, norm="none", seed=0).double()
+        h = x
+        for layer in list(plain)[1:-1]:
+            h = layer(h)
+        assert float((h ** 2).mean()) < 0.1  # PyTorch's default init shrinks it
