@@ -35,3 +35,19 @@ def test_the_app_reports_a_divergence_at_its_largest_step_size_and_keeps_working
     app.run(wait=True)
     assert "diverged" in app.controls.status.value and "f = uv" in app.controls.status.value
     assert app.datasets["net"] == []
+
+
+def test_a_finished_run_is_stored_and_shown_again_at_once(tmp_path):
+    from eoslab.apps import LabelNoiseApp
+    from eoslab.presets import Preset
+    from eoslab.store import RunStore
+
+    quick = get_preset("10", "quick")
+    short = Preset("10", "quick", dict(quick.values, uv_steps=200, warmup=20, steps=40,
+                                       record_every=20, trace_m=6), quick.label)
+    store = RunStore(tmp_path)
+    first = LabelNoiseApp(short, store=store, auto_run=False)
+    first.run(wait=True)
+    again = LabelNoiseApp(short, store=store, auto_run=False)
+    assert "from the store" in again.controls.status.value
+    assert again.datasets["net"] == first.datasets["net"] != []

@@ -48,3 +48,19 @@ def test_the_app_reports_a_divergence_at_its_largest_step_size():
     app.lr.value = 0.3
     app.run(wait=True)
     assert "the loss fell" in app.controls.status.value and app.datasets["hist"]
+
+
+def test_a_finished_run_is_stored_and_shown_again_at_once(tmp_path):
+    from eoslab.apps import InvariantMeasureApp
+    from eoslab.presets import Preset
+    from eoslab.store import RunStore
+
+    quick = get_preset("11", "quick")
+    short = Preset("11", "quick", dict(quick.values, steps=200, record_every=20,
+                                       snapshot_every=100), quick.label)
+    store = RunStore(tmp_path)
+    first = InvariantMeasureApp(short, store=store, auto_run=False)
+    first.run(wait=True)
+    again = InvariantMeasureApp(short, store=store, auto_run=False)
+    assert "from the store" in again.controls.status.value
+    assert again.datasets["history"] == first.datasets["history"] != []
