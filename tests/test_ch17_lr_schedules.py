@@ -29,3 +29,12 @@ def test_sgdr_restart_catapults_and_sharpness_stays_below_2_over_eta():
     rt = app.range_test
     assert rt.low < rt.steepest < rt.high < rt.lrs[-1] and rt.stopped_early
     assert rt.losses[-1] > 4 * min(rt.losses)
+
+
+def test_stop_ends_the_background_run_at_once():
+    app = ScheduleApp("quick", store=False, auto_run=False)
+    app.run()
+    assert app.runner.running
+    app.stop()
+    assert app.controls.stop.disabled and app.controls.status.value == "stopped"
+    assert app.wait(60) and not app.runner.running

@@ -305,6 +305,12 @@ class RunLifecycle:
             raise self.runner.error
         return finished
 
+    def stop(self) -> None:
+        """Stop the background run; the controls go idle at once."""
+        self.runner.stop()
+        self.controls.set_running(False)
+        self.controls.say("stopped")
+
     def _on_setting(self, _change) -> None:
         """A control moved: stop the run, show a stored result, or train again."""
         if self.runner.running:

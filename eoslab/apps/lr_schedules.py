@@ -299,11 +299,6 @@ class ScheduleApp(RunLifecycle):
         self.controls.set_running(False)
         self.controls.say(self._summary())
 
-    def stop(self) -> None:
-        self.runner.stop()
-        self.controls.set_running(False)
-        self.controls.say("stopped")
-
     def _on_preset(self, change) -> None:
         self.runner.stop()
         self.preset = p = get_preset(CHAPTER, change["new"])
