@@ -63,8 +63,8 @@ PRESETS = {
             steps=500,
         ),
         "default: a 4x6 grid per optimiser (48 runs of 300 steps) and 500 full-"
-        "batch Adam steps (~5 min on a 2-core CPU; the grid is stored, so it "
-        "trains once)",
+        "batch Adam steps (~2.5 min on a busy 2-core CPU; the grid is stored, "
+        "so it trains once)",
     ),
     "paper": Preset(
         NUMBER,
