@@ -122,7 +122,7 @@ class SharpValleys:
 
     def ring_sharpness(self) -> float:
         """The smallest radial curvature :math:`f''(r)` over the ring minima (autograd)."""
-        radii, _ = self.ring_minima()
+        radii, _ = self._some_minima()
         out = []
         for rad in radii:
             r = torch.tensor(rad, dtype=torch.float64, requires_grad=True)
@@ -133,7 +133,15 @@ class SharpValleys:
 
     def success_level(self) -> float:
         """Runs ending below this value are at the global minimum: half the lowest ring value."""
-        return 0.5 * min(self.ring_minima()[1])
+        return 0.5 * min(self._some_minima()[1])
+
+    def _some_minima(self) -> tuple[list, list]:
+        radii, values = self.ring_minima()
+        if not radii:
+            raise ValueError(f"no ring is a local minimum (depth={self.depth!r}, "
+                             f"width={self.width!r}, curvature={self.curvature!r}): the bowl's "
+                             "pull beats every ring; use deeper or narrower rings")
+        return radii, values
 
 
 def start_points(fn: SharpValleys, seeds: int, radius: float, seed: int = 0,

@@ -80,6 +80,13 @@ def test_bad_landscapes_are_refused(kwargs):
         SharpValleys(**kwargs)
 
 
+def test_rings_that_are_not_minima_are_reported():
+    fn = SharpValleys(dim=2, curvature=100.0)  # the bowl's pull beats every ring
+    assert fn.ring_minima() == ([], [])
+    with pytest.raises(ValueError, match="no ring is a local minimum"):
+        fn.ring_sharpness()
+
+
 def test_bad_grids_are_refused():
     fn = SharpValleys(dim=2)
     x0 = start_points(fn, 1, 5.0)
