@@ -12,8 +12,8 @@ _BASE = {"dataset": "teacher", "model": "fc-tanh", "depth": 1, "loss": "mse", "d
              "model_seed": 0, "lr_gd": 0.5, "lr": 0.5, "sgd_seed": 0}
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=32, width=32, gd_steps=1000,
-                                          batch_size=4, steps=400, record_every=10,
+    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=32, width=32, gd_steps=700,
+                                          batch_size=4, steps=300, record_every=10,
                                           batch_grid=(1, 2, 4, 8, 16, 32)),
                     "quick: 32 teacher examples, width 32, ~10 s on a CPU"),
     "default": Preset(NUMBER, "default", dict(_BASE, n_train=64, width=64, gd_steps=2000,
