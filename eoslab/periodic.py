@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from itertools import pairwise
 
 __all__ = ["destabilisations", "period_summary"]
 
@@ -60,7 +61,7 @@ def destabilisations(history: Sequence[dict], key: str = "si_norm", jump: float 
     if len(rows) < 2:
         return []
     if min_gap is None:
-        spacing = statistics.median(b["step"] - a["step"] for a, b in zip(rows, rows[1:]))
+        spacing = statistics.median(b["step"] - a["step"] for a, b in pairwise(rows))
         min_gap = 10 * max(int(spacing), 1)
     events: list[dict] = []
     since = 0  # index of the first row after the previous event
@@ -96,10 +97,10 @@ def period_summary(history: Sequence[dict], lr: float, wd: float, **options) -> 
     """
     events = destabilisations(history, **options)
     steps = [e["step"] for e in events]
-    periods = [b - a for a, b in zip(steps, steps[1:])]
+    periods = [b - a for a, b in pairwise(steps)]
     median = float(statistics.median(periods)) if periods else None
     mean = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) > 1 else None
-    shrink = [a["norm_after"] / b["norm_before"] for a, b in zip(events, events[1:])]
+    shrink = [a["norm_after"] / b["norm_before"] for a, b in pairwise(events)]
     return {"events": events, "count": len(events), "periods": periods,
             "median_period": median, "mean_period": mean, "shrink": shrink,
             "median_shrink": float(statistics.median(shrink)) if shrink else None,

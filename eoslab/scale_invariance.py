@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -151,7 +152,7 @@ def scale_invariant_names(model: nn.Module) -> tuple[str, ...]:
         if not isinstance(module, nn.Sequential):
             continue
         children = list(module.named_children())
-        for (name, layer), (_, after) in zip(children, children[1:]):
+        for (name, layer), (_, after) in pairwise(children):
             weighted = isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd))
             if weighted and layer.bias is None and isinstance(after, _NORM_LAYERS):
                 names.append(f"{prefix}.{name}.weight" if prefix else f"{name}.weight")

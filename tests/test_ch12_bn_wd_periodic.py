@@ -4,6 +4,7 @@ rate while the loss is tiny, the effective step size eta/||w||^2 climbs, the los
 the norm jumps back up; the period scales like 1/(eta * lambda)."""
 
 import math
+from itertools import pairwise
 
 from eoslab.apps.bn_wd_periodic import bn_wd_experiment
 from eoslab.presets import get_preset
@@ -18,7 +19,7 @@ def _run(steps=None, **settings):
 
 
 def test_weight_norm_shrinks_effective_step_rises_loss_spikes_and_a_new_period_starts():
-    preset, settings, result = _run()
+    _, settings, result = _run()
     lr, wd = settings["lr"], settings["wd"]
     summary = result["summary"]
     assert summary["count"] >= 3, summary
@@ -31,7 +32,7 @@ def test_weight_norm_shrinks_effective_step_rises_loss_spikes_and_a_new_period_s
     # the shrinking is weight decay's: ||w_t|| ~ (1 - eta*lambda)^t while the loss is tiny
     rows = result["history"]
     rates = []
-    for a, b in zip(rows, rows[1:]):
+    for a, b in pairwise(rows):
         if a["loss"] < 1e-3 and b["loss"] < 1e-3 and b["si_norm"] < a["si_norm"]:
             rates.append(math.log(b["si_norm"] / a["si_norm"]) / (b["step"] - a["step"]))
     rates.sort()
