@@ -8,7 +8,11 @@ what a public deployment needs:
   per chapter that have already executed the notebook, so a visitor gets the widgets
   without waiting for ``import torch`` and the first cells.  Each pooled kernel holds
   roughly 350 MB, so the pool costs ``pool_size x chapters`` kernels of memory;
-  ``--pool-size 0`` turns it off.
+  ``--pool-size 0`` turns it off, and ``--preheat`` chooses the chapters that get a pool:
+  ``auto`` (the default) takes them in book order while they fit in half the memory
+  available at start (see :func:`preheat_choice`), ``all``, ``none``, or a list such as
+  ``00,01,02``.  A pooled chapter's app is built ahead, but its training waits for the
+  visitor (:func:`eoslab.apps.base.wait_for_visitor`), so idle pools cost memory, not CPU.
 * **idle-kernel culling** (``MappingKernelManager.cull_*``): a tab closed without the
   page's unload hook firing (browser crash, lost network, killed tab) otherwise leaves its
   kernel running for ever.  Pooled kernels are never culled.
@@ -45,13 +49,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["COSMETIC_HOSTS", "TEMPLATE_ROOT", "add_lab_arguments", "add_serve_arguments",
+__all__ = ["COSMETIC_HOSTS", "KERNEL_BYTES", "TEMPLATE_ROOT", "add_lab_arguments", "add_serve_arguments",
            "chapter_url", "cmd_lab", "cmd_serve", "find_book", "kernel_env", "lab_argv",
-           "voila_argv"]
+           "preheat_choice", "voila_argv"]
 
 #: Outside hosts the served page may ask for whose failure is only cosmetic (icon fonts).
 COSMETIC_HOSTS = ("cdn.jsdelivr.net",)
@@ -132,11 +137,59 @@ def kernel_env(environ=None, quick: bool = False, store=None) -> dict:
     return env
 
 
+#: Memory one pre-heated chapter kernel holds (torch, eoslab, altair, the built app), bytes.
+KERNEL_BYTES = 450 * 2**20
+
+
+def preheat_choice(notebooks, choice: str = "auto", *, available: int | None = None) -> list:
+    """The notebooks (names) that get a pre-heated kernel pool.
+
+    ``choice`` is ``"all"``, ``"none"``, ``"auto"`` or a comma-separated list of chapter
+    numbers (``"00,01,02"``).  ``auto`` takes notebooks in book order while their pools fit
+    in half of ``available`` bytes (default: what the machine has free now), at
+    :data:`KERNEL_BYTES` each: a laptop with 4 GB free pre-heats four chapters, a 24 GB
+    server all of them.
+
+    Example:
+        >>> book = ["00_index.ipynb", "01_a.ipynb", "02_b.ipynb", "03_c.ipynb"]
+        >>> preheat_choice(book, "auto", available=4 * KERNEL_BYTES)
+        ['00_index.ipynb', '01_a.ipynb']
+        >>> preheat_choice(book, "01,03")
+        ['01_a.ipynb', '03_c.ipynb']
+        >>> preheat_choice(book, "07")
+        Traceback (most recent call last):
+        ...
+        ValueError: preheat='07' is not allowed: no notebook 07_*.ipynb; use all, none, auto or chapter numbers among 00, 01, 02, 03
+    """
+    names = sorted(str(n) for n in notebooks)
+    numbers = [n.split("_", 1)[0] for n in names]
+    if not isinstance(choice, str):
+        raise ValueError(f"preheat={choice!r} is not allowed; use all, none, auto or chapter "
+                         "numbers such as 00,01,02")
+    if choice == "all":
+        return names
+    if choice == "none":
+        return []
+    if choice == "auto":
+        if available is None:
+            import psutil
+
+            available = psutil.virtual_memory().available
+        return names[:max(0, int(available // 2 // KERNEL_BYTES))]
+    wanted = [c.strip() for c in choice.split(",") if c.strip()]
+    for number in wanted:
+        if number not in numbers:
+            raise ValueError(f"preheat={choice!r} is not allowed: no notebook {number}_*.ipynb; "
+                             f"use all, none, auto or chapter numbers among {', '.join(numbers)}")
+    return [n for n, k in zip(names, numbers) if k in wanted]
+
+
 def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser: bool = False,
                pool_size: int = 1, cull_idle_timeout: float = 900, cull_interval: float = 60,
                cull_connected: bool = True, cell_timeout: float = 600,
                strip_sources: bool = True, show_tracebacks: bool = False,
-               port_retries: int = 50, template: str = "eoslab", extra=()) -> list:
+               port_retries: int = 50, template: str = "eoslab", preheat=None,
+               extra=()) -> list:
     """The command line that serves ``book`` (a folder) with Voila.
 
     Args:
@@ -144,6 +197,8 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
         port, host: where to listen (``host="0.0.0.0"`` for every interface).
         open_browser: open the tree page in a browser.
         pool_size: pre-heated kernels kept ready per notebook; 0 turns pre-heating off.
+        preheat: the notebook names that get the pool (``None``: every notebook); the
+            others start a kernel when visited (see :func:`preheat_choice`).
         cull_idle_timeout: seconds of kernel inactivity after which a kernel is shut down.
         cull_interval: seconds between two culling passes.
         cull_connected: cull idle kernels even while a page is still connected (a tab left
@@ -184,6 +239,14 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
             f"--MappingKernelManager.cull_connected={flag(cull_connected)}"]
     if pool_size > 0:
         argv.append(f"--pool_size={pool_size}")
+        if preheat is not None:
+            chosen = {str(n) for n in preheat}
+            cold = sorted(p.name for p in Path(book).glob("*.ipynb") if p.name not in chosen)
+            if cold:
+                # one flag per entry (traitlets appends repeated List flags); Voila matches
+                # the patterns against the notebooks' absolute paths at startup
+                argv += [f"--VoilaKernelManager.preheat_denylist=(.*/)?{re.escape(n)}$"
+                         for n in cold]
     if not open_browser:
         argv.append("--no-browser")
     return argv + [str(a) for a in extra]
@@ -235,6 +298,10 @@ def add_serve_arguments(parser) -> None:
                         help="do not open a browser (the default)")
     parser.add_argument("--pool-size", type=int, default=1,
                         help="pre-heated kernels per chapter, ~350 MB each (0: off; default 1)")
+    parser.add_argument("--preheat", default="auto",
+                        help="chapters that get pre-heated kernels: auto (as many as fit in "
+                             "half the free memory, in book order; the default), all, none, "
+                             "or numbers such as 00,01,02")
     parser.add_argument("--cull-idle-timeout", type=float, default=900,
                         help="shut down kernels idle this many seconds (default 900)")
     parser.add_argument("--cull-interval", type=float, default=60,
@@ -283,8 +350,11 @@ def _run(argv: list, env: dict) -> int:
 def cmd_serve(args) -> int:
     """``eoslab serve``: run Voila on the book until interrupted; returns its exit status."""
     book = find_book(args.book)
+    notebooks = sorted(p.name for p in book.glob("*.ipynb"))
+    preheat = preheat_choice(notebooks, args.preheat) if args.pool_size > 0 else []
     argv = voila_argv(book, port=args.port, host=args.host, open_browser=args.open_browser,
-                      pool_size=args.pool_size, cull_idle_timeout=args.cull_idle_timeout,
+                      pool_size=args.pool_size, preheat=preheat,
+                      cull_idle_timeout=args.cull_idle_timeout,
                       cull_interval=args.cull_interval, cull_connected=args.cull_connected,
                       cell_timeout=args.cell_timeout, strip_sources=args.strip_sources,
                       show_tracebacks=args.show_tracebacks)
@@ -292,9 +362,9 @@ def cmd_serve(args) -> int:
         print(subprocess.list2cmdline(argv))
         return 0
     shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
-    chapters = sorted(p.name for p in book.glob("*.ipynb"))
-    print(f"eoslab serve: {len(chapters)} notebooks from {book}; apps at "
-          f"http://{shown}:{args.port}/voila/render/<notebook> (e.g. {chapters[0]}), "
+    print(f"eoslab serve: {len(notebooks)} notebooks from {book}, {len(preheat)} with "
+          f"pre-heated kernels (--preheat {args.preheat}); apps at "
+          f"http://{shown}:{args.port}/voila/render/<notebook> (e.g. {notebooks[0]}), "
           "Ctrl-C stops", file=sys.stderr)
     return _run(argv, kernel_env(quick=args.quick))
 

@@ -1,5 +1,6 @@
 """App pieces and the chapter apps, driven from Python as a reader would drive the widgets."""
 
+import os
 import threading
 import time
 
@@ -245,3 +246,44 @@ def test_eos_app_momentum_redraws_the_layout_with_the_heavy_ball_edge():
     app.momentum.value = 0.5
     assert "(2+2beta)/eta" in str(app.chart.spec)
     assert app.configs()[0].momentum == 0.5
+
+
+def test_background_jobs_in_a_preheated_kernel_wait_for_the_visitor(monkeypatch):
+    """A Voila pool kernel builds the app but trains only once a page takes the kernel."""
+    import threading
+
+    import voila.utils
+
+    from eoslab.apps import base
+
+    visitor = threading.Event()
+    asked = []
+
+    def fake_wait_for_request(url=None):
+        asked.append(url)
+        visitor.wait(30)
+        os.environ["VOILA_PREHEAT"] = "False"  # what Voila's request info sets
+
+    monkeypatch.setattr(voila.utils, "wait_for_request", fake_wait_for_request)
+    monkeypatch.setattr(base, "_VISITOR", threading.Event())
+    monkeypatch.setenv("VOILA_PREHEAT", "True")
+    ran = threading.Event()
+    runner = base.BackgroundRunner()
+    runner.start(lambda stop, token: ran.set())
+    assert not ran.wait(0.5) and runner.running and len(asked) == 1
+    visitor.set()
+    assert ran.wait(10) and runner.wait(10)
+    runner.start(lambda stop, token: ran.set())  # later jobs do not wait again
+    assert runner.wait(10) and len(asked) == 1
+
+
+def test_background_jobs_elsewhere_start_at_once(monkeypatch):
+    import threading
+
+    from eoslab.apps import base
+
+    monkeypatch.delenv("VOILA_PREHEAT", raising=False)
+    monkeypatch.setattr(base, "_VISITOR", threading.Event())
+    ran = threading.Event()
+    base.BackgroundRunner().start(lambda stop, token: ran.set())
+    assert ran.wait(10)

@@ -4,11 +4,14 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
 from eoslab import serve
 from eoslab.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _flags(argv):
@@ -198,3 +201,41 @@ def test_binder_environment_pins_every_dependency_and_cpu_torch():
     assert "pip install --no-cache-dir --no-deps -e ." in post
     assert os.access(root / "binder" / "postBuild", os.X_OK)
     assert (root / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+
+
+def test_preheat_choice_selects_the_pooled_chapters(tmp_path):
+    book = ["00_index.ipynb", "01_a.ipynb", "02_b.ipynb"]
+    assert serve.preheat_choice(book, "all") == book
+    assert serve.preheat_choice(book, "none") == []
+    assert serve.preheat_choice(book, "auto", available=0) == []
+    assert serve.preheat_choice(book, "auto", available=100 * serve.KERNEL_BYTES) == book
+    assert serve.preheat_choice(book, " 02, 00 ") == ["00_index.ipynb", "02_b.ipynb"]
+    for bad in ("7", "some", 3):
+        with pytest.raises(ValueError, match="preheat="):
+            serve.preheat_choice(book, bad)
+
+
+def test_voila_pools_only_the_preheated_chapters(tmp_path):
+    """The denylist flags, read by Voila itself: only the chosen notebook gets a pool."""
+    from voila.app import Voila
+
+    for name in ("00_index.ipynb", "01_a.ipynb", "02_b.ipynb"):
+        (tmp_path / name).write_text((ROOT / "tests" / "fixtures" / "one_slider.ipynb").read_text())
+    argv = serve.voila_argv(tmp_path, port=9377, pool_size=1, preheat=["01_a.ipynb"])
+    app = Voila()
+    app.initialize(argv[3:])
+    app.init_settings()  # builds the kernel manager; its pool tasks never run here
+    assert list(app.kernel_manager._pools) == ["01_a.ipynb"]
+    every = serve.voila_argv(tmp_path, port=9377, pool_size=1)
+    assert not [a for a in every if "denylist" in a]
+
+
+def test_serve_cli_reports_the_preheated_chapters(tmp_path, capsys):
+    from eoslab.cli import main
+
+    for name in ("00_index.ipynb", "01_a.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert main(["serve", "--book", str(tmp_path), "--preheat", "01", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "preheat_denylist=(.*/)?00_index\\.ipynb$" in out and "01_a" not in out
+    assert main(["serve", "--book", str(tmp_path), "--preheat", "09", "--dry-run"]) == 2

@@ -7,7 +7,9 @@ which ipywidgets 8 sends to the front end from any thread.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +29,7 @@ __all__ = [
     "enable_offline_charts",
     "preset_dropdown",
     "slider",
+    "wait_for_visitor",
 ]
 
 _OFFLINE: bool | None = None
@@ -155,12 +158,46 @@ class Throttle:
             self.fn(*args)
 
 
+_VISITOR = threading.Event()
+_VISITOR_LOCK = threading.Lock()
+
+
+def in_preheated_kernel() -> bool:
+    """Whether this kernel is a Voila pre-heated one no visitor has been handed yet."""
+    return os.environ.get("VOILA_PREHEAT") == "True" and not _VISITOR.is_set()
+
+
+def wait_for_visitor() -> None:
+    """Block until a visitor's page takes this kernel (returns at once outside a pool).
+
+    ``eoslab serve`` keeps pre-heated kernels that have executed a chapter before anyone
+    asks for it; an app there is built, but training it for nobody would load the CPU
+    with one run per pooled chapter.  :class:`BackgroundRunner` calls this in its thread
+    before a job, so the run starts when Voila hands the kernel to a page (it sends the
+    request's details to the kernel, which ``voila.utils.wait_for_request`` receives).
+    """
+    if not in_preheated_kernel():
+        return
+    with _VISITOR_LOCK:  # one thread talks to Voila, the others wait for it
+        if _VISITOR.is_set():
+            return
+        try:
+            from voila.utils import wait_for_request
+
+            wait_for_request()
+        except Exception as err:  # no Voila to ask: run now rather than never
+            logging.getLogger(__name__).warning("not waiting for a visitor: %s", err)
+        _VISITOR.set()
+
+
 class BackgroundRunner:
     """Runs one job at a time in a daemon thread; starting a new job cancels the old one.
 
     A job is ``job(stop: threading.Event, token: int)``; it should return soon after
     ``stop`` is set, and may use :meth:`current` to ignore its own late updates once a
     newer job started.  Exceptions are kept in :attr:`error` and passed to ``on_error``.
+    In a Voila pre-heated kernel a background job first waits for a visitor
+    (:func:`wait_for_visitor`).
     """
 
     def __init__(self, on_error: Callable[[BaseException], None] | None = None):
@@ -178,8 +215,12 @@ class BackgroundRunner:
         """Whether ``token`` belongs to the newest job (older jobs should stay silent)."""
         return token == self._token
 
-    def _call(self, job, stop, token) -> None:
+    def _call(self, job, stop, token, deferred: bool = False) -> None:
         try:
+            if deferred:
+                wait_for_visitor()
+                if stop.is_set():
+                    return
             job(stop, token)
         except BaseException as err:  # reported, never silently lost
             if token == self._token:
@@ -192,7 +233,8 @@ class BackgroundRunner:
         self.stop()
         self._token += 1
         self._stop, self.error = threading.Event(), None
-        self._thread = threading.Thread(target=self._call, args=(job, self._stop, self._token),
+        self._thread = threading.Thread(target=self._call,
+                                        args=(job, self._stop, self._token, True),
                                         daemon=True, name=f"eoslab-job-{self._token}")
         self._thread.start()
         return self._token
