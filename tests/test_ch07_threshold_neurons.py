@@ -36,10 +36,11 @@ def test_the_bias_turns_negative_only_past_the_edge_of_stability():
     slope_above = abs(means[above[-1]] - means[ratios[-4]]) / (above[-1] - ratios[-4])
     assert slope_above > 8 * slope_below, means
     assert all(means[a] >= means[b] for a, b in zip(ratios[4:], ratios[5:]))
-    # the threshold neuron denoises: test accuracy is higher far past the edge
-    acc = {hi: np.mean([r["test_acc"] for r in final if (r["ratio"] >= 2.0) == hi])
-           for hi in (False, True)}
-    assert acc[True] > acc[False] + 0.02
+    # the threshold neuron denoises: the best test accuracy is found past the edge and
+    # beats every step size below it
+    acc = {r: np.mean([row["test_acc"] for row in final if row["ratio"] == r]) for r in ratios}
+    best = max(acc, key=acc.get)
+    assert best > 1.2 and acc[best] > max(acc[r] for r in below) + 0.02, acc
     assert "threshold neuron" in app.controls.status.value
 
 

@@ -175,13 +175,15 @@ class ThresholdNeuronsApp(StagedApp):
 
     def describe(self, result: dict) -> str:
         s, star = result["summary"], result["eta_star"]
-        accs = {}
+        accs: dict = {}
         for r in result["final"]:
-            accs.setdefault(r["ratio"] >= 2.0, []).append(r["test_acc"])
-        gain = (np.mean(accs.get(True, [np.nan])) - np.mean(accs.get(False, [np.nan])))
+            accs.setdefault(r["ratio"], []).append(r["test_acc"])
+        mean_acc = {k: float(np.mean(v)) for k, v in accs.items()}
+        best = max(mean_acc, key=mean_acc.get)
+        below = [v for k, v in mean_acc.items() if k < 0.9]
         return html.escape(
             f"initial sharpness {np.mean(result['lambda0']):.3g}, so the edge of stability is "
             f"eta* = 2/lambda_0 = {star:.3g} (8 pi/d = {result['theory_eta_star']:.3g}). "
             f"Final bias: {s['below']:+.3f} on average below 0.9 eta*, {s['above']:+.3f} at "
-            f"2-3 eta* (a threshold neuron); test accuracy {gain:+.3f} at 2-3 eta* against "
-            f"the rest.")
+            f"2-3 eta* (a threshold neuron). Best test accuracy {mean_acc[best]:.3f} at "
+            f"{best:.2g} eta* (below 0.9 eta*: {max(below, default=float('nan')):.3f} at best).")

@@ -14,7 +14,7 @@ from ..presets import Preset
 NUMBER = "07"
 SLUG = "threshold_neurons"
 
-_BASE = dict(signal=3.0, time=10.0, min_steps=20, ratio_min=0.4, ratio_max=3.0,
+_BASE = dict(signal=3.0, time=10.0, min_steps=5, ratio_min=0.4, ratio_max=3.0,
              traj_ratios=(0.7, 1.5, 2.5), data_seed=0)
 
 PRESETS = {
@@ -22,8 +22,8 @@ PRESETS = {
                                           n_lrs=10, lr=0.75),
                     "quick: d = 50, 400 samples, 10 step sizes x 2 inits, ~5 s on a CPU"),
     "default": Preset(NUMBER, "default", dict(_BASE, d=100, n=1000, n_test=2000,
-                                              seeds=(0, 1, 2), n_lrs=16, lr=0.4),
-                      "default: d = 100, 1000 samples, 16 step sizes x 3 inits, ~30 s on a CPU"),
+                                              seeds=(0, 1), n_lrs=14, lr=0.4),
+                      "default: d = 100, 1000 samples, 14 step sizes x 2 inits, ~30 s on a CPU"),
     "paper": Preset(NUMBER, "paper", dict(_BASE, d=200, n=300, n_test=2000,
                                           seeds=tuple(range(8)), n_lrs=24, lr=0.2),
                     "paper: Figure 1's sizes (d = 200, n = 300, signal 3, time 10), 24 step "
