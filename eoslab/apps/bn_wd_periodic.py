@@ -3,16 +3,21 @@
 Lobacheva, Kodryan, Chirkova, Malinin, Vetrov (NeurIPS 2021, arXiv 2106.15739).  One run
 of GD (or SGD) with weight decay :math:`\\lambda` on a
 :class:`~eoslab.scale_invariance.ScaleInvariantMLP`; the chart shows the train loss, the
-weight norm :math:`\\lVert w\\rVert` of the scale-invariant weights and the effective step
-:math:`\\eta/\\lVert w\\rVert^2` against the step, with a rule at each destabilisation that
-:func:`eoslab.periodic.period_summary` finds.  Its median period times
-:math:`\\eta\\lambda` is the chapter's figure.
+weight norm :math:`\\lVert w\\rVert` of the scale-invariant weights, the effective step
+:math:`\\eta/\\lVert w\\rVert^2` and the edge ratio :math:`\\eta\\lambda_{\\max}/2` against the
+step, with a rule at each destabilisation that :func:`eoslab.periodic.period_summary` finds.
+Its median period times :math:`\\eta\\lambda` is the chapter's figure.
+
+Since :math:`\\lambda_{\\max}(\\nabla^2 L(w)) = S_{\\rm sph}/\\lVert w\\rVert^2`, the edge ratio is
+the effective step times the spherical sharpness over 2: weight decay raises it through the
+quiet phase and each spike comes when it reaches 1, the edge of stability of chapter 02.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import statistics
 import threading
 
 import altair as alt
@@ -25,7 +30,8 @@ from ..train import fit
 from .base import slider
 from .staged import StagedApp, divergence_text
 
-__all__ = ["BNWeightDecayApp", "bn_wd_experiment", "bn_wd_layout", "build_si_model"]
+__all__ = ["BNWeightDecayApp", "bn_wd_experiment", "bn_wd_layout", "build_si_model",
+           "edge_before_spikes"]
 
 STAGE = "GD + weight decay"
 
@@ -39,10 +45,28 @@ def build_si_model(values, data) -> ScaleInvariantMLP:
     return net.to(device=data.x_train.device, dtype=data.x_train.dtype)
 
 
-def _row(r: dict) -> dict:
-    keep = ("step", "loss", "acc", "si_norm", "eff_lr")
-    return {k: (None if isinstance(r.get(k), float) and not math.isfinite(r[k]) else r.get(k))
-            for k in keep}
+def _row(r: dict, lr: float) -> dict:
+    keep = ("step", "loss", "acc", "si_norm", "eff_lr", "sharpness")
+    row = {k: (None if isinstance(r.get(k), float) and not math.isfinite(r[k]) else r.get(k))
+           for k in keep}
+    row["edge_ratio"] = lr * row["sharpness"] / 2 if row["sharpness"] is not None else None
+    return row
+
+
+def edge_before_spikes(history: list[dict], events: list[dict]) -> list[float | None]:
+    """The edge ratio :math:`\\eta\\lambda_{\\max}/2` at the last probe before each event.
+
+    >>> rows = [{"step": 0, "edge_ratio": 0.2}, {"step": 10, "edge_ratio": 0.9},
+    ...         {"step": 20, "edge_ratio": None}, {"step": 30, "edge_ratio": 0.1}]
+    >>> edge_before_spikes(rows, [{"step": 20}, {"step": 0}])
+    [0.9, None]
+    """
+    out = []
+    for event in events:
+        before = [r["edge_ratio"] for r in history
+                  if r["step"] < event["step"] and r.get("edge_ratio") is not None]
+        out.append(before[-1] if before else None)
+    return out
 
 
 def bn_wd_experiment(values, settings: dict, emit=None,
@@ -61,7 +85,7 @@ def bn_wd_experiment(values, settings: dict, emit=None,
     rows: list[dict] = []
 
     def on_row(row):
-        rows.append(_row(row))
+        rows.append(_row(row, lr))
         if emit is not None:
             emit({"history": list(rows)}, row["step"])
 
@@ -70,11 +94,14 @@ def bn_wd_experiment(values, settings: dict, emit=None,
     try:
         run = fit(model, data, values["loss"], opt, steps=values["steps"],
                   batch_size=values.get("batch_size"), record_every=values["record_every"],
-                  probes=[ScaleInvariantProbe(values["record_every"])], callbacks=[on_row],
+                  probes=[ScaleInvariantProbe(values["record_every"]),
+                          ScaleInvariantProbe(values["sharpness_every"], sharpness=True)],
+                  callbacks=[on_row],
                   stop=stop, eval_test=False)
     finally:
         torch.set_num_threads(threads)
     summary = period_summary(rows, lr, wd)
+    summary["edge_before"] = edge_before_spikes(rows, summary["events"])
     events = [{"step": e["step"]} for e in summary["events"]]
     result = {"status": run.status, "lr": lr, "wd": wd, "history": rows, "summary": summary,
               "seconds": run.seconds, "datasets": {"history": rows, "events": events}}
@@ -86,7 +113,7 @@ def bn_wd_experiment(values, settings: dict, emit=None,
 
 
 def bn_wd_layout():
-    """Train loss, weight norm and effective step size against the step; rules at the spikes."""
+    """Train loss, weight norm, effective step and edge ratio against the step; rules at spikes."""
     history = alt.Chart(alt.Data(name="history"))
     rules = alt.Chart(alt.Data(name="events")).mark_rule(color="#d62728", strokeDash=[4, 3],
                                                           opacity=0.6).encode(x="step:Q")
@@ -96,13 +123,19 @@ def bn_wd_layout():
             x=alt.X("step:Q", title="step"),
             y=alt.Y(f"{field}:Q", title=title, scale=alt.Scale(type="log"))
         ).transform_filter(f"isValid(datum.{field}) && datum.{field} > 0")
-        return alt.layer(line, rules).properties(title=heading, width=270, height=200)
+        return alt.layer(line, rules).properties(title=heading, width=300, height=180)
 
-    return alt.hconcat(
-        panel("loss", "train loss (cross-entropy)", "#1f77b4", "train loss: quiet, spike, quiet"),
-        panel("si_norm", "||w|| (scale-invariant weights)", "#2ca02c",
-              "weight norm: WD shrinks it, a spike inflates it"),
-        panel("eff_lr", "eta / ||w||^2", "#ff7f0e", "effective step size rises to the spike"),
+    one = alt.Chart(alt.Data(values=[{"one": 1.0}])).mark_rule(color="black").encode(y="one:Q")
+    return alt.vconcat(
+        alt.hconcat(
+            panel("loss", "train loss (cross-entropy)", "#1f77b4",
+                  "train loss: quiet, spike, quiet"),
+            panel("si_norm", "||w|| (scale-invariant weights)", "#2ca02c",
+                  "weight norm: WD shrinks it, a spike inflates it")),
+        alt.hconcat(
+            panel("eff_lr", "eta / ||w||^2", "#ff7f0e", "effective step size rises to the spike"),
+            alt.layer(panel("edge_ratio", "eta * lambda_max / 2", "#9467bd",
+                            "edge ratio: each spike comes at 1 (black)"), one)),
     ).properties(datasets={"history": [], "events": []})
 
 
@@ -150,11 +183,15 @@ class BNWeightDecayApp(StagedApp):
                 f"effective step {last.get('eff_lr', float('nan')):.3g}: raise eta or lambda")
         events = s["events"]
         first = events[0]
+        edges = [e for e in s.get("edge_before", []) if e is not None]
         text = (f"{s['count']} destabilisation(s) at steps "
                 f"{', '.join(str(e['step']) for e in events[:8])}"
                 f"{' ...' if len(events) > 8 else ''}; the first came when eta/||w||^2 had "
                 f"risen to {first['eff_lr_before']:.3g}, and the loss jumped from "
                 f"{first['loss_before']:.2g} to {first['loss_peak']:.3g}")
+        if edges:
+            text += (f"; eta * lambda_max / 2 just before the spikes: median "
+                     f"{statistics.median(edges):.2g} (1 = edge of stability)")
         if s["median_period"] is not None:
             text += (f". Median period {s['median_period']:.0f} steps = "
                      f"{s['scaled_period']:.2f} / (eta * lambda); within a period weight decay "
