@@ -258,7 +258,7 @@ class EscapeGrid:
 def escape_grid(fn: SharpValleys, lrs: Sequence[float], noises: Sequence[float], seeds: int,
                 steps: int, quiet: int, radius: float, seed: int = 0, dtype=torch.float32,
                 stop: threading.Event | None = None,
-                progress: Callable[[int, "EscapeGrid"], None] | None = None,
+                progress: Callable[[int, EscapeGrid], None] | None = None,
                 progress_every: int = 0) -> EscapeGrid:
     """:func:`noisy_gd` from ``seeds`` starts at ``radius``; the fraction reaching the minimum.
 

@@ -44,8 +44,15 @@ import torch.nn.functional as F
 
 from .eigen import top_eigen
 
-__all__ = ["dead_bias", "init_params", "initial_sharpness", "network_output", "logistic_loss",
-           "sparse_coding", "train"]
+__all__ = [
+    "dead_bias",
+    "init_params",
+    "initial_sharpness",
+    "logistic_loss",
+    "network_output",
+    "sparse_coding",
+    "train",
+]
 
 
 def _count(name: str, value, minimum: int = 1) -> int:

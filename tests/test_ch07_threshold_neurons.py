@@ -3,6 +3,7 @@ same time eta*T, GD leaves the ReLU bias at about zero below the edge of stabili
 eta* = 2/lambda_0 and makes it clearly negative (a threshold neuron) above it, with a kink
 at eta*; a step size so large that every unit switches off is reported as a divergence."""
 
+import itertools
 import math
 
 import numpy as np
@@ -35,7 +36,7 @@ def test_the_bias_turns_negative_only_past_the_edge_of_stability():
     slope_below = abs(means[below[-1]] - means[below[0]]) / (below[-1] - below[0])
     slope_above = abs(means[above[-1]] - means[ratios[-4]]) / (above[-1] - ratios[-4])
     assert slope_above > 8 * slope_below, means
-    assert all(means[a] >= means[b] for a, b in zip(ratios[4:], ratios[5:]))
+    assert all(means[a] >= means[b] for a, b in itertools.pairwise(ratios[4:]))
     # the threshold neuron denoises: the best test accuracy is found past the edge and
     # beats every step size below it
     acc = {r: np.mean([row["test_acc"] for row in final if row["ratio"] == r]) for r in ratios}

@@ -73,8 +73,8 @@ def test_escape_grid_large_step_reaches_small_does_not():
     assert len(grid.rows()) == 2
 
 
-@pytest.mark.parametrize("kwargs", [dict(dim=0), dict(width=-1.0), dict(radii=(2.0, 1.0)),
-                                    dict(radii=(1.0, 2.0))])
+@pytest.mark.parametrize("kwargs", [{"dim": 0}, {"width": -1.0}, {"radii": (2.0, 1.0)},
+                                    {"radii": (1.0, 2.0)}])
 def test_bad_landscapes_are_refused(kwargs):
     with pytest.raises(ValueError, match="not allowed|too small"):
         SharpValleys(**kwargs)

@@ -75,11 +75,11 @@ def test_a_dead_neuron_is_reported():
     assert float(out["loss"][-1, 1]) == pytest.approx(math.log(2))
 
 
-@pytest.mark.parametrize("kwargs,match", [(dict(lrs=[0.1]), "lrs"), (dict(lrs=[0.1, -1.0]), "lrs"),
-                                          (dict(time=0.0), "time")])
+@pytest.mark.parametrize("kwargs,match", [({"lrs": [0.1]}, "lrs"), ({"lrs": [0.1, -1.0]}, "lrs"),
+                                          ({"time": 0.0}, "time")])
 def test_bad_arguments_are_refused(kwargs, match):
     x, y = sparse_coding(10, 3)
-    args = dict(params=init_params(3, [0, 1]), x=x, y=y, lrs=[0.1, 0.2], time=1.0)
+    args = {"params": init_params(3, [0, 1]), "x": x, "y": y, "lrs": [0.1, 0.2], "time": 1.0}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         train(**args)

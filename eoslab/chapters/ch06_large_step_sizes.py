@@ -16,9 +16,9 @@ from ..presets import Preset
 NUMBER = "06"
 SLUG = "large_step_sizes"
 
-_BASE = dict(curvature=1.0, radii=(1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5), depth=1.0, width=0.05,
-             start_radius=5.0, lr=0.3, noise=3.0, traj_seeds=6,
-             net_dataset="digits", net_model="fc-tanh", net_loss="mse")
+_BASE = {"curvature": 1.0, "radii": (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5), "depth": 1.0, "width": 0.05,
+             "start_radius": 5.0, "lr": 0.3, "noise": 3.0, "traj_seeds": 6,
+             "net_dataset": "digits", "net_model": "fc-tanh", "net_loss": "mse"}
 
 PRESETS = {
     "quick": Preset(NUMBER, "quick", dict(
@@ -31,7 +31,7 @@ PRESETS = {
                                                                    30.0, 100.0),
         seeds=32, steps=3000, quiet=1500, net_n_train=300, net_width=32, net_depth=2,
         net_lrs=(0.1, 0.2, 0.4, 0.8), net_steps=600),
-        "default: 16 x 7 grid of 32 seeds, a digits net at 4 step sizes, ~1 min on a CPU"),
+        "default: 16 x 7 grid of 32 seeds, a digits net at 4 step sizes, ~30 s on a CPU"),
     "paper": Preset(NUMBER, "paper", dict(
         _BASE, dim=50, lr_min=1e-3, lr_max=2.5, n_lrs=24, noises=(0.0, 0.1, 0.3, 1.0, 3.0,
                                                                    10.0, 30.0, 100.0, 300.0),

@@ -14,8 +14,8 @@ from ..presets import Preset
 NUMBER = "07"
 SLUG = "threshold_neurons"
 
-_BASE = dict(signal=3.0, time=10.0, min_steps=5, ratio_min=0.4, ratio_max=3.0,
-             traj_ratios=(0.7, 1.5, 2.5), data_seed=0)
+_BASE = {"signal": 3.0, "time": 10.0, "min_steps": 5, "ratio_min": 0.4, "ratio_max": 3.0,
+             "traj_ratios": (0.7, 1.5, 2.5), "data_seed": 0}
 
 PRESETS = {
     "quick": Preset(NUMBER, "quick", dict(_BASE, d=50, n=400, n_test=1000, seeds=(0, 1),
