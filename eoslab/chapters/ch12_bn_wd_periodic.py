@@ -17,11 +17,11 @@ _BASE = dict(dataset="digits", loss="cross-entropy", depth=2, norm="batch", out_
 PRESETS = {
     "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=200, width=32, lr=0.1, wd=0.2,
                                           steps=1500),
-                    "quick: 200 digits, BN-MLP 32x2, eta*lambda = 0.02, ~3 s on a CPU"),
+                    "quick: 200 digits, BN-MLP 32x2, eta*lambda = 0.02, ~10 s on a CPU"),
     "default": Preset(NUMBER, "default", dict(_BASE, n_train=1000, width=64, lr=0.1, wd=0.1,
                                               steps=6000, sharpness_every=20),
                       "default: 1000 digits, BN-MLP 64x2, eta*lambda = 0.01, 6000 GD steps, "
-                      "~20 s on a CPU"),
+                      "~45 s on a CPU"),
     "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None,
                                           width=512, depth=3, lr=0.1, wd=0.01,
                                           batch_size=128, steps=40000, record_every=50,
