@@ -48,8 +48,9 @@ def grid_lrs(values) -> list[float]:
 def escape_layout():
     """Heatmap | trajectories (radius vs step) / the radial profile | the network."""
     heat = alt.Chart(alt.Data(name="grid")).mark_rect().encode(
-        x=alt.X("eta:O", title="step size eta", sort=None),
-        y=alt.Y("sigma:O", title="gradient noise sigma", sort="descending"),
+        x=alt.X("eta:O", title="step size eta", sort=alt.EncodingSortField("lr")),
+        y=alt.Y("sigma:O", title="gradient noise sigma",
+                sort=alt.EncodingSortField("noise", order="descending")),
         color=alt.Color("reached:Q", title="reached global",
                         scale=alt.Scale(domain=[0, 1], scheme="viridis")),
         tooltip=["lr:Q", "noise:Q", "reached:Q", "diverged:Q"]).properties(
@@ -81,7 +82,7 @@ def escape_layout():
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.2g}"
+    return f"{v:.2g}" if v < 10 else f"{v:.0f}"
 
 
 def _grid_rows(grid) -> list[dict]:

@@ -61,9 +61,9 @@ def threshold_layout():
         color=color).properties(width=WIDTH, height=HEIGHT, title="the bias along GD")
     traj_l = alt.Chart(alt.Data(name="traj")).mark_line().encode(
         x=alt.X("time:Q", title="time eta*t"),
-        y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(type="log")),
+        y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(zero=False)),
         color=color).properties(width=WIDTH, height=HEIGHT,
-                                title="train loss along GD (oscillates past eta*)")
+                                title="train loss along GD (it jumps up past eta*)")
     return alt.vconcat(alt.hconcat(final, traj_b), alt.hconcat(acc, traj_l)).resolve_scale(
         color="independent")
 
