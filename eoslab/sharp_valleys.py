@@ -257,7 +257,7 @@ class EscapeGrid:
 
 def escape_grid(fn: SharpValleys, lrs: Sequence[float], noises: Sequence[float], seeds: int,
                 steps: int, quiet: int, radius: float, seed: int = 0, dtype=torch.float32,
-                stop: threading.Event | None = None,
+                device=None, stop: threading.Event | None = None,
                 progress: Callable[[int, EscapeGrid], None] | None = None,
                 progress_every: int = 0) -> EscapeGrid:
     """:func:`noisy_gd` from ``seeds`` starts at ``radius``; the fraction reaching the minimum.
@@ -265,7 +265,7 @@ def escape_grid(fn: SharpValleys, lrs: Sequence[float], noises: Sequence[float],
     ``progress(t, partial_grid)`` is called every ``progress_every`` steps with the grid as
     it stands (runs still moving count by their current value).
     """
-    x0 = start_points(fn, seeds, radius, seed=seed, dtype=dtype)
+    x0 = start_points(fn, seeds, radius, seed=seed, dtype=dtype, device=device)
     level = fn.success_level()
 
     def summarise(x, alive, t) -> EscapeGrid:

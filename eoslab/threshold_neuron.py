@@ -76,16 +76,20 @@ def sparse_coding(n: int, d: int, signal: float = 3.0, seed: int = 0,
     return x.to(dtype), y.to(dtype)
 
 
-def init_params(d: int, seeds: Sequence[int], dtype=torch.float64) -> dict:
-    """:math:`a^\\pm \\sim N(0, 1/(2d))` per seed, :math:`b = 0`; leading dimension = seeds."""
+def init_params(d: int, seeds: Sequence[int], dtype=torch.float64, device=None) -> dict:
+    """:math:`a^\\pm \\sim N(0, 1/(2d))` per seed, :math:`b = 0`; leading dimension = seeds.
+
+    Drawn on the CPU in float64 (the same numbers on every device), then cast.
+    """
     _count("d", d)
     ap, am = [], []
     for s in seeds:
         g = torch.Generator().manual_seed(int(s))
         ap.append(torch.randn(d, generator=g, dtype=torch.float64) / math.sqrt(2 * d))
         am.append(torch.randn(d, generator=g, dtype=torch.float64) / math.sqrt(2 * d))
-    return {"a_plus": torch.stack(ap).to(dtype), "a_minus": torch.stack(am).to(dtype),
-            "bias": torch.zeros(len(ap), dtype=dtype)}
+    return {"a_plus": torch.stack(ap).to(dtype=dtype, device=device),
+            "a_minus": torch.stack(am).to(dtype=dtype, device=device),
+            "bias": torch.zeros(len(ap), dtype=dtype, device=device)}
 
 
 def network_output(params: dict, x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +155,7 @@ def train(params: dict, x: torch.Tensor, y: torch.Tensor, lrs: Sequence[float], 
         histories of shape (records, C) at ``history_steps``, and ``dead`` (C bools: every
         unit switched off at the end, so the network outputs 0 forever).
     """
-    lr_t = torch.as_tensor(list(lrs), dtype=x.dtype)
+    lr_t = torch.as_tensor(list(lrs), dtype=x.dtype, device=x.device)
     C = params["bias"].shape[0]
     if lr_t.shape != (C,) or not bool((lr_t > 0).all()) or not bool(torch.isfinite(lr_t).all()):
         raise ValueError(f"lrs={list(lrs)!r} is not allowed; give {C} finite step sizes > 0")
@@ -160,7 +164,7 @@ def train(params: dict, x: torch.Tensor, y: torch.Tensor, lrs: Sequence[float], 
     _count("min_steps", min_steps, 0)
     _count("record_every", record_every)
     steps = [max(math.ceil(time / float(e) - 1e-9), min_steps) for e in lr_t]
-    limit = torch.tensor(steps)
+    limit = torch.tensor(steps, device=x.device)
     p = {k: v.detach().clone() for k, v in params.items()}
     hist_steps, biases, losses = [], [], []
     for t in range(max(steps) + 1):

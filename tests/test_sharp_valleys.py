@@ -32,14 +32,14 @@ def test_global_minimum_and_rings_above_it():
     assert fn.ring_sharpness() > 100 * fn.curvature
 
 
-def test_noisy_gd_matches_a_plain_loop():
+def test_noisy_gd_matches_a_plain_loop(device):
     fn = SharpValleys(dim=2, radii=(1.5, 2.5), width=0.1)
-    x0 = start_points(fn, 3, 3.0, seed=1, dtype=torch.float64)
+    x0 = start_points(fn, 3, 3.0, seed=1, dtype=torch.float64, device=device)
     lrs, noises, steps, quiet = [0.01, 0.5], [0.0, 2.0], 40, 10
     out = noisy_gd(fn, x0, lrs, noises, steps, quiet=quiet, seed=5, record_every=10)
     # the same noise stream, replayed one run at a time
-    gen = torch.Generator().manual_seed(5)
-    draws = [torch.randn((2, 2, 3, 2), generator=gen, dtype=torch.float64)
+    gen = torch.Generator(device=device).manual_seed(5)
+    draws = [torch.randn((2, 2, 3, 2), generator=gen, dtype=torch.float64, device=device)
              for _ in range(steps - quiet)]
     for i, lr in enumerate(lrs):
         for j, sigma in enumerate(noises):

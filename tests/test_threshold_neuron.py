@@ -46,9 +46,9 @@ def test_sharpness_matches_the_dense_hessian():
     assert initial_sharpness(p, x, y)[0] == pytest.approx(float(dense), rel=1e-7)
 
 
-def test_batched_gd_matches_one_copy_at_a_time():
-    x, y = sparse_coding(20, 3, seed=4)
-    p = init_params(3, [0, 1, 2])
+def test_batched_gd_matches_one_copy_at_a_time(device):
+    x, y = (t.to(device) for t in sparse_coding(20, 3, seed=4))
+    p = init_params(3, [0, 1, 2], device=device)
     lrs, time_ = [0.5, 1.0, 3.0], 3.0
     out = train(p, x, y, lrs, time_, min_steps=2)
     assert out["steps"] == [6, 3, 2]

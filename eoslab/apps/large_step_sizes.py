@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
+from ..devices import resolve_device
 from ..plots import HEIGHT, WIDTH, rows
 from ..sharp_valleys import SharpValleys, escape_grid, noisy_gd, start_points
 from ..sweep import sweep
@@ -113,9 +114,11 @@ def escape_experiment(values, settings: dict, emit=None, stop: threading.Event |
            "ring_sharpness": fn.ring_sharpness(), "success_level": fn.success_level(),
            "profile": _profile_rows(fn, values["start_radius"]), "rings": rings}
     steps, quiet = int(values["steps"]), int(values["quiet"])
+    device = resolve_device(values.get("device", "cpu"))
     done = 0
     # 1. trajectories at the slider's step size
-    x0 = start_points(fn, int(values["traj_seeds"]), values["start_radius"], seed=7)
+    x0 = start_points(fn, int(values["traj_seeds"]), values["start_radius"], seed=7,
+                      device=device)
     traj = noisy_gd(fn, x0, [lr], [0.0, noise], steps, quiet=quiet, seed=11,
                     record_every=max(steps // 150, 1), stop=stop)
     paths = []
@@ -148,7 +151,8 @@ def escape_experiment(values, settings: dict, emit=None, stop: threading.Event |
         emit({"grid": _grid_rows(partial)}, done + t // every)
 
     grid = escape_grid(fn, lrs, values["noises"], int(values["seeds"]), steps, quiet,
-                       values["start_radius"], seed=0, stop=stop, progress=progress,
+                       values["start_radius"], seed=0, device=device, stop=stop,
+                       progress=progress,
                        progress_every=every)
     out["grid"] = _grid_rows(grid)
     done += 11
@@ -169,7 +173,8 @@ def _network(values, stop, emit) -> list[dict]:
     cfg = TrainConfig(dataset=values["net_dataset"], n_train=int(values["net_n_train"]),
                       model=values["net_model"], width=int(values["net_width"]),
                       depth=int(values["net_depth"]), loss=values["net_loss"],
-                      steps=steps, record_every=every, sharpness_every=every, device="cpu")
+                      steps=steps, record_every=every, sharpness_every=every,
+                      device=str(resolve_device(values.get("device", "cpu"))))
     res = sweep(cfg, lrs=list(values["net_lrs"]), store=False, stop=stop)
     out = []
     for c, run in res:

@@ -21,6 +21,7 @@ import altair as alt
 import numpy as np
 import torch
 
+from ..devices import resolve_device
 from ..plots import HEIGHT, WIDTH
 from ..threads import single_thread
 from ..threshold_neuron import (
@@ -94,7 +95,9 @@ def threshold_experiment(values, settings: dict, emit=None,
     x, y = sparse_coding(int(values["n"]), d, values["signal"], seed=int(values["data_seed"]))
     xt, yt = sparse_coding(int(values["n_test"]), d, values["signal"],
                            seed=int(values["data_seed"]) + 1000)
-    lam0 = initial_sharpness(init_params(d, seeds), x, y)
+    device = resolve_device(values.get("device", "cpu"))
+    x, y, xt, yt = (t.to(device) for t in (x, y, xt, yt))
+    lam0 = initial_sharpness(init_params(d, seeds, device=device), x, y)
     star = 2.0 / float(np.mean(lam0))
     out = {"status": "finished", "lambda0": lam0, "eta_star": star, "d": d,
            "theory_eta_star": 8 * math.pi / d, "edge": [{"lr": star}]}
@@ -102,7 +105,8 @@ def threshold_experiment(values, settings: dict, emit=None,
     # 2. trajectories at the slider's step size and the reference multiples of eta*
     lr = float(settings["lr"])
     lrs = [lr] + [star * r for r in values["traj_ratios"]]
-    traj = train(init_params(d, [seeds[0]] * len(lrs)), x, y, lrs, time_, min_steps,
+    traj = train(init_params(d, [seeds[0]] * len(lrs), device=device), x, y, lrs, time_,
+                 min_steps,
                  stop=stop)
     rows_ = []
     for c, eta in enumerate(lrs):
@@ -127,7 +131,7 @@ def threshold_experiment(values, settings: dict, emit=None,
     # 3. the grid of step sizes around eta*
     ratios = np.geomspace(values["ratio_min"], values["ratio_max"], int(values["n_lrs"]))
     grid_lrs = [star * float(r) for _ in seeds for r in ratios]
-    params = init_params(d, [s for s in seeds for _ in ratios])
+    params = init_params(d, [s for s in seeds for _ in ratios], device=device)
     res = train(params, x, y, grid_lrs, time_, min_steps, record_every=10 ** 9, stop=stop)
     if stop is not None and stop.is_set():
         return {**out, "status": "stopped", "datasets": {}}

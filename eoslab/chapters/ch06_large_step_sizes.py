@@ -16,9 +16,9 @@ from ..presets import Preset
 NUMBER = "06"
 SLUG = "large_step_sizes"
 
-_BASE = {"curvature": 1.0, "radii": (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5), "depth": 1.0, "width": 0.05,
-             "start_radius": 5.0, "lr": 0.3, "noise": 3.0, "traj_seeds": 6,
-             "net_dataset": "digits", "net_model": "fc-tanh", "net_loss": "mse"}
+_BASE = {"curvature": 1.0, "radii": (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5), "depth": 1.0,
+         "width": 0.05, "start_radius": 5.0, "lr": 0.3, "noise": 3.0, "traj_seeds": 6,
+         "net_dataset": "digits", "net_model": "fc-tanh", "net_loss": "mse", "device": "cpu"}
 
 PRESETS = {
     "quick": Preset(NUMBER, "quick", dict(
@@ -36,7 +36,7 @@ PRESETS = {
         _BASE, dim=50, lr_min=1e-3, lr_max=2.5, n_lrs=24, noises=(0.0, 0.1, 0.3, 1.0, 3.0,
                                                                    10.0, 30.0, 100.0, 300.0),
         seeds=128, steps=6000, quiet=3000, net_n_train=1000, net_width=200, net_depth=2,
-        net_lrs=(0.025, 0.05, 0.1, 0.2, 0.4, 0.8), net_steps=3000),
+        net_lrs=(0.025, 0.05, 0.1, 0.2, 0.4, 0.8), net_steps=3000, device="auto"),
         "paper: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step sizes, "
         "~3 min on a GPU, ~20 min on a CPU"),
 }

@@ -15,7 +15,7 @@ NUMBER = "07"
 SLUG = "threshold_neurons"
 
 _BASE = {"signal": 3.0, "time": 10.0, "min_steps": 5, "ratio_min": 0.4, "ratio_max": 3.0,
-             "traj_ratios": (0.7, 1.5, 2.5), "data_seed": 0}
+         "traj_ratios": (0.7, 1.5, 2.5), "data_seed": 0, "device": "cpu"}
 
 PRESETS = {
     "quick": Preset(NUMBER, "quick", dict(_BASE, d=50, n=400, n_test=1000, seeds=(0, 1),
@@ -25,7 +25,8 @@ PRESETS = {
                                               seeds=(0, 1), n_lrs=14, lr=0.4),
                       "default: d = 100, 1000 samples, 14 step sizes x 2 inits, ~30 s on a CPU"),
     "paper": Preset(NUMBER, "paper", dict(_BASE, d=200, n=300, n_test=2000,
-                                          seeds=tuple(range(8)), n_lrs=24, lr=0.2),
+                                          seeds=tuple(range(8)), n_lrs=24, lr=0.2,
+                                          device="auto"),
                     "paper: Figure 1's sizes (d = 200, n = 300, signal 3, time 10), 24 step "
                     "sizes x 8 inits, ~2 min on a CPU"),
 }
