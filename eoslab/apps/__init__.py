@@ -36,6 +36,19 @@ Stable CSS classes for browser tests (``widget.add_class``):
 ``eoslab-progress``       progress bar
 ``eoslab-status``         status line (convergence / divergence in words)
 ``eoslab-chart``          the live chart widget
+``eoslab-wd-slider``      weight decay (chapters 11, 12, 13)
+``eoslab-batch-slider``   batch size (chapters 09, 11)
+``eoslab-noise-slider``   added noise (chapter 06 GD noise, chapter 19)
+``eoslab-sigma-slider``   label-noise level (chapter 10)
+``eoslab-time-slider``    training time (chapter 07)
+``eoslab-sqrt-lr-slider`` the step size of GD on sqrt(L) (chapter 05)
+``eoslab-rho-slider``     SAM's radius (chapter 16)
+``eoslab-k-slider``       Lookahead's k / the curve's bends (chapters 14, 19)
+``eoslab-alpha-slider``   Lookahead's alpha (chapter 19)
+``eoslab-period-slider``, ``eoslab-low-slider``, ``eoslab-gamma-slider``,
+``eoslab-schedule-menu``  the schedule designer (chapter 17)
+``eoslab-metric-menu``    the grid's metric (chapter 18)
+``eoslab-kind``           straight line / Bezier / polychain (chapter 14)
 ========================  ==============================================================
 """
 
