@@ -6,7 +6,7 @@ import pytest
 
 from eoslab.config import TrainConfig
 from eoslab.experiment import run
-from eoslab.grid import GridResult, best_per_lr, grid_configs, optimum_spread, run_grid
+from eoslab.grid import GridResult, best_per_lr, grid_cells, grid_configs, optimum_spread, run_grid
 from eoslab.store import RunStore
 
 BASE = TrainConfig(dataset="moons", model="fc-relu", width=8, loss="cross-entropy", steps=12,
@@ -57,3 +57,51 @@ def test_bad_input_names_the_value():
         grid_configs(BASE, [], [0.1])
     with pytest.raises(ValueError, match="lr=0"):
         grid_configs(BASE, [0], [0.1])
+
+
+def test_paper_convention_shrinks_by_lambda_per_step_whatever_the_lr():
+    # AdamW's torch weight_decay is lambda / lr, so its shrink lr_t * wd is eta_t * lambda;
+    # L2 (adam) is the same in both conventions; per-optimiser lambda lists; seeds outer.
+    cells = grid_cells(BASE, [0.01, 0.1], {"adam": [0.5], "adamw": [0.2]}, decay="paper",
+                       seeds=(3, 4))
+    got = [(c["seed"], c["optimizer"], c["lr"], c["weight_decay"], cfg.weight_decay,
+            cfg.model_seed, cfg.seed) for c, cfg in cells]
+    assert got == [(s, o, lr, lam, tw, s, s) for s in (3, 4)
+                   for o, lam in (("adam", 0.5), ("adamw", 0.2)) for lr in (0.01, 0.1)
+                   for tw in [lam / lr if o == "adamw" else lam]]
+    # one exact AdamW step (float64, moons): w1 = w0 - lr * adam_dir - lambda * w0
+    import torch
+    cfg = [c for cell, c in cells if cell["optimizer"] == "adamw"][1].replace(
+        steps=1, record_every=1, dtype="float64")
+    model = torch.nn.Linear(3, 1).double()
+    w0 = model.weight.detach().clone()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model.weight.grad, model.bias.grad = torch.ones_like(w0), torch.zeros(1, dtype=torch.float64)
+    opt.step()
+    expected = w0 - 0.1 * torch.ones_like(w0) / (1 + 1e-8) - 0.2 * w0
+    torch.testing.assert_close(model.weight.detach(), expected)
+
+
+def test_table_averages_the_seeds():
+    cells = [{"optimizer": "a", "lr": 0.1, "weight_decay": w, "seed": s, "status": st,
+              "test_loss": v} for w, s, st, v in [(0.1, 0, "finished", 1.0),
+                                                  (0.1, 1, "finished", 2.0),
+                                                  (1.0, 0, "finished", 4.0),
+                                                  (1.0, 1, "diverged", None)]]
+    _, wds, values = GridResult(cells).table("a")
+    assert wds == [0.1, 1.0] and values.tolist() == [[1.5, 4.0]]
+    g = GridResult([{**c, "lr": lr, "weight_decay": w, "test_loss": abs(np.log10(w / lr))}
+                    for c in cells[:1] for lr in (0.01, 1.0) for w in (0.01, 0.1, 1.0)])
+    assert optimum_spread(g, "a", units="decades") == pytest.approx(2.0)
+    assert optimum_spread(g, "a") == 2
+
+
+def test_bad_convention_seed_or_units_names_the_value():
+    with pytest.raises(ValueError, match="decay='tf'"):
+        grid_cells(BASE, [0.1], [0.1], decay="tf")
+    with pytest.raises(ValueError, match="seed=-1"):
+        grid_cells(BASE, [0.1], [0.1], seeds=(-1,))
+    with pytest.raises(ValueError, match=r"wds\['adamw'\] is empty"):
+        grid_cells(BASE, [0.1], {"adam": [0.1], "adamw": []})
+    with pytest.raises(ValueError, match="units='cols'"):
+        optimum_spread(GridResult([]), "a", units="cols")

@@ -1,5 +1,8 @@
-"""Chapter 18's app: Adam + L2 vs AdamW on an (lr, wd) grid, and Adam at its own edge of
+"""Chapter 18's app: Adam + L2 vs AdamW on an (lr, lambda) grid, and Adam at its own edge of
 stability (preconditioned sharpness near (2 + 2 beta1)/((1 - beta1) eta) = 38/eta).
+
+The grid's lambda follows the preset's ``grid_decay`` convention (:mod:`eoslab.grid`): with
+``"paper"`` AdamW shrinks the weights by eta_t * lambda per step whatever the learning rate.
 
 One Run trains, in a background thread with Stop: first the full-batch Adam run of the
 step-size slider (sharpness and preconditioned sharpness every few steps through
@@ -15,11 +18,12 @@ import threading
 
 import altair as alt
 import ipywidgets as widgets
+import numpy as np
 
 from .. import plots
 from ..config import TrainConfig
 from ..experiment import run as run_experiment
-from ..grid import GridResult, best_per_lr, grid_configs, optimum_spread, run_grid
+from ..grid import GridResult, best_per_lr, cell_of, grid_cells, optimum_spread, run_grid
 from ..presets import Preset, get_preset, preset_for
 from ..sharpness import threshold
 from ..store import RunStore
@@ -41,13 +45,17 @@ __all__ = [
     "adamw_chart",
     "adamw_data",
     "grid_base",
+    "grid_runs",
     "precond_band",
 ]
 
 CHAPTER = "18"
 W, H = plots.WIDTH, plots.HEIGHT
 NAMES = {"adam": "Adam + L2 (coupled)", "adamw": "AdamW (decoupled)"}
-METRICS = {"test_acc": "final test accuracy", "test_loss": "final test loss"}
+METRICS = {"test_loss": "final test loss", "test_acc": "final test accuracy"}
+AXES = {"adam": "L2 coefficient lambda (gradient += lambda w)",
+        "adamw": {"paper": "decay lambda (w shrinks by eta_t lambda per step)",
+                  "torch": "weight_decay (w shrinks by lr_t wd per step)"}}
 
 
 def adam_eos_config(preset, lr: float) -> TrainConfig:
@@ -65,7 +73,14 @@ def grid_base(preset) -> TrainConfig:
     return TrainConfig(dataset=p["grid_dataset"], n_train=p["grid_n_train"],
                        model=p["grid_model"], width=p["grid_width"], depth=p["grid_depth"],
                        loss=p["grid_loss"], batch_size=p["grid_batch"], steps=p["grid_steps"],
-                       record_every=p["grid_steps"])
+                       schedule=p.get("grid_schedule", "constant"), record_every=p["grid_steps"])
+
+
+def grid_runs(preset) -> list:
+    """The preset's grid as ``(cell, config)`` pairs (:func:`eoslab.grid.grid_cells`)."""
+    p = preset
+    return grid_cells(grid_base(p), p["grid_lrs"], p["grid_wds"], decay=p.get(
+        "grid_decay", "torch"), seeds=p.get("grid_seeds", (0,)))
 
 
 def precond_band(history, lr: float, beta1: float = 0.9, last: float = 0.5):
@@ -81,12 +96,13 @@ def precond_band(history, lr: float, beta1: float = 0.9, last: float = 0.5):
     return edge_band(rows, lr, 0.0, last) if rows else None
 
 
-def _heat(optimizer: str, metric: str):
+def _heat(optimizer: str, metric: str, decay: str):
     color = alt.Color("value:Q", title=METRICS[metric], scale=alt.Scale(
         scheme="viridis", reverse=metric == "test_loss"))
     base = alt.Chart(alt.Data(name=f"grid_{optimizer}"))
     cells = base.mark_rect().encode(
-        x=alt.X("wd:O", title="weight decay lambda"), y=alt.Y("lr:O", title="learning rate",
+        x=alt.X("wd:O", title=AXES[optimizer] if optimizer == "adam" else AXES[optimizer][
+            decay]), y=alt.Y("lr:O", title="learning rate",
                                                                 sort="descending"),
         color=color, tooltip=["lr:O", "wd:O", "value:Q", "status:N"])
     text = base.mark_text(fontSize=9).encode(x="wd:O", y=alt.Y("lr:O", sort="descending"),
@@ -95,8 +111,8 @@ def _heat(optimizer: str, metric: str):
                                              title=NAMES[optimizer] + " (*: best per row)")
 
 
-def _layout(metric: str):
-    heat = alt.hconcat(_heat("adam", metric), _heat("adamw", metric)).resolve_scale(
+def _layout(metric: str, decay: str = "paper"):
+    heat = alt.hconcat(_heat("adam", metric, decay), _heat("adamw", metric, decay)).resolve_scale(
         color="shared")
     loss = alt.Chart(alt.Data(name="history")).mark_line(color="#d62728").encode(
         x=alt.X("step:Q"), y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="train loss")
@@ -117,15 +133,19 @@ def adamw_data(grid: GridResult, history, lr: float, beta1: float, metric: str) 
     data = {}
     for opt in ("adam", "adamw"):
         best = dict(best_per_lr(grid, opt, metric, maximize=metric == "test_acc"))
+        lrs, wds, table = grid.table(opt, metric)
+        status = {(c["lr"], c["weight_decay"]): c["status"] for c in grid.cells
+                  if c["optimizer"] == opt}
         rows = []
-        for c in grid.cells:
-            if c["optimizer"] != opt:
-                continue
-            v = c.get(metric) if c["status"] == "finished" else None
-            label = "x" if v is None else f"{v:.2f}" + ("*" if best.get(c["lr"]) ==
-                                                         c["weight_decay"] else "")
-            rows.append({"lr": c["lr"], "wd": c["weight_decay"], "value": v,
-                         "status": c["status"], "label": label})
+        for i, row_lr in enumerate(lrs):
+            for j, wd in enumerate(wds):
+                if (row_lr, wd) not in status:  # not trained yet
+                    continue
+                v = None if np.isnan(table[i, j]) else float(table[i, j])
+                star = "*" if best.get(row_lr) == wd else ""
+                rows.append({"lr": row_lr, "wd": wd, "value": v,
+                             "status": status[(row_lr, wd)],
+                             "label": "x" if v is None else f"{v:.2f}{star}"})
         data[f"grid_{opt}"] = rows
     history = list(history)
     data["history"] = plots.rows({"step": [r["step"] for r in history],
@@ -143,9 +163,10 @@ def adamw_data(grid: GridResult, history, lr: float, beta1: float, metric: str) 
 
 
 def adamw_chart(grid: GridResult, history=(), lr: float = 0.004, beta1: float = 0.9,
-                metric: str = "test_acc"):
+                metric: str = "test_loss", decay: str = "paper"):
     """The chapter-18 figure: the two heatmaps, Adam's loss and its preconditioned sharpness."""
-    return plots.with_datasets(_layout(metric), adamw_data(grid, history, lr, beta1, metric))
+    return plots.with_datasets(_layout(metric, decay),
+                               adamw_data(grid, history, lr, beta1, metric))
 
 
 def _resolve(preset) -> Preset:
@@ -175,7 +196,7 @@ class AdamWApp(RunLifecycle):
         self.lr = slider("Adam step size eta", p["lr"], 0.001, 0.5, 0.001, "eoslab-lr-slider",
                          continuous=False, readout_format=".3f")
         self.metric = widgets.Dropdown(options=[(v, k) for k, v in METRICS.items()],
-                                       value="test_acc", description="heatmaps")
+                                       value="test_loss", description="heatmaps")
         self.metric.add_class("eoslab-metric-menu")
         self.controls = RunControls()
         self.runner = BackgroundRunner(on_error=self._on_error)
@@ -202,7 +223,7 @@ class AdamWApp(RunLifecycle):
         with self._lock:
             rows = list(self.history)
         return adamw_chart(self.grid, rows, self.lr.value, self.preset["beta1"],
-                           self.metric.value)
+                           self.metric.value, self.preset.get("grid_decay", "torch"))
 
     def _draw(self, token: int | None = None) -> None:
         if token is not None and not self.runner.current(token):
@@ -217,15 +238,11 @@ class AdamWApp(RunLifecycle):
         store, p = self._store(), self.preset
         found = store.load_run(self.eos_config()) if store is not None else None
         cells = GridResult()
-        configs = grid_configs(grid_base(p), p["grid_lrs"], p["grid_wds"])
-        for config in configs:
+        configs = grid_runs(p)
+        for cell, config in configs:
             stored = store.load_run(config) if store is not None else None
             if stored is not None:
-                last = stored.history[-1] if stored.history else {}
-                cells.cells.append({"optimizer": config.optimizer, "lr": config.lr,
-                                    "weight_decay": config.weight_decay,
-                                    "status": stored.status, "from_store": True,
-                                    **{k: last.get(k) for k in METRICS}})
+                cells.cells.append({**cell_of(cell, stored), "from_store": True})
         self.grid, self.result = cells, found
         with self._lock:
             self.history = list(found.history) if found is not None else []
@@ -234,9 +251,8 @@ class AdamWApp(RunLifecycle):
         if complete:
             self.controls.say(self._summary())
         else:
-            self.controls.say(f"Adam at eta = {self.lr.value:.3g} and a {len(p['grid_lrs'])}x"
-                              f"{len(p['grid_wds'])} grid per optimiser: press Run to train "
-                              f"({html.escape(p.label)})")
+            self.controls.say(f"Adam at eta = {self.lr.value:.3g} and a grid of {len(configs)} "
+                              f"runs: press Run to train ({html.escape(p.label)})")
         return complete
 
     def _summary(self) -> str:
@@ -265,10 +281,11 @@ class AdamWApp(RunLifecycle):
             best = best_per_lr(self.grid, opt, metric, maximize=metric == "test_acc")
             if not best:
                 continue
-            spread = optimum_spread(self.grid, opt, metric, maximize=metric == "test_acc")
-            pairs = ", ".join(f"lr {a:g}: wd {b:g}" for a, b in best if b is not None)
-            lines.append(f"{NAMES[opt]}: best weight decay per lr ({pairs}); it moves over "
-                         f"{spread} grid column(s)")
+            spread = optimum_spread(self.grid, opt, metric, maximize=metric == "test_acc",
+                                    units="decades")
+            pairs = ", ".join(f"lr {a:g}: {b:g}" for a, b in best if b is not None)
+            lines.append(f"{NAMES[opt]}: best weight decay lambda per lr ({pairs}); it moves "
+                         f"over {spread:.1f} decade(s) of lambda")
         return "<br>".join(html.escape(line) for line in lines)
 
     def _on_error(self, err: BaseException) -> None:
@@ -281,7 +298,7 @@ class AdamWApp(RunLifecycle):
 
     def _train(self, stop: threading.Event, token: int) -> None:
         p, config = self.preset, self.eos_config()
-        n_cells = 2 * len(p["grid_lrs"]) * len(p["grid_wds"])
+        n_cells = len(grid_runs(p))
         with self._lock:
             self.history = []
         if self.runner.current(token):
@@ -311,6 +328,7 @@ class AdamWApp(RunLifecycle):
                 self._draw_throttled(token)
 
         self.grid = run_grid(grid_base(p), p["grid_lrs"], p["grid_wds"], store=self.store,
+                             decay=p.get("grid_decay", "torch"), seeds=p.get("grid_seeds", (0,)),
                              on_cell=on_cell, stop=stop)
         if not self.runner.current(token):
             return
