@@ -85,3 +85,19 @@ def test_bad_arguments_are_refused(kwargs, match):
         train(**args)
     with pytest.raises(ValueError, match="n=0"):
         sparse_coding(0, 3)
+
+
+def test_the_sharpest_direction_is_the_label_blind_even_one():
+    d = 40
+    x, y = sparse_coding(3000, d, seed=5)
+    p = init_params(d, [0])
+    flat = torch.cat([p["a_plus"][0], p["a_minus"][0], p["bias"]])
+
+    def loss(q):
+        return logistic_loss({"a_plus": q[:d], "a_minus": q[d:2 * d], "bias": q[2 * d]}, x, y)
+
+    values, vectors = torch.linalg.eigh(torch.func.hessian(loss)(flat))
+    even = torch.cat([torch.ones(d), -torch.ones(d), torch.zeros(1)]).double()
+    assert abs(float(vectors[:, -1] @ even)) / even.norm() > 0.95
+    # its curvature is about d/(4 pi) (the mean of ReLU(xi) is 1/sqrt(2 pi), l''(0) = 1/4)
+    assert float(values[-1]) == pytest.approx(d / (4 * math.pi), rel=0.2)
