@@ -48,8 +48,9 @@ def test_adam_edge_of_stability_and_the_decoupled_optimum():
     assert "decade(s) of lambda" in app.controls.status.value
 
 
-def test_the_contrast_holds_for_another_seed():
+def test_the_contrast_holds_for_other_seeds():
     p = get_preset("18", "quick")
-    grid = run_grid(grid_base(p), p["grid_lrs"], p["grid_wds"], decay=p["grid_decay"],
-                    seeds=(1,), store=False)
-    _assert_decoupled_optimum_stays(grid)
+    for seed in (1, 2):  # each seed on its own: no averaging hides a failing one
+        grid = run_grid(grid_base(p), p["grid_lrs"], p["grid_wds"], decay=p["grid_decay"],
+                        seeds=(seed,), store=False)
+        _assert_decoupled_optimum_stays(grid)

@@ -56,14 +56,14 @@ PRESETS = {
         "quick",
         _merge(
             grid_n_train=300,
-            grid_steps=150,
+            grid_steps=250,
             grid_lrs=(1e-3, 3e-2),
-            grid_wds={"adam": (1e-3, 1e-2, 1e-1, 1.0), "adamw": (3e-3, 1e-2, 3e-2, 1e-1)},
+            grid_wds={"adam": _half_decades(-6, 0), "adamw": _half_decades(-5, -2)},
             n_train=250,
             steps=200,
         ),
-        "quick: 2 lrs x 4 lambdas per optimiser (16 runs of 150 steps) and 200 Adam "
-        "steps (~15 s on a CPU)",
+        "quick: 2 lrs x 7 (Adam + L2) and 4 (AdamW) lambdas (22 runs of 250 steps) "
+        "and 200 full-batch Adam steps (~20 s on a CPU)",
     ),
     "default": Preset(
         NUMBER,
