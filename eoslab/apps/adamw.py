@@ -106,7 +106,10 @@ def _heat(optimizer: str, metric: str, decay: str):
                                                                 sort="descending"),
         color=color, tooltip=["lr:O", "wd:O", "value:Q", "status:N"])
     text = base.mark_text(fontSize=9).encode(x="wd:O", y=alt.Y("lr:O", sort="descending"),
-                                             text=alt.Text("label:N"))
+                                             text=alt.Text("label:N"),
+                                             color=alt.condition(alt.datum.ink == "white",
+                                                                 alt.value("white"),
+                                                                 alt.value("black")))
     return alt.layer(cells, text).properties(width=W - 40, height=H - 40,
                                              title=NAMES[optimizer] + " (*: best per row)")
 
@@ -128,6 +131,16 @@ def _layout(metric: str, decay: str = "paper"):
     return alt.vconcat(heat, alt.hconcat(loss, eos))
 
 
+def _ink(rows: list, metric: str) -> None:
+    """Label colour per cell: white on the dark half of the shared viridis scale."""
+    values = [r["value"] for r in rows if r["value"] is not None]
+    mid = (min(values) + max(values)) / 2 if values else 0.0
+    for r in rows:
+        dark = r["value"] is not None and (r["value"] > mid if metric == "test_loss"
+                                           else r["value"] < mid)
+        r["ink"] = "white" if dark else "black"
+
+
 def adamw_data(grid: GridResult, history, lr: float, beta1: float, metric: str) -> dict:
     """Datasets of :func:`adamw_chart`."""
     data = {}
@@ -147,6 +160,7 @@ def adamw_data(grid: GridResult, history, lr: float, beta1: float, metric: str) 
                              "status": status[(row_lr, wd)],
                              "label": "x" if v is None else f"{v:.2f}{star}"})
         data[f"grid_{opt}"] = rows
+    _ink(data["grid_adam"] + data["grid_adamw"], metric)
     history = list(history)
     data["history"] = plots.rows({"step": [r["step"] for r in history],
                                   "loss": [r["loss"] for r in history]})
