@@ -302,10 +302,6 @@ class AdamWApp(RunLifecycle):
                          f"over {spread:.1f} decade(s) of lambda")
         return "<br>".join(html.escape(line) for line in lines)
 
-    def _on_error(self, err: BaseException) -> None:
-        self.controls.set_running(False)
-        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(str(err))}")
-
     def _job(self, stop: threading.Event, token: int) -> None:
         with single_thread():  # small nets: one intra-op thread is faster (eoslab.threads)
             self._train(stop, token)

@@ -7,6 +7,7 @@ which ipywidgets 8 sends to the front end from any thread.
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import os
@@ -185,7 +186,7 @@ def wait_for_visitor() -> None:
             from voila.utils import wait_for_request
 
             wait_for_request()
-        except Exception as err:  # no Voila to ask: run now rather than never
+        except Exception as err:  # noqa: BLE001 - no Voila to ask: run now rather than never
             logging.getLogger(__name__).warning("not waiting for a visitor: %s", err)
         _VISITOR.set()
 
@@ -346,6 +347,11 @@ class RunLifecycle:
         if self.runner.error is not None:
             raise self.runner.error
         return finished
+
+    def _on_error(self, err: BaseException) -> None:
+        """A run raised: the controls go idle and the status line names the error."""
+        self.controls.set_running(False)
+        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(str(err))}")
 
     def stop(self) -> None:
         """Stop the background run; the controls go idle at once."""

@@ -197,10 +197,6 @@ class EdgeOfStabilityApp(RunLifecycle):
             lines.append(f"<b>{html.escape(label)}</b>: {html.escape(text)}")
         return "<br>".join(lines)
 
-    def _on_error(self, err: BaseException) -> None:
-        self.controls.set_running(False)
-        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(str(err))}")
-
     # -- running -----------------------------------------------------------------------
     def _job(self, stop: threading.Event, token: int) -> None:
         configs = self.configs()

@@ -242,10 +242,6 @@ class ScheduleApp(RunLifecycle):
                          f"at eta ~ {rt.high:.2g} (steepest at {rt.steepest:.2g})")
         return "<br>".join(html.escape(line) for line in lines)
 
-    def _on_error(self, err: BaseException) -> None:
-        self.controls.set_running(False)
-        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(str(err))}")
-
     # -- running -----------------------------------------------------------------------
     def _job(self, stop: threading.Event, token: int) -> None:
         with single_thread():  # small nets: one intra-op thread is faster (eoslab.threads)

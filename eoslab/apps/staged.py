@@ -181,10 +181,6 @@ class StagedApp(RunLifecycle):
         self._set_datasets(result.get("datasets", {}))
         self.controls.say(self._status(result))
 
-    def _on_error(self, err: BaseException) -> None:
-        self.controls.set_running(False)
-        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(str(err))}")
-
     # -- running -------------------------------------------------------------------------
     def _job(self, stop: threading.Event, token: int) -> None:
         settings = self.settings()
