@@ -21,7 +21,7 @@ from .optim import make_optimizer, make_scheduler
 from .store import RunStore
 from .train import Run, fit
 
-__all__ = ["run", "Setup", "build_setup"]
+__all__ = ["Setup", "build_problem", "build_setup", "run"]
 
 
 @dataclass
@@ -47,6 +47,27 @@ def build_setup(config: TrainConfig) -> Setup:
                                betas=config.betas, eps=config.eps)
     scheduler = make_scheduler(config.schedule, optimizer, config.steps, config.schedule_options)
     return Setup(data, model, optimizer, scheduler)
+
+
+def build_problem(values, dtype: str = "float32") -> tuple[Dataset, nn.Module]:
+    """The data and model a chapter preset's values name, without an optimiser.
+
+    ``values`` holds ``dataset, n_train, loss, model, width, depth`` and optionally
+    ``model_seed`` (default 0), ``dtype`` (default ``dtype``) and ``device``.
+
+    >>> data, model = build_problem({"dataset": "moons", "n_train": 8, "loss": "mse",
+    ...                              "model": "fc-tanh", "width": 4, "depth": 1}, "float64")
+    >>> data.x_train.shape[0], next(model.parameters()).dtype
+    (8, torch.float64)
+    """
+    dtype = values.get("dtype", dtype)
+    data = load_dataset(values["dataset"], n_train=values["n_train"], loss=values["loss"],
+                        dtype=dtype, device=values.get("device"))
+    model = build_model(values["model"], data.input_shape, data.n_outputs,
+                        width=values["width"], depth=values["depth"],
+                        seed=values.get("model_seed", 0), device=data.x_train.device,
+                        dtype=dtype)
+    return data, model
 
 
 def config_probes(config: TrainConfig) -> list:

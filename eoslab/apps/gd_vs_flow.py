@@ -21,9 +21,8 @@ import altair as alt
 import numpy as np
 import torch
 
-from ..data import load_dataset
+from ..experiment import build_problem
 from ..gradient_flow import FlowDistanceProbe, FlowStopped, flow_sharpness, gradient_flow
-from ..models import build_model
 from ..objective import Objective
 from ..train import fit
 from .staged import StagedApp
@@ -35,13 +34,7 @@ _FLOW_KEYS = ("dataset", "n_train", "model", "width", "depth", "loss", "horizon"
 
 
 def _problem(values):
-    data = load_dataset(values["dataset"], n_train=values["n_train"], loss=values["loss"],
-                        dtype=values.get("dtype", "float32"), device=values.get("device"))
-    model = build_model(values["model"], data.input_shape, data.n_outputs,
-                        width=values["width"], depth=values["depth"],
-                        seed=values.get("model_seed", 0), device=data.x_train.device,
-                        dtype=values.get("dtype", "float32"))
-    return data, model
+    return build_problem(values, "float32")
 
 
 @functools.lru_cache(maxsize=4)

@@ -23,8 +23,7 @@ import altair as alt
 import ipywidgets as widgets
 import torch
 
-from ..data import load_dataset
-from ..models import build_model
+from ..experiment import build_problem
 from ..objective import Objective
 from ..sgd_noise import (
     noise_alignment,
@@ -46,13 +45,7 @@ _RATIOS = (("gd_ratio", "GD: eta lambda_max / 2"), ("trace_ratio", "trace: eta c
 
 
 def _problem(values):
-    data = load_dataset(values["dataset"], n_train=values["n_train"], loss=values["loss"],
-                        dtype=values.get("dtype", "float64"), device=values.get("device"))
-    model = build_model(values["model"], data.input_shape, data.n_outputs,
-                        width=values["width"], depth=values["depth"],
-                        seed=values.get("model_seed", 0), device=data.x_train.device,
-                        dtype=values.get("dtype", "float64"))
-    return data, model
+    return build_problem(values, "float64")
 
 
 @functools.lru_cache(maxsize=4)
