@@ -41,6 +41,9 @@ import torch
 from torch import nn
 
 from .directions import Params, check_compatible
+from .fast_tanh import FastTanh
+from .heap import retained_heap
+from .linear_head import split_linear_head
 from .losses import accuracy
 from .models import has_batchnorm
 from .objective import iter_chunks
@@ -162,29 +165,61 @@ def evaluate_points(objective, base: Params, directions: Sequence[Params], coord
         batch_points = 1 if method == "loop" else points_per_batch(objective, base, x, memory_mb)
     elif isinstance(batch_points, bool) or not isinstance(batch_points, int) or batch_points < 1:
         raise ValueError(f"batch_points={batch_points!r} is not allowed; use an integer >= 1")
+    split = split_linear_head(objective) if method == "vmap" else None
+    with retained_heap():
+        losses, accs = _evaluate_batches(objective, base, directions, stacked, coords, x, y,
+                                         batch_points, method, split)
+    result = {"loss": torch.cat(losses)}
+    if classify:
+        result["acc"] = torch.cat(accs)
+    return result
+
+
+def _evaluate_batches(objective, base, directions, stacked, coords, x, y, batch_points,
+                      method, split):
+    """Per-batch loss and accuracy sums (see :func:`evaluate_points`)."""
+    chunks = list(iter_chunks(x, y, objective.chunk_size))
+    # one chunk: the head's responses are computed once; several: once per batch and chunk
+    # (keeping every chunk's would hold K + 1 copies of the first layer's activations)
+    kept = (split.responses(base, directions, chunks[0][0])
+            if split is not None and len(chunks) == 1 else None)
+    loss_fn, classify = objective.loss, _classify(y)
     losses, accs = [], []
-    for start in range(0, n_points, batch_points):
+    for start in range(0, coords.shape[0], batch_points):
         c = coords[start:start + batch_points]
-        batch = {k: base[k] + torch.tensordot(c.to(d), d, dims=1) for k, d in stacked.items()}
+        batch = {k: base[k] + torch.tensordot(c.to(d), d, dims=1) for k, d in stacked.items()
+                 if split is None or k not in split.head_names}
         loss_sum = torch.zeros(c.shape[0], dtype=torch.float64, device=c.device)
         acc_sum = torch.zeros_like(loss_sum)
-        for xc, yc, weight in iter_chunks(x, y, objective.chunk_size):
-            if method == "vmap":
-                out = torch.func.vmap(lambda p, xc=xc: objective.forward(p, xc))(batch)
-                per = torch.func.vmap(lambda o, yc=yc: loss_fn.per_example_mean(o, yc))(out)
-            else:
+        for xc, yc, weight in chunks:
+            if method == "loop":
                 out = torch.stack([objective.forward({k: v[i] for k, v in batch.items()}, xc)
                                    for i in range(c.shape[0])])
                 per = torch.stack([loss_fn.per_example_mean(o, yc) for o in out])
+            else:
+                responses = None if split is None else (
+                    kept if kept is not None else split.responses(base, directions, xc))
+                out = _vmapped_outputs(objective, batch, c, xc, split, responses)
+                per = torch.func.vmap(lambda o, yc=yc: loss_fn.per_example_mean(o, yc))(out)
             loss_sum += weight * per.double().cpu()
             if classify:
                 acc_sum += weight * torch.stack([accuracy(o, yc) for o in out]).double().cpu()
         losses.append(loss_fn.finish(loss_sum))
         accs.append(acc_sum)
-    result = {"loss": torch.cat(losses)}
-    if classify:
-        result["acc"] = torch.cat(accs)
-    return result
+    return losses, accs
+
+
+def _vmapped_outputs(objective, batch, c, xc, split, responses) -> torch.Tensor:
+    """Outputs ``(points, examples, ...)`` of a batch of points on one data chunk.
+
+    With a linear head (:mod:`eoslab.linear_head`) only the tail runs per point, on the
+    combined responses; ``tanh`` runs as :class:`~eoslab.fast_tanh.FastTanh` on the CPU.
+    """
+    with FastTanh():
+        if split is None:
+            return torch.func.vmap(lambda p: objective.forward(p, xc))(batch)
+        return torch.func.vmap(lambda p, z: objective.forward(p, z, split.tail))(
+            batch, split.combine(responses, c))
 
 
 def _evaluate_splits(objective, base, directions, coords, test, **options) -> dict:

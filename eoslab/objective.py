@@ -108,13 +108,24 @@ class Objective:
         bufs = dict(self.model.named_buffers())
         return {n: b.clone() for n, b in bufs.items()} if self.train_mode else bufs
 
-    def forward(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """Model outputs at ``params`` (merged with the frozen ones) on inputs ``x``."""
+    def forward(self, params: Params, x: torch.Tensor, module: nn.Module | None = None
+                ) -> torch.Tensor:
+        """Model outputs at ``params`` (merged with the frozen ones) on inputs ``x``.
+
+        ``module``: a part of the model that shares its submodules and their names (a slice
+        of an ``nn.Sequential``); only the entries it holds are passed to it.
+        """
         was_training = self.model.training
         self.model.train(self.train_mode)
+        values, buffers = {**self._frozen, **params}, self._buffers()
+        if module is not None:
+            own = {n for n, _ in module.named_parameters()}
+            values = {n: v for n, v in values.items() if n in own}
+            own = {n for n, _ in module.named_buffers()}
+            buffers = {n: v for n, v in buffers.items() if n in own}
         try:
-            return functional_call(self.model, ({**self._frozen, **params}, self._buffers()),
-                                   (x,))
+            return functional_call(module if module is not None else self.model,
+                                   (values, buffers), (x,))
         finally:
             self.model.train(was_training)
 
