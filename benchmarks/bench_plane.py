@@ -4,8 +4,9 @@ The plane passes through three fc-tanh nets (digits default: 1000 training examp
 width 200, depth 2, MSE; model seeds 0, 1, 2).  Each method computes the training loss
 and accuracy at every grid point:
 
-* ``batched``   -- :meth:`eoslab.plane.Plane.evaluate`: ``torch.func.vmap`` over stacked
-  parameter sets, memory-bounded batches of points, one call per batch and data chunk;
+* ``batched``   -- :meth:`eoslab.plane.Plane.evaluate`: the first layer's responses once per
+  direction (:mod:`eoslab.linear_head`), then ``torch.func.vmap`` over the stacked
+  parameter sets of the rest, memory-bounded batches of points (see ``bench_plane.md``);
 * ``loop``      -- per point ``model.load_state_dict(point)`` and one full-batch forward;
 * ``loop-tools``-- what loss-landscape tools do (Li et al. 2018's ``plot_surface``): per
   point, write the weights into the model, then evaluate over a ``DataLoader`` with
@@ -15,7 +16,7 @@ The methods alternate within each repetition; the table reports the median secon
 the ratio to ``batched`` (target: >= 5x against the per-point load_state_dict loops).
 ``--width`` adds rows for narrower nets, where per-point overhead dominates.
 
-    python benchmarks/bench_plane.py [--n 41] [--reps 3] [--threads 1] [--width 200 32]
+    python benchmarks/bench_plane.py [--n 41] [--reps 3] [--threads 0] [--width 200 32]
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=41)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (0: leave torch's default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch intra-op threads (0: torch's default, one per core)")
     parser.add_argument("--width", type=int, nargs="+", default=[200, 32])
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()

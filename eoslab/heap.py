@@ -29,7 +29,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
-__all__ = ["retained_heap", "MMAP_THRESHOLD", "TRIM_DURING", "TRIM_AFTER"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_AFTER", "TRIM_DURING", "retained_heap"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 * 2**20

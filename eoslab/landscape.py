@@ -157,10 +157,9 @@ def evaluate_points(objective, base: Params, directions: Sequence[Params], coord
         raise ValueError(f"coords of shape {tuple(coords.shape)} do not match "
                          f"{len(directions)} directions; use shape (points, directions)")
     stacked = _stack_directions(base, directions)
-    loss_fn, classify = objective.loss, _classify(y)
+    classify = _classify(y)
     if objective.train_mode and has_batchnorm(objective.model):
         method = "loop"
-    n_points = coords.shape[0]
     if batch_points is None:
         batch_points = 1 if method == "loop" else points_per_batch(objective, base, x, memory_mb)
     elif isinstance(batch_points, bool) or not isinstance(batch_points, int) or batch_points < 1:

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-__all__ = ["LinearHeadSplit", "split_linear_head", "AFFINE_MODULES"]
+__all__ = ["AFFINE_MODULES", "LinearHeadSplit", "split_linear_head"]
 
 #: module types whose output is linear in (weight, bias) jointly
 AFFINE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)

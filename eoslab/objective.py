@@ -23,8 +23,8 @@ the running buffers (the buffers given to ``functional_call`` are throw-away cop
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 from torch import nn

@@ -4,10 +4,8 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from eoslab import heap
-
 
 _PROBE = """
 import os, torch
@@ -47,7 +45,6 @@ def test_nesting_and_errors_restore_the_depth():
         with heap.retained_heap():
             assert heap._depth == 2
         assert heap._depth == 1
-    with pytest.raises(RuntimeError):
-        with heap.retained_heap():
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), heap.retained_heap():
+        raise RuntimeError("boom")
     assert heap._depth == 0
