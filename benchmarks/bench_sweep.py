@@ -1,6 +1,6 @@
 """Benchmark: a batched sweep of 16 step sizes against 16 sequential ``fit`` runs.
 
-Same data (digits, 1000 training examples), same model (fc-tanh, width 200, depth 2),
+Same data (digits, 1000 training examples unless ``--n-train``), same model (fc-tanh, width 200, depth 2),
 same full-batch GD steps and recording (every 10 steps, with test loss / accuracy); the
 baseline is :func:`eoslab.train.fit` once per step size, the contender
 :func:`eoslab.sweep.fit_batched` on all of them at once.  With ``--sharpness-every k``
@@ -13,7 +13,8 @@ separately).  The last column checks that the two agree (largest relative differ
 the final losses).
 
     python benchmarks/bench_sweep.py [--steps 200] [--copies 16] [--reps 3]
-        [--sharpness-every 20] [--threads N] [--device cpu] [--width 200] [--compile]
+        [--sharpness-every 20] [--threads N] [--device cpu] [--width 200] [--n-train 1000]
+        [--compile]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+from bench_gpu_floor import analytic_floor, measured_peaks
 
 from eoslab.data import load_dataset
 from eoslab.models import build_model
@@ -76,6 +78,26 @@ def agreement(a, b) -> float:
     return worst
 
 
+def print_ceiling(args, data, times, sync):
+    """The arithmetic floor of one copy-step and the speed-up it allows over ``16 x fit``.
+
+    Every copy-step does the same float32 matrix products however the copies are batched
+    (forward, weight gradients, input gradients of all but the first layer); at this
+    device's large-matmul rate they take ``floor`` seconds.  No batching can make the
+    sweep faster than ``floor`` per copy-step (elementwise work is left out, so the real
+    bound is lower still): sequential time / floor is the largest speed-up possible.
+    """
+    floor = analytic_floor(n=data.n_train, d_in=data.x_train[0].numel(), width=args.width,
+                           depth=2, d_out=data.n_outputs)
+    peak_flops, _ = measured_peaks(data.x_train.device, sync)
+    t_floor = floor["flops"] / peak_flops
+    seq = statistics.median(times["16 x fit"]) / (args.steps * args.copies)
+    print(f"# floor: {floor['flops'] / 1e6:.1f} MFLOP per copy-step at {peak_flops / 1e9:.1f} "
+          f"GFLOP/s (large float32 matmul, measured now) = {1e3 * t_floor:.3f} ms; "
+          f"16 x fit takes {1e3 * seq:.3f} ms, so no batching can exceed "
+          f"{seq / t_floor:.2f}x here")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
@@ -86,11 +108,13 @@ def main():
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--width", type=int, default=200, help="hidden width (default 200)")
+    parser.add_argument("--n-train", type=int, default=1000,
+                        help="digits training examples (default 1000; chapter 06 sweeps 300)")
     parser.add_argument("--compile", action="store_true", help="add a torch.compile variant")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = load_dataset("digits", device=args.device)
+    data = load_dataset("digits", n_train=args.n_train, device=args.device)
     device = data.x_train.device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     lrs = lrs_for(args.copies)
@@ -117,7 +141,7 @@ def main():
     cpu = platform.processor() or platform.machine()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu} CPU"
     print(f"# sweep of {args.copies} step sizes {lrs[0]:.2g}..{lrs[-1]:.2g} vs sequential fit: "
-          f"{args.steps} full-batch GD steps, digits 1000 x 64, fc-tanh {args.width}x2, {where}, "
+          f"{args.steps} full-batch GD steps, digits {data.n_train} x 64, fc-tanh {args.width}x2, {where}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"median of {args.reps}")
     print(f"{'variant':28s} {'seconds':>8s} {'ms/copy-step':>12s} {'speed-up':>8s} "
@@ -129,6 +153,7 @@ def main():
         diff = agreement(outputs[name], outputs[base_name])
         print(f"{name:28s} {med:8.2f} {1e3 * med / (args.steps * args.copies):12.3f} "
               f"{base / med:8.2f} {first[name]:10.2f} {diff:13.1e}")
+    print_ceiling(args, data, times, sync)
     statuses = [r.status for r in outputs["sweep (batched)"]]
     print(f"# statuses of the sweep's copies: {statuses.count('finished')} finished, "
           f"{statuses.count('diverged')} diverged")

@@ -42,3 +42,26 @@ def test_other_calls_pass_through_unchanged():
         out = torch.empty(5, dtype=torch.float64)
         torch.tanh(x, out=out)                       # keyword forms: torch's own kernel
     assert torch.equal(out, torch.tanh(x))
+
+
+def test_the_mode_belongs_to_its_thread():
+    """A plane evaluated in an app's background thread leaves other threads' tanh alone."""
+    import threading
+
+    x = torch.randn(100, dtype=torch.float64)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with FastTanh():
+            entered.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    entered.wait(10)
+    try:
+        assert torch.equal(torch.tanh(x), torch.ops.aten.tanh(x))
+        assert not torch.equal(torch.tanh(x), (x * 2).sigmoid().mul(2).sub(1))
+    finally:
+        release.set()
+        worker.join()
