@@ -165,6 +165,9 @@ def evaluate_points(objective, base: Params, directions: Sequence[Params], coord
     elif isinstance(batch_points, bool) or not isinstance(batch_points, int) or batch_points < 1:
         raise ValueError(f"batch_points={batch_points!r} is not allowed; use an integer >= 1")
     split = split_linear_head(objective) if method == "vmap" else None
+    several_chunks = bool(objective.chunk_size) and objective.chunk_size < x.shape[0]
+    if several_chunks and batch_points <= len(directions) + 1:
+        split = None  # K + 1 head responses per batch would cost more than B head passes
     with retained_heap():
         losses, accs = _evaluate_batches(objective, base, directions, stacked, coords, x, y,
                                          batch_points, method, split)

@@ -48,7 +48,7 @@ def test_evaluate_points_with_the_split_equals_the_loop(name, chunk):
     w = trainable_params(model)
     dirs = [D.filter_normalize(D.random_direction(w, 0), w), D.random_direction(w, 1)]
     coords = torch.randn(7, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    got = evaluate_points(obj, w, dirs, coords, batch_points=3)
+    got = evaluate_points(obj, w, dirs, coords, batch_points=4)  # > K + 1: split when chunked
     ref = evaluate_points(obj, w, dirs, coords, method="loop")
     torch.testing.assert_close(got["loss"], ref["loss"], rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(got["acc"], ref["acc"])
