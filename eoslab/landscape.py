@@ -202,7 +202,7 @@ def _evaluate_batches(objective, base, directions, stacked, coords, x, y, batch_
                 responses = None if split is None else (
                     kept if kept is not None else split.responses(base, directions, xc))
                 out = _vmapped_outputs(objective, batch, c, xc, split, responses)
-                per = torch.func.vmap(lambda o, yc=yc: loss_fn.per_example_mean(o, yc))(out)
+                per = loss_fn.per_copy(out, yc)
             loss_sum += weight * per.double().cpu()
             if classify:
                 acc_sum += weight * torch.stack([accuracy(o, yc) for o in out]).double().cpu()

@@ -33,7 +33,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Loss", "LOSS_NAMES", "get_loss", "mse", "cross_entropy", "accuracy"]
+__all__ = ["Loss", "LOSS_NAMES", "get_loss", "mse", "cross_entropy", "accuracy", "mse_per_copy",
+           "cross_entropy_per_copy"]
 
 Tensor = torch.Tensor
 
@@ -63,6 +64,37 @@ def cross_entropy(output: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(output, target)
 
 
+def mse_per_copy(outputs: Tensor, target: Tensor) -> Tensor:
+    """:func:`mse` of each of ``C`` stacked outputs ``(C, n, ...)`` against one ``target``.
+
+    Entry ``c`` is ``mse(outputs[c], target)``, computed as one reduction for all copies.
+    """
+    if outputs.shape[1:] != target.shape or target.dim() == 0:
+        raise ValueError(
+            f"mse: stacked output shape {tuple(outputs.shape)} is not (copies,) + target shape "
+            f"{tuple(target.shape)}; use one-hot targets for classification with MSE")
+    diff = (outputs - target).reshape(outputs.shape[0], outputs.shape[1], -1)
+    return 0.5 * diff.pow(2).sum(dim=-1).mean(dim=-1)
+
+
+def cross_entropy_per_copy(outputs: Tensor, target: Tensor) -> Tensor:
+    """:func:`cross_entropy` of each of ``C`` stacked outputs ``(C, n, k)`` against ``target``.
+
+    ``target`` holds class indices ``(n,)`` or one-hot / soft labels ``(n, k)``.
+    """
+    if outputs.dim() != 3 or outputs.shape[1] != target.shape[0] or not (
+            target.shape == outputs.shape[1:] or target.dim() == 1):
+        raise ValueError(
+            f"cross-entropy: stacked outputs of shape {tuple(outputs.shape)} (copies, n, "
+            f"classes) do not fit a target of shape {tuple(target.shape)} ((n,) class indices "
+            "or (n, classes) labels)")
+    logp = F.log_softmax(outputs, dim=-1)
+    if target.dim() == 2:
+        return -(target * logp).sum(dim=-1).mean(dim=-1)
+    index = target.expand(outputs.shape[0], -1).unsqueeze(-1)
+    return -logp.gather(-1, index).squeeze(-1).mean(dim=-1)
+
+
 def accuracy(output: Tensor, target: Tensor) -> Tensor:
     """Fraction of examples whose arg-max output equals the label (index or one-hot)."""
     labels = target.argmax(dim=-1) if target.dim() == output.dim() else target
@@ -77,12 +109,26 @@ class Loss:
         name: registry name, e.g. ``"mse"`` or ``"sqrt-mse"``.
         per_example_mean: ``(output, target) -> scalar`` mean over the examples given.
         outer: applied to the *full-batch* mean, e.g. ``torch.sqrt``; ``None`` for identity.
-        classification: whether accuracy is meaningful for this loss.
+        per_copy_mean: ``(outputs (C, n, ...), target) -> (C,)``, ``per_example_mean`` of
+            every copy's outputs in one batched reduction; ``None`` maps
+            ``per_example_mean`` over copies with ``torch.func.vmap``.
     """
 
     name: str
     per_example_mean: Callable[[Tensor, Tensor], Tensor]
     outer: Callable[[Tensor], Tensor] | None = None
+    per_copy_mean: Callable[[Tensor, Tensor], Tensor] | None = None
+
+    def per_copy(self, outputs: Tensor, target: Tensor) -> Tensor:
+        """``per_example_mean(outputs[c], target)`` for every copy ``c``, shape ``(C,)``.
+
+        A sweep's ``C`` stacked models share the data; the built-in losses reduce all
+        copies at once (``vmap`` of the per-copy call costs about 0.9 ms per call on a
+        2-core CPU, more than the reduction itself).
+        """
+        if self.per_copy_mean is not None:
+            return self.per_copy_mean(outputs, target)
+        return torch.func.vmap(self.per_example_mean, (0, None))(outputs, target)
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
         """The loss of one batch (outer transform included)."""
@@ -95,6 +141,8 @@ class Loss:
 
 
 _BASE = {"mse": mse, "ce": cross_entropy, "cross-entropy": cross_entropy}
+_PER_COPY = {"mse": mse_per_copy, "ce": cross_entropy_per_copy,
+             "cross-entropy": cross_entropy_per_copy}
 LOSS_NAMES = ("mse", "ce", "cross-entropy", "sqrt-mse", "sqrt-ce")
 
 
@@ -112,5 +160,5 @@ def get_loss(name: str | Loss) -> Loss:
     if not isinstance(name, str) or name not in LOSS_NAMES:
         raise ValueError(f"unknown loss {name!r}; allowed: {', '.join(LOSS_NAMES)}")
     if name.startswith("sqrt-"):
-        return Loss(name, _BASE[name[5:]], torch.sqrt)
-    return Loss(name, _BASE[name])
+        return Loss(name, _BASE[name[5:]], torch.sqrt, _PER_COPY[name[5:]])
+    return Loss(name, _BASE[name], per_copy_mean=_PER_COPY[name])

@@ -42,3 +42,44 @@ def test_mse_shape_mismatch_is_a_clear_error():
 def test_unknown_loss_names_the_allowed_ones(bad):
     with pytest.raises(ValueError, match="allowed: mse"):
         get_loss(bad)
+
+
+@pytest.mark.parametrize("name,target_kind", [
+    (name, kind) for name in ("mse", "ce", "sqrt-mse", "sqrt-ce")
+    for kind in ("one-hot", "soft", "index" if "ce" in name else "scalar-outputs")])
+def test_per_copy_equals_per_example_mean_of_each_copy(name, target_kind):
+    gen = torch.Generator().manual_seed(3)
+    outputs = torch.randn(4, 6, 5, generator=gen, dtype=torch.float64)
+    if target_kind == "index":
+        target = torch.randint(0, 5, (6,), generator=gen)
+    elif target_kind == "soft":
+        target = torch.softmax(torch.randn(6, 5, generator=gen, dtype=torch.float64), -1)
+    elif target_kind == "scalar-outputs":
+        outputs, target = outputs[..., 0], torch.randn(6, generator=gen, dtype=torch.float64)
+    else:
+        target = torch.nn.functional.one_hot(torch.arange(6) % 5, 5).double()
+    loss = get_loss(name)
+    got = loss.per_copy(outputs, target)
+    ref = torch.stack([loss.per_example_mean(o, target) for o in outputs])
+    assert got.shape == (4,)
+    torch.testing.assert_close(got, ref, rtol=1e-14, atol=0)
+
+
+def test_per_copy_of_a_custom_loss_maps_it_over_copies():
+    from eoslab.losses import Loss
+
+    loss = Loss("l1", lambda out, y: (out - y).abs().sum(-1).mean())
+    outputs, target = torch.randn(3, 4, 2, dtype=torch.float64), torch.zeros(4, 2)
+    ref = torch.stack([(o - target).abs().sum(-1).mean() for o in outputs])
+    torch.testing.assert_close(loss.per_copy(outputs, target.double()), ref)
+
+
+@pytest.mark.parametrize("name,outputs,target,match", [
+    ("mse", (3, 4, 2), (4, 3), r"stacked output shape \(3, 4, 2\) is not \(copies,\) \+ target"),
+    ("mse", (3, 4, 2), (4,), r"target shape \(4,\)"),
+    ("ce", (3, 4, 2), (5,), r"stacked outputs of shape \(3, 4, 2\).*target of shape \(5,\)"),
+    ("ce", (3, 4), (4,), r"stacked outputs of shape \(3, 4\)"),
+])
+def test_per_copy_rejects_mismatched_shapes_by_name(name, outputs, target, match):
+    with pytest.raises(ValueError, match=match):
+        get_loss(name).per_copy(torch.zeros(outputs), torch.zeros(target, dtype=torch.long))
