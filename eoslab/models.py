@@ -32,13 +32,14 @@ import torch
 from torch import nn
 
 from .devices import resolve_device, resolve_dtype
+from .fast_tanh import Tanh
 
 __all__ = ["MODEL_NAMES", "build_model", "count_parameters", "has_batchnorm"]
 
 MODEL_NAMES = ("fc-tanh", "fc-relu", "fc-elu", "fc-linear", "linear", "cnn", "cnn-bn",
                "resnet-small", "si-mlp", "scalar-uv")
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "linear": nn.Identity}
+_ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU, "elu": nn.ELU, "linear": nn.Identity}
 _DEFAULTS = {"fc": (200, 2), "cnn": (32, 2), "cnn-bn": (32, 2), "resnet-small": (16, 2),
              "si-mlp": (128, 2), "scalar-uv": (1, 2), "linear": (1, 1)}
 

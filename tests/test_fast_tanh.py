@@ -1,7 +1,10 @@
 """FastTanh against torch.tanh: values, gradients, and that everything else passes through."""
 
+import pytest
 import torch
+from torch import nn
 
+from eoslab import fast_tanh
 from eoslab.fast_tanh import FastTanh
 
 
@@ -65,3 +68,102 @@ def test_the_mode_belongs_to_its_thread():
     finally:
         release.set()
         worker.join()
+
+
+# ------------------------------------------------------------ tanh() and the Tanh module
+@pytest.fixture
+def everywhere(monkeypatch):
+    """Both fast paths for any size, so tiny float64 problems exercise them."""
+    monkeypatch.setattr(fast_tanh, "NO_GRAD_MIN_NUMEL", 0)
+    monkeypatch.setattr(fast_tanh, "GRAD_MIN_NUMEL", 0)
+
+
+def test_function_values_on_both_paths(everywhere):
+    for dtype, tol in ((torch.float64, 1e-15), (torch.float32, 3e-7)):
+        x = _grid(dtype)
+        exact = torch.tanh(x.double())
+        plain = fast_tanh.tanh(x)
+        tracked = fast_tanh.tanh(x.clone().requires_grad_())
+        assert tracked.grad_fn is not None and plain.grad_fn is None
+        for got in (plain, tracked):
+            assert got.dtype == dtype
+            assert float((got.detach().double() - exact).abs().max()) < tol
+
+
+def test_one_graph_node_whose_backward_is_atens(everywhere):
+    x = _grid(torch.float64).requires_grad_()
+    y = fast_tanh.tanh(x)
+    assert type(y.grad_fn).__name__ == "_OneNodeTanhBackward"
+    assert y.grad_fn.next_functions[0][0].variable is x  # straight to the leaf
+    g = torch.randn_like(x)
+    (got,) = torch.autograd.grad(y, x, g)
+    torch.testing.assert_close(got, torch.ops.aten.tanh_backward(g, y.detach()), rtol=0, atol=0)
+
+
+def test_hessian_vector_products_by_double_backward(everywhere):
+    """The Hessian of a small fc-tanh net's loss through the module equals nn.Tanh's."""
+    torch.manual_seed(0)
+    x, y = torch.randn(12, 3, dtype=torch.float64), torch.randn(12, 2, dtype=torch.float64)
+    fast = nn.Sequential(nn.Linear(3, 4), fast_tanh.Tanh(), nn.Linear(4, 2)).double()
+    ref = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    ref.load_state_dict(fast.state_dict())
+    v = [torch.randn_like(p) for p in fast.parameters()]
+
+    def hvp(net):
+        params = list(net.parameters())
+        loss = (net(x) - y).pow(2).mean()
+        g = torch.autograd.grad(loss, params, create_graph=True)
+        return torch.autograd.grad(g, params, grad_outputs=v)
+
+    assert any(type(m).__name__ == "_OneNodeTanhBackward" for m in _graph(fast(x)))
+    for a, b in zip(hvp(fast), hvp(ref)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
+
+
+def _graph(out):
+    seen, todo = [], [out.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.append(node)
+            todo += [n for n, _ in node.next_functions]
+    return seen
+
+
+def test_functorch_transforms_and_forward_ad_get_atens_tanh(everywhere):
+    from torch.func import grad, hessian, jvp, vmap
+    from torch.autograd import forward_ad
+
+    x = torch.randn(6, dtype=torch.float64)
+    t = torch.randn(6, dtype=torch.float64)
+    assert torch.equal(vmap(fast_tanh.tanh)(x.reshape(3, 2)), torch.tanh(x).reshape(3, 2))
+    assert torch.equal(grad(lambda z: fast_tanh.tanh(z).sum())(x),
+                       grad(lambda z: torch.tanh(z).sum())(x))
+    assert torch.equal(jvp(fast_tanh.tanh, (x,), (t,))[1], jvp(torch.tanh, (x,), (t,))[1])
+    torch.testing.assert_close(hessian(lambda z: fast_tanh.tanh(z).sum())(x),
+                               hessian(lambda z: torch.tanh(z).sum())(x), rtol=0, atol=0)
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(x.clone().requires_grad_(), t)
+        tangent = forward_ad.unpack_dual(fast_tanh.tanh(dual)).tangent
+    torch.testing.assert_close(tangent, t * (1 - torch.tanh(x) ** 2), rtol=0, atol=1e-15)
+
+
+def test_small_tensors_and_other_devices_keep_atens_tanh():
+    x = torch.randn(1000, dtype=torch.float64)
+    assert x.numel() < fast_tanh.NO_GRAD_MIN_NUMEL
+    assert torch.equal(fast_tanh.tanh(x), torch.tanh(x))
+    tracked = fast_tanh.tanh(x.clone().requires_grad_())
+    assert type(tracked.grad_fn).__name__ == "TanhBackward0"
+    big = torch.randn(fast_tanh.GRAD_MIN_NUMEL, dtype=torch.float64, requires_grad=True)
+    assert type(fast_tanh.tanh(big).grad_fn).__name__ == "_OneNodeTanhBackward"
+    assert fast_tanh.tanh(torch.zeros(3, device="meta")).device.type == "meta"
+    ints = torch.arange(-3, 4)
+    assert torch.equal(fast_tanh.tanh(ints), torch.tanh(ints))
+
+
+def test_fc_tanh_models_use_the_module():
+    from eoslab.models import build_model
+
+    net = build_model("fc-tanh", (8,), 2, width=4, depth=2)
+    acts = [m for m in net if isinstance(m, nn.Tanh)]
+    assert len(acts) == 2 and all(isinstance(m, fast_tanh.Tanh) for m in acts)
