@@ -21,9 +21,11 @@ import torch
 from torch.func import functional_call, grad, grad_and_value, jvp, stack_module_state, vmap
 
 from .data import Dataset
+from .heap import retained_heap
 from .losses import Loss, get_loss
 from .models import has_batchnorm
 from .objective import iter_chunks
+from .stacked_mlp import stacked_forward
 from .train import Run, _check_data
 
 __all__ = ["batched_top_eigen", "fit_batched"]
@@ -119,10 +121,13 @@ def batched_top_eigen(matvec: Callable[[torch.Tensor], torch.Tensor], start: tor
 class _Batch:
     """Pure per-copy functions (loss+grad, outputs, HVP) of stacked parameters."""
 
-    def __init__(self, model: torch.nn.Module, loss: Loss, chunk_size: int | None):
+    def __init__(self, model: torch.nn.Module, loss: Loss, chunk_size: int | None,
+                 input_shape: tuple[int, ...]):
         self.base = copy.deepcopy(model).to("meta")
         self.base.eval()  # no BatchNorm here; eval() is what fit's objective uses
         self.loss, self.chunk_size = loss, chunk_size
+        self._per_copy_loss = loss.per_copy
+        self._stacked = stacked_forward(self.base, input_shape)
 
         def chunk_loss(p, b, x, y, w):
             out = functional_call(self.base, (p, b), (x,))
@@ -131,7 +136,7 @@ class _Batch:
 
         self._grad = vmap(grad_and_value(chunk_loss, has_aux=True),
                           in_dims=(0, 0, None, None, None))
-        self._forward = vmap(lambda p, b, x: functional_call(self.base, (p, b), (x,)),
+        self._vmapped = vmap(lambda p, b, x: functional_call(self.base, (p, b), (x,)),
                              in_dims=(0, 0, None))
 
         def hvp(p, b, v, x, y):
@@ -141,11 +146,30 @@ class _Batch:
 
         self._hvp = vmap(hvp, in_dims=(0, 0, 0, None, None))
 
+    def _forward(self, params, buffers, x):
+        """``(C, n, outputs)``: every copy's outputs on the shared inputs ``x``."""
+        if self._stacked is not None:
+            return self._stacked(params, x)
+        return self._vmapped(params, buffers, x)
+
+    def _stacked_grad(self, params, buffers, x, y, w):
+        """``_grad`` of a plain MLP: autograd through :func:`stacked_forward`.  The copies'
+        losses are independent, so the gradient of their sum is every copy's gradient."""
+        names = list(params)
+        leaves = [params[k].detach().requires_grad_(True) for k in names]
+        with torch.enable_grad():
+            out = self._stacked(dict(zip(names, leaves)), x)
+            value = self._per_copy_loss(out, y)
+            value = value * w if w != 1.0 else value
+            grads = torch.autograd.grad(value.sum(), leaves)
+        return dict(zip(names, grads)), (value.detach(), out.detach())
+
     def gradient(self, params, buffers, x, y, want_outputs: bool):
         """Per-copy inner mean, its gradient (before the outer transform) and outputs."""
         total, grads, outs = None, None, []
+        step = self._grad if self._stacked is None else self._stacked_grad
         for xc, yc, w in iter_chunks(x, y, self.chunk_size):
-            g, (value, out) = self._grad(params, buffers, xc, yc, w)
+            g, (value, out) = step(params, buffers, xc, yc, w)
             total = value if total is None else total + value
             grads = g if grads is None else {k: grads[k] + g[k] for k in grads}
             if want_outputs:
@@ -165,7 +189,7 @@ class _Batch:
         loss_sum, acc_sum = 0.0, 0.0
         for xc, yc, w in iter_chunks(x, y, self.chunk_size):
             out = self._forward(params, buffers, xc)
-            loss_sum = loss_sum + w * vmap(self.loss.per_example_mean, (0, None))(out, yc)
+            loss_sum = loss_sum + w * self._per_copy_loss(out, yc)
             if classification:
                 acc_sum = acc_sum + w * _accuracy(out, yc)
         return self.loss.finish(loss_sum), (acc_sum if classification else None)
@@ -204,7 +228,7 @@ class _Batch:
                 leaves = [params[k].detach().requires_grad_(True) for k in names]
                 with torch.enable_grad():
                     out = self._forward(dict(zip(names, leaves)), buffers, x)
-                    losses = vmap(self.loss.per_example_mean, (0, None))(out, y)
+                    losses = self._per_copy_loss(out, y)
                     grads = torch.autograd.grad(losses.sum(), leaves, create_graph=True)
                 graph.extend([leaves, grads])
             leaves, grads = graph
@@ -286,6 +310,7 @@ def _due(step: int, record_every: int, sharpness_every: int) -> bool:
     return step % record_every == 0 or bool(sharpness_every and step % sharpness_every == 0)
 
 
+@retained_heap()  # large activations are reused, not page-faulted in every step
 def fit_batched(models: Sequence[torch.nn.Module], data: Dataset, loss: Loss | str, lrs, *,
                 steps: int, momentum: float = 0.0, nesterov: bool = False,
                 weight_decay: float = 0.0, chunk_size: int | None = None,
@@ -328,7 +353,7 @@ def fit_batched(models: Sequence[torch.nn.Module], data: Dataset, loss: Loss | s
     buffers = {k: v.detach().clone() for k, v in buffers.items()}
     first = next(iter(params.values()))
     dtype, device = first.dtype, first.device
-    batch = _Batch(models[0], loss, chunk_size)
+    batch = _Batch(models[0], loss, chunk_size, data.input_shape)
     lr_dev = torch.as_tensor(table.T, dtype=dtype, device=device).contiguous()
     beta = float(momentum)
     buf = {k: torch.zeros_like(p) for k, p in params.items()} if beta else {}

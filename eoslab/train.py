@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .data import Dataset
+from .heap import retained_heap
 from .losses import Loss, accuracy, get_loss
 from .objective import Objective, iter_chunks
 
@@ -257,6 +258,7 @@ def _check_data(model: nn.Module, data: Dataset, loss: Loss) -> None:
                              f"shape {tuple(target.shape[1:])} for loss {loss.name!r}")
 
 
+@retained_heap()  # large activations are reused, not page-faulted in every step
 def fit(model: nn.Module, data: Dataset, loss: Loss | str, optimizer: torch.optim.Optimizer, *,
         steps: int, scheduler=None, batch_size: int | None = None,
         chunk_size: int | None = None, record_every: int = 10,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from eoslab import fast_tanh
 from eoslab.config import TrainConfig
 from eoslab.experiment import build_setup, run
 from eoslab.store import RunStore
@@ -64,6 +65,7 @@ LRS_BOUNDED = [0.5, 2.0, 1e5]
     ({"optimizer": "momentum", "momentum": 0.5, "weight_decay": 1e-3}, LRS),
     ({"optimizer": "nesterov", "momentum": 0.3}, LRS),
     ({"schedule": "cosine", "steps": 30}, LRS),
+    ({"model": "cnn", "width": 2, "depth": 1, "steps": 20}, LRS),  # the general vmap path
 ])
 def test_sweep_equals_sequential_runs(device, changes, lrs):
     cfg = _tiny(device, **changes)
@@ -135,10 +137,17 @@ def _dense_sharpness_probe(every):
     return probe
 
 
-@pytest.mark.parametrize("loss,chunk_size", [("mse", 8), ("sqrt-mse", 8), ("mse", None),
-                                             ("sqrt-mse", None)])
-def test_tracked_sharpness_equals_dense_hessian_eigenvalue(device, loss, chunk_size):
-    """Chunked data uses jvp-of-grad products, one chunk the cached double-backward graph."""
+@pytest.mark.parametrize("loss,chunk_size,fast", [
+    ("mse", 8, False), ("sqrt-mse", 8, False), ("mse", None, False), ("sqrt-mse", None, False),
+    ("mse", None, True), ("sqrt-mse", 8, True)])
+def test_tracked_sharpness_equals_dense_hessian_eigenvalue(device, loss, chunk_size, fast,
+                                                          monkeypatch):
+    """Chunked data uses jvp-of-grad products, one chunk the cached double-backward graph;
+    ``fast``: every tanh of fit and the sweep (not of the dense reference, a torch.func
+    transform) is eoslab.fast_tanh's one-node function, whatever its size."""
+    if fast:
+        monkeypatch.setattr(fast_tanh, "GRAD_MIN_NUMEL", 0)
+        monkeypatch.setattr(fast_tanh, "NO_GRAD_MIN_NUMEL", 0)
     cfg = TrainConfig(dataset="sine", n_train=16, width=4, depth=1, steps=24, record_every=8,
                       sharpness_every=6, loss=loss, dtype="float64", device=str(device),
                       chunk_size=chunk_size)
