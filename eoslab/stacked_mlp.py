@@ -107,9 +107,10 @@ def stacked_forward(model: nn.Module, input_shape: tuple[int, ...]
 def _linear(weight: torch.Tensor, bias: torch.Tensor | None, h: torch.Tensor,
             shared: bool) -> torch.Tensor:
     """``W h + b`` per copy; ``h`` is ``(n, i)`` shared by all copies or ``(C, i, n)``."""
+    if not shared:  # baddbmm writes the bias into the output, then adds the product
+        return torch.bmm(weight, h) if bias is None else torch.baddbmm(bias.unsqueeze(2),
+                                                                         weight, h)
     copies, outputs, inputs = weight.shape
-    if shared:
-        out = (weight.reshape(copies * outputs, inputs) @ h.T).view(copies, outputs, -1)
-    else:
-        out = torch.bmm(weight, h)
-    return out if bias is None else out + bias.unsqueeze(2)
+    stacked = weight.reshape(copies * outputs, inputs)
+    out = stacked @ h.T if bias is None else torch.addmm(bias.reshape(-1, 1), stacked, h.T)
+    return out.view(copies, outputs, -1)
