@@ -1,5 +1,6 @@
 """The Voila and JupyterLab command lines built by eoslab.serve, and the CLI around them."""
 
+import asyncio
 import json
 import os
 import re
@@ -236,9 +237,13 @@ def test_voila_pools_only_the_preheated_chapters(tmp_path, monkeypatch):
     app.initialize(argv[3:])
     app.init_settings()  # builds the kernel manager and queues its (kernel-less) pool tasks
     pools = dict(app.kernel_manager._pools)
-    for task in (t for tasks in pools.values() for t in tasks):
-        task.get_coro().close()  # never run: close it so nothing warns when it is collected
+    tasks = [t for queued in pools.values() for t in queued]
+    for task in tasks:
         task.cancel()
+    if tasks:  # let the loop finish the cancelled tasks now, so none is left pending
+        loop = tasks[0].get_loop()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    assert all(task.done() for task in tasks)
     assert list(pools) == ["01_a.ipynb"]
     every = serve.voila_argv(tmp_path, port=9377, pool_size=1)
     assert not [a for a in every if "denylist" in a]
