@@ -1,7 +1,9 @@
 """Benchmark: a batched sweep of 16 step sizes against 16 sequential ``fit`` runs.
 
-Same data (digits, 1000 training examples unless ``--n-train``), same model (fc-tanh, width 200, depth 2),
-same full-batch GD steps and recording (every 10 steps, with test loss / accuracy); the
+Same data (digits, 300 training examples unless ``--n-train``), same model (fc-tanh, width 32
+unless ``--width``, depth 2): by default the network chapter 06 sweeps; ``--width 200
+--n-train 1000`` is the digits default of the other chapters.  Same full-batch GD steps and
+recording (every 10 steps, with test loss / accuracy); the
 baseline is :func:`eoslab.train.fit` once per step size, the contender
 :func:`eoslab.sweep.fit_batched` on all of them at once.  With ``--sharpness-every k``
 both also track the sharpness every ``k`` steps (the baseline with
@@ -13,7 +15,7 @@ separately).  The last column checks that the two agree (largest relative differ
 the final losses).
 
     python benchmarks/bench_sweep.py [--steps 200] [--copies 16] [--reps 3]
-        [--sharpness-every 20] [--threads N] [--device cpu] [--width 200] [--n-train 1000]
+        [--sharpness-every 20] [--threads N] [--device cpu] [--width 32] [--n-train 300]
         [--compile]
 """
 
@@ -40,7 +42,7 @@ def lrs_for(copies: int) -> list[float]:
     return [float(v) for v in np.linspace(0.02, 0.32, copies)]
 
 
-def sequential(data, lrs, steps, sharpness_every, width=200):
+def sequential(data, lrs, steps, sharpness_every, width=32):
     probes = []
     runs = []
     for lr in lrs:
@@ -55,7 +57,7 @@ def sequential(data, lrs, steps, sharpness_every, width=200):
     return runs
 
 
-def batched(data, lrs, steps, sharpness_every, width=200, compile=False):
+def batched(data, lrs, steps, sharpness_every, width=32, compile=False):
     models = [build_model("fc-tanh", data.input_shape, data.n_outputs, seed=0,
                           width=width, device=data.x_train.device) for _ in lrs]
     return fit_batched(models, data, "mse", lrs, steps=steps, record_every=10,
@@ -107,9 +109,10 @@ def main():
                         help="also time both with sharpness tracking (0: skip)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--width", type=int, default=200, help="hidden width (default 200)")
-    parser.add_argument("--n-train", type=int, default=1000,
-                        help="digits training examples (default 1000; chapter 06 sweeps 300)")
+    parser.add_argument("--width", type=int, default=32,
+                        help="hidden width (default 32, chapter 06's; the digits default is 200)")
+    parser.add_argument("--n-train", type=int, default=300,
+                        help="digits training examples (default 300, chapter 06's; 1000 elsewhere)")
     parser.add_argument("--compile", action="store_true", help="add a torch.compile variant")
     args = parser.parse_args()
     if args.threads:

@@ -43,7 +43,7 @@ from torch import nn
 from torch.autograd import forward_ad
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["FastTanh", "GRAD_MIN_NUMEL", "NO_GRAD_MIN_NUMEL", "Tanh", "tanh"]
+__all__ = ["GRAD_MIN_NUMEL", "NO_GRAD_MIN_NUMEL", "FastTanh", "Tanh", "tanh"]
 
 _TANH = (torch.tanh, torch.Tensor.tanh)
 
@@ -100,7 +100,7 @@ class Tanh(nn.Tanh):
     """``nn.Tanh`` whose forward is :func:`tanh` (an ``nn.Tanh``, so code that looks for
     one still finds it)."""
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 - nn.Tanh's name
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         return tanh(input)
 
 

@@ -27,14 +27,22 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Loss", "LOSS_NAMES", "get_loss", "mse", "cross_entropy", "accuracy", "mse_per_copy",
-           "cross_entropy_per_copy"]
+__all__ = [
+    "LOSS_NAMES",
+    "Loss",
+    "accuracy",
+    "cross_entropy",
+    "cross_entropy_per_copy",
+    "get_loss",
+    "mse",
+    "mse_per_copy",
+]
 
 Tensor = torch.Tensor
 

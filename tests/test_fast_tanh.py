@@ -131,8 +131,8 @@ def _graph(out):
 
 
 def test_functorch_transforms_and_forward_ad_get_atens_tanh(everywhere):
-    from torch.func import grad, hessian, jvp, vmap
     from torch.autograd import forward_ad
+    from torch.func import grad, hessian, jvp, vmap
 
     x = torch.randn(6, dtype=torch.float64)
     t = torch.randn(6, dtype=torch.float64)
