@@ -80,13 +80,14 @@ def tanh(x: torch.Tensor) -> torch.Tensor:
 
     That is: CPU floating-point tensors with at least :data:`NO_GRAD_MIN_NUMEL` elements
     when no gradient is recorded, or :data:`GRAD_MIN_NUMEL` when one is, outside
-    ``torch.func`` transforms and forward-mode AD.  Everything else calls ``torch.tanh``.
+    ``torch.func`` transforms and forward-mode AD, and not while ``torch.compile`` traces
+    (its generated kernels fuse ``tanh`` anyway).  Everything else calls ``torch.tanh``.
 
     >>> x = torch.linspace(-4, 4, 2**16, dtype=torch.float64)
     >>> float((tanh(x) - torch.tanh(x)).abs().max()) < 1e-15
     True
     """
-    if (x.device.type != "cpu" or not x.is_floating_point()
+    if (x.device.type != "cpu" or not x.is_floating_point() or torch.compiler.is_compiling()
             or torch._C._functorch.is_functorch_wrapped_tensor(x)):
         return torch.tanh(x)
     if not (x.requires_grad and torch.is_grad_enabled()):

@@ -167,3 +167,13 @@ def test_fc_tanh_models_use_the_module():
     net = build_model("fc-tanh", (8,), 2, width=4, depth=2)
     acts = [m for m in net if isinstance(m, nn.Tanh)]
     assert len(acts) == 2 and all(isinstance(m, fast_tanh.Tanh) for m in acts)
+
+
+def test_torch_compile_traces_it_as_torch_tanh(everywhere):
+    """No graph break (fullgraph) and ATen's values: compiled kernels fuse tanh anyway."""
+    x = torch.randn(50, dtype=torch.float64, requires_grad=True)
+    compiled = torch.compile(fast_tanh.tanh, backend="eager", fullgraph=True)
+    y = compiled(x)
+    assert torch.equal(y, torch.tanh(x))
+    (g,) = torch.autograd.grad(y.sum(), x)
+    torch.testing.assert_close(g, 1 - torch.tanh(x.detach()) ** 2, rtol=0, atol=1e-15)
