@@ -98,12 +98,13 @@ def batched_top_eigen(matvec: Callable[[torch.Tensor], torch.Tensor], start: tor
         ab = torch.stack([alpha, beta]).double().cpu().numpy()  # the one sync per iteration
         alphas[:, j] = np.where(done, 0.0, ab[0])
         beta_np = np.where(done, 0.0, ab[1])
-        for c in np.flatnonzero(~done):
-            a, b = alphas[c, :j + 1], betas[c, :j]
-            theta, S = np.linalg.eigh(np.diag(a) + np.diag(b, 1) + np.diag(b, -1))
-            scale = max(float(np.abs(theta).max()), eps)
-            if beta_np[c] * abs(S[-1, -1]) <= tol * scale or j + 1 == m_max:
-                values[c], coeffs[c, :j + 1], done[c] = theta[-1], S[:, -1], True
+        live = np.flatnonzero(~done)
+        theta, S = np.linalg.eigh(_tridiagonals(alphas[live, :j + 1], betas[live, :j]))
+        scale = np.maximum(np.abs(theta).max(1), eps)
+        converged = (beta_np[live] * np.abs(S[:, -1, -1]) <= tol * scale) | (j + 1 == m_max)
+        for k in np.flatnonzero(converged):
+            c = live[k]
+            values[c], coeffs[c, :j + 1], done[c] = theta[k, -1], S[k, :, -1], True
         if done.all():
             break
         betas[:, j] = np.where(done, 0.0, beta_np)
@@ -115,6 +116,19 @@ def batched_top_eigen(matvec: Callable[[torch.Tensor], torch.Tensor], start: tor
     S = torch.as_tensor(coeffs[:, :m], dtype=dtype, device=device).unsqueeze(1)
     vectors = torch.bmm(S, basis[:, :m]).squeeze(1)
     return torch.as_tensor(values), vectors, torch.as_tensor(products)
+
+
+def _tridiagonals(alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """``(C, m, m)`` symmetric tridiagonal matrices with diagonals ``alphas`` ``(C, m)`` and
+    off-diagonals ``betas`` ``(C, m - 1)``: every copy's Lanczos matrix, for one stacked
+    ``numpy.linalg.eigh`` call instead of one call per copy."""
+    copies, m = alphas.shape
+    out = np.zeros((copies, m, m))
+    i = np.arange(m)
+    out[:, i, i] = alphas
+    out[:, i[:-1], i[1:]] = betas
+    out[:, i[1:], i[:-1]] = betas
+    return out
 
 
 # ---------------------------------------------------------------- the batched loop
@@ -238,7 +252,9 @@ class _Batch:
             return torch.cat([h.reshape(C, -1) for h in hv], 1)
 
         def matvec(V, rows):
-            if single and 2 * len(rows) >= C:  # cheaper per product; pays for every copy
+            # the cached graph pays for every copy: cheaper once half of them iterate, and
+            # for a plain MLP always (5 ms for 16 copies against 12 ms for jvp of one)
+            if single and (self._stacked is not None or 2 * len(rows) >= C):
                 idx = torch.as_tensor(rows, device=V.device)
                 padded = torch.zeros(C, V.shape[1], dtype=V.dtype, device=V.device)
                 total = cached(padded.index_copy_(0, idx, V)).index_select(0, idx)
