@@ -2,8 +2,10 @@
 
 :func:`fit_batched` trains ``C`` copies whose parameters are stacked along a leading
 dimension (``torch.func.stack_module_state``); the loss and gradient of every copy come
-from one ``vmap`` of ``grad_and_value(functional_call)``, and the SGD / heavy-ball update is
-written on the stacked tensors with a per-copy step-size vector, masking diverged copies.
+from autograd through :func:`eoslab.stacked_mlp.stacked_forward` for a plain MLP, and from
+one ``vmap`` of ``grad_and_value(functional_call)`` for any other model; the SGD /
+heavy-ball update is written on one ``(C, P)`` tensor of all parameters with a per-copy
+step-size vector, masking diverged copies.
 :func:`batched_top_eigen` is a batched Lanczos iteration for the sharpness of every copy.
 See :mod:`eoslab.sweep` for the maths and for the config-level entry point.
 """

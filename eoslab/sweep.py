@@ -5,9 +5,11 @@ slider moves: it precomputes a whole range of :math:`\\eta` at once and the slid
 selects among finished runs.  :func:`sweep` trains ``C`` copies of one architecture,
 copy :math:`c` with its own step size :math:`\\eta_c` and initialisation seed, as *one*
 computation: the copies' parameters are stacked along a leading dimension
-(``torch.func.stack_module_state``) and the per-copy loss and gradient are ``torch.func``
-transforms of ``functional_call`` batched by ``vmap``, so every layer is one batched
-matrix product over all copies.  The update is the one of ``torch.optim.SGD`` written on
+(``torch.func.stack_module_state``) and every layer is one batched matrix product over
+all copies: for a plain MLP through :func:`eoslab.stacked_mlp.stacked_forward`
+(feature-major activations, autograd for the gradient of the sum of the copies'
+independent losses), for any other model as ``torch.func`` transforms of
+``functional_call`` batched by ``vmap``.  The update is the one of ``torch.optim.SGD`` written on
 the stacked tensors with a step-size *vector* (heavy ball as in :mod:`eoslab.optim`):
 
 .. math::
