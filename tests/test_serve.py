@@ -5,7 +5,9 @@ import json
 import os
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -229,6 +231,11 @@ def test_voila_pools_only_the_preheated_chapters(tmp_path, monkeypatch):
         return nothing()
 
     monkeypatch.setattr(vkm, "wait_before", no_kernel)
+    # Voila queues its pool tasks on asyncio.get_event_loop(); give it a private loop, which
+    # this test can drive to the end (the thread's own loop may be running: Playwright's)
+    private = asyncio.new_event_loop()
+    monkeypatch.setattr(vkm, "asyncio", SimpleNamespace(**{
+        **vars(asyncio), "get_event_loop": lambda: private}))
 
     for name in ("00_index.ipynb", "01_a.ipynb", "02_b.ipynb"):
         (tmp_path / name).write_text((ROOT / "tests" / "fixtures" / "one_slider.ipynb").read_text())
@@ -240,10 +247,16 @@ def test_voila_pools_only_the_preheated_chapters(tmp_path, monkeypatch):
     tasks = [t for queued in pools.values() for t in queued]
     for task in tasks:
         task.cancel()
-    if tasks:  # let the loop finish the cancelled tasks now, so none is left pending
-        loop = tasks[0].get_loop()
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-    assert all(task.done() for task in tasks)
+
+    def finish():  # in a thread of its own: this one may be running a loop already
+        try:
+            private.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        finally:
+            private.close()
+
+    with ThreadPoolExecutor(1) as worker:  # finish the cancelled tasks: none left pending
+        worker.submit(finish).result(timeout=60)
+    assert tasks and all(task.done() and task.get_loop() is private for task in tasks)
     assert list(pools) == ["01_a.ipynb"]
     every = serve.voila_argv(tmp_path, port=9377, pool_size=1)
     assert not [a for a in every if "denylist" in a]
