@@ -12,9 +12,9 @@ whose operands are already laid out for it:
     + b_1\\big), \\qquad H_l = \\phi\\big(W_l H_{l-1} + b_l\\big), \\qquad
     f_c(X) = (W_L H_{L-1} + b_L)_c^\\top .
 
-The first layer is a *single* matrix product of all copies' weights, stacked into one
-``(C o_1, i)`` matrix, with the shared :math:`X^\\top`; the others are ``bmm`` of
-``(C, o, i)`` by ``(C, i, n)``.  The result is, copy for copy, ``model(X)`` with that
+The first layer is a *single* matrix product (``addmm``) of all copies' weights, stacked
+into one ``(C o_1, i)`` matrix, with the shared :math:`X^\\top`; the others are ``baddbmm``
+of ``(C, o, i)`` by ``(C, i, n)``, the bias written into the output first.  The result is, copy for copy, ``model(X)`` with that
 copy's parameters (up to the order of floating-point sums), and autograd through it
 gives each copy's gradient of a sum of per-copy losses (the copies do not interact).
 
@@ -99,7 +99,7 @@ def stacked_forward(model: nn.Module, input_shape: tuple[int, ...]
             else:
                 h = _linear(params[index + ".weight"], params.get(index + ".bias"), h, shared)
                 shared = False
-        return h.transpose(1, 2).contiguous() if not shared else h
+        return h.transpose(1, 2).contiguous()  # a plan has a Linear, so h is per copy
 
     return forward
 
