@@ -1,18 +1,59 @@
-"""The in-place Vega view widget: offline bundle, figure vs data updates."""
+"""The in-place Vega view widget: offline bundle, figure vs data updates, which model carries them."""
 
 import re
 
 from eoslab import plots
 from eoslab.apps.base import LiveChart
-from eoslab.apps.vega_view import VegaView, view_script
+from eoslab.apps.vega_view import MODULE, LiveFigure, VegaView, vega_bundle
 
 
-def test_the_bundle_imports_nothing_from_the_network():
-    script = view_script()
-    assert 'model.on("change:datasets",push)' in script  # our snippet, minified, is in it
-    assert "export{__default as default}" in script
-    assert not re.search(r"""\bimport\s*(\(|[^;]*from\s*)["']https?://""", script)
-    assert not re.search(r"""\bimport\s*\(?\s*["']https?://""", script)
+NETWORK_IMPORT = (r"""\bimport\s*(\(|[^;]*from\s*)["']https?://""",
+                  r"""\bimport\s*\(?\s*["']https?://""")
+
+
+def test_vega_travels_as_a_trait_and_imports_nothing_from_the_network():
+    bundle = vega_bundle()
+    assert re.search(r"export\s*\{[^}]*\bas vegaEmbed\s*\}\s*;?\s*$", bundle)
+    for pattern in NETWORK_IMPORT:
+        assert not re.search(pattern, bundle)
+    assert VegaView(spec={})._vega == bundle
+
+
+def test_the_widget_module_is_small_and_imports_nothing():
+    """anywidget gives ``_esm`` 2 s to load: it must not be Vega itself."""
+    assert VegaView._esm == MODULE
+    assert len(MODULE.encode()) < 8_000 < len(vega_bundle()) // 100
+    assert not re.search(r"^\s*import\s", MODULE, re.MULTILINE)  # only the blob import()
+    assert "export default { render }" in MODULE
+
+
+def test_what_changes_is_synced_on_the_plain_model_only():
+    """Messages to an anywidget model are dropped when its module loaded late; a plain one's are not."""
+    view = VegaView(spec={"mark": "point"})
+    synced = set(view.keys)
+    assert {"spec", "datasets"}.isdisjoint(synced)
+    assert {"_live", "_vega", "_esm", "embed_options"} <= synced
+    assert isinstance(view.live, LiveFigure)
+    assert view.live._model_module == "@jupyter-widgets/base"
+    assert view.live._model_name == "WidgetModel" and view.live._view_name is None
+    assert {"spec", "datasets"} <= set(view.live.keys)
+    assert view.get_state()["_live"] == "IPY_MODEL_" + view.live.model_id
+    assert view.live.spec == {"mark": "point"}
+
+
+def test_hold_sync_sends_one_message_per_model(monkeypatch):
+    view = VegaView(spec={})
+    sent = []
+    monkeypatch.setattr(view, "_send", lambda msg, buffers=None: sent.append(("view", msg)))
+    monkeypatch.setattr(view.live, "_send", lambda msg, buffers=None: sent.append(("live", msg)))
+    with view.hold_sync():
+        view.datasets = {}
+        view.spec = {"mark": "line"}
+        view.datasets = {"d": [{"x": 1}]}
+    assert [who for who, _ in sent] == ["live"]
+    assert sent[0][1]["state"] == {"spec": {"mark": "line"}, "datasets": {"d": [{"x": 1}]}}
+    view.close()
+    assert view.live.comm is None
 
 
 def test_data_updates_do_not_touch_the_figure():

@@ -39,7 +39,7 @@ _OFFLINE: bool | None = None
 def enable_offline_charts() -> bool:
     """Whether live charts can be drawn in the browser without a CDN.
 
-    They need ``anywidget`` and ``vl-convert-python`` (which bundles Vega into the widget,
+    They need ``anywidget`` and ``vl-convert-python`` (which bundles Vega for the widget,
     see :mod:`eoslab.apps.vega_view`); when either is missing, :class:`LiveChart` falls
     back to server-side SVG.
     """

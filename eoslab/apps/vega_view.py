@@ -10,33 +10,75 @@ streams the named datasets that changed into it:
 
     view.change(name, view.changeset().remove(() => true).insert(rows)); await view.runAsync();
 
-Vega then re-runs only the dataflow downstream of those datasets (scales, marks).  The
-JavaScript is bundled with Vega, Vega-Lite and Vega-Embed by ``vl_convert.javascript_bundle``
-(the same offline bundle ``alt.JupyterChart.enable_offline`` uses), so nothing is fetched
-from a CDN.
+Vega then re-runs only the dataflow downstream of those datasets (scales, marks).
+
+**Why the figure and its data live on a second model.**  anywidget (0.11) gives a widget's
+module, ``_esm``, 2 s from the creation of its model to load.  Past that deadline it
+rejects the model's readiness, and from then on *every message the kernel sends to that
+model is dropped*: the chart stays drawn but never updates again (the page error
+"[anywidget] Failed to initialize model." is the only trace).  The deadline is wall time
+on the page's main thread, so it is missed whenever the page is busy while its widgets are
+created: eight chapter pages opened at once on a 2-core machine missed it about one run in
+three.  So nothing that changes travels to the anywidget model.  ``spec`` and ``datasets``
+are mirrored onto :class:`LiveFigure`, a plain ``@jupyter-widgets/base`` model with no
+deadline, and the module finds it through the widget manager and listens to it.  The
+anywidget model carries only what never changes: the module, the embed options and Vega.
+
+**Loading Vega.**  ``_esm`` is only the ~90 lines of :data:`MODULE`.  Vega, Vega-Lite and
+Vega-Embed travel in the ``_vega`` trait, bundled offline by ``vl_convert.javascript_bundle``
+(the bundle ``alt.JupyterChart.enable_offline`` uses, so nothing is fetched from a CDN), and
+the module imports them inside ``render``, once per page for all the charts of the page
+(keyed by ``_vega_key``): a page with three charts parses the 0.9 MB once, not three times.
+
+Each figure is embedded into a fresh element that replaces the previous one only when it is
+still the newest, so two figures sent in quick succession cannot leave the older view on
+screen while the newer one draws off it.
 
 Why not ``alt.JupyterChart``: its in-place data path (``_py_to_js_updates``) is private to
-Altair and its public ``spec`` path re-embeds; this widget is the ~60 lines of JavaScript
-that keep the view.
+Altair and its public ``spec`` path re-embeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import anywidget
+import ipywidgets
 import traitlets
 
-__all__ = ["VegaView", "view_script"]
+__all__ = ["MODULE", "LiveFigure", "VegaView", "vega_bundle", "vega_key"]
 
-_SNIPPET = r"""
+MODULE = r"""
+// page-wide: bundle key -> Promise of vegaEmbed, shared by every chart of the page
+const LIBRARIES = "__eoslabVegaEmbed";
+
+function loadVegaEmbed(model) {
+    const cache = (globalThis[LIBRARIES] ??= new Map());
+    const key = model.get("_vega_key");
+    if (!cache.has(key)) {
+        const url = URL.createObjectURL(new Blob([model.get("_vega")], { type: "text/javascript" }));
+        cache.set(key, import(url).then(
+            (module) => { URL.revokeObjectURL(url); return module.vegaEmbed; },
+            (error) => { URL.revokeObjectURL(url); cache.delete(key); throw error; }));
+    }
+    return cache.get(key);
+}
+
+function count(el, name) {
+    el.dataset[name] = String(Number(el.dataset[name] || 0) + 1);
+}
+
 async function render({ model, el }) {
+    // spec and datasets arrive on a plain ipywidgets model (see the Python docstring)
+    const live = await model.widget_manager.get_model(model.get("_live").replace(/^IPY_MODEL_/, ""));
+    const listening = {};    // the context of this view's listeners on `live`
     let view = null, finalize = null, generation = 0;
     let shown = {};          // dataset name -> JSON of the rows the view holds
 
     async function push() {
         if (view === null) return;               // embed() pushes once it is done
-        const datasets = model.get("datasets") || {};
+        const datasets = live.get("datasets") || {};
         let changed = false;
         for (const [name, rows] of Object.entries(datasets)) {
             const key = JSON.stringify(rows);
@@ -52,7 +94,7 @@ async function render({ model, el }) {
         if (changed) {
             view.resize();   // re-run autosize: a legend or axis labels may have grown
             await view.runAsync();
-            el.dataset.updates = String(Number(el.dataset.updates || 0) + 1);
+            count(el, "updates");
         }
     }
 
@@ -60,39 +102,76 @@ async function render({ model, el }) {
         const mine = ++generation;
         if (finalize !== null) finalize();
         view = null; finalize = null; shown = {};
-        const spec = structuredClone(model.get("spec"));
+        const spec = structuredClone(live.get("spec"));
         if (spec === null || Object.keys(spec).length === 0) { el.replaceChildren(); return; }
+        const target = document.createElement("div");   // joins el only if still the newest
         let api;
         try {
-            api = await vegaEmbed(el, spec, model.get("embed_options") || {});
+            const vegaEmbed = await loadVegaEmbed(model);
+            if (mine !== generation) return;
+            api = await vegaEmbed(target, spec, model.get("embed_options") || {});
         } catch (error) {
-            el.innerHTML = '<div style="color:red">Vega-Lite error: ' + error.message + '</div>';
+            if (mine !== generation) return;
+            target.innerHTML = '<div style="color:red">Vega-Lite error: ' + error.message + '</div>';
+            el.replaceChildren(target);
             return;
         }
         if (mine !== generation) { api.finalize(); return; }   // a newer spec arrived meanwhile
+        el.replaceChildren(target);
         view = api.view; finalize = api.finalize;
         for (const [name, rows] of Object.entries(spec.datasets || {})) shown[name] = JSON.stringify(rows);
-        el.dataset.embeds = String(Number(el.dataset.embeds || 0) + 1);
+        count(el, "embeds");
         await push();
     }
 
-    model.on("change:spec", embed);
-    model.on("change:embed_options", embed);
-    model.on("change:datasets", push);
+    live.on("change:spec", embed, listening);
+    live.on("change:datasets", push, listening);
     await embed();
-    return () => { if (finalize !== null) finalize(); };
+    return () => {
+        live.off(null, null, listening);
+        generation++;
+        if (finalize !== null) finalize();
+    };
 }
 export default { render };
 """
 
 
-@functools.cache
-def view_script() -> str:
-    """The widget's ES module: the snippet above bundled with Vega (offline, no imports)."""
-    import vl_convert as vlc
+def _vega_lite_version() -> str:
     from altair.utils._importers import vl_version_for_vl_convert
 
-    return vlc.javascript_bundle(_SNIPPET, vl_version=vl_version_for_vl_convert())
+    return vl_version_for_vl_convert()
+
+
+@functools.cache
+def vega_bundle() -> str:
+    """Vega, Vega-Lite and Vega-Embed as one ES module exporting ``vegaEmbed`` (offline).
+
+    Built once per process by ``vl_convert.javascript_bundle`` (~1 s), for the Vega-Lite
+    version Altair writes.
+    """
+    import vl_convert as vlc
+
+    return vlc.javascript_bundle("export { vegaEmbed };", vl_version=_vega_lite_version())
+
+
+@functools.cache
+def vega_key() -> str:
+    """What identifies :func:`vega_bundle`'s content: the vl-convert and Vega-Lite versions."""
+    import vl_convert as vlc
+
+    return f"vl-convert {vlc.__version__}, vega-lite {_vega_lite_version()}"
+
+
+class LiveFigure(ipywidgets.Widget):
+    """The part of a :class:`VegaView` that changes: its ``spec`` and its ``datasets``.
+
+    A plain ``@jupyter-widgets/base`` ``WidgetModel`` (no view), so its messages reach the
+    browser however long the page took to load anywidget's module.
+    """
+
+    spec = traitlets.Dict(allow_none=True).tag(sync=True)
+    datasets = traitlets.Dict().tag(sync=True)
 
 
 class VegaView(anywidget.AnyWidget):
@@ -100,23 +179,45 @@ class VegaView(anywidget.AnyWidget):
 
     Setting ``spec`` draws a new figure; setting ``datasets`` (name -> list of row dicts)
     replaces those datasets of the current figure and redraws only what depends on them.
-    Names the figure does not use are ignored by the browser.
+    Names the figure does not use are ignored by the browser.  Both are sent to the
+    browser through :attr:`live` (a :class:`LiveFigure`), see the module docstring;
+    :meth:`hold_sync` holds both models.
 
     >>> w = VegaView(spec={"mark": "point", "data": {"name": "d"}, "datasets": {"d": []}})
     >>> w.datasets = {"d": [{"x": 1}]}
-    >>> w.spec["datasets"], w.datasets
+    >>> w.spec["datasets"], w.live.datasets
     ({'d': []}, {'d': [{'x': 1}]})
     """
 
-    spec = traitlets.Dict(allow_none=True).tag(sync=True)
-    datasets = traitlets.Dict().tag(sync=True)
+    _esm = MODULE
+    spec = traitlets.Dict(allow_none=True)
+    datasets = traitlets.Dict()
     embed_options = traitlets.Dict(
         {"actions": {"export": True, "source": False, "compiled": False, "editor": False}}
     ).tag(sync=True)
+    _live = traitlets.Instance(LiveFigure).tag(sync=True, **ipywidgets.widget_serialization)
+    _vega = traitlets.Unicode().tag(sync=True)
+    _vega_key = traitlets.Unicode().tag(sync=True)
 
     def __init__(self, **kwargs):
-        # anywidget reads ``_esm`` from the class; bundling Vega takes ~1 s, so the first
-        # instance pays it rather than every ``import eoslab.apps``.
-        if "_esm" not in VegaView.__dict__:
-            VegaView._esm = view_script()
-        super().__init__(**kwargs)
+        live = LiveFigure(spec=kwargs.get("spec", {}), datasets=kwargs.get("datasets", {}))
+        super().__init__(_live=live, _vega=vega_bundle(), _vega_key=vega_key(), **kwargs)
+
+    @property
+    def live(self) -> LiveFigure:
+        """The model that carries ``spec`` and ``datasets`` to the browser."""
+        return self._live
+
+    @traitlets.observe("spec", "datasets")
+    def _mirror(self, change) -> None:
+        setattr(self._live, change["name"], change["new"])
+
+    @contextlib.contextmanager
+    def hold_sync(self):
+        """Send the changes made in the block in one message per model."""
+        with super().hold_sync(), self._live.hold_sync():
+            yield
+
+    def close(self) -> None:
+        self._live.close()
+        super().close()
