@@ -31,14 +31,17 @@ def test_what_changes_is_synced_on_the_plain_model_only():
     """Messages to an anywidget model are dropped when its module loaded late; a plain one's are not."""
     view = VegaView(spec={"mark": "point"})
     synced = set(view.keys)
-    assert {"spec", "datasets"}.isdisjoint(synced)
-    assert {"_live", "_vega", "_esm", "embed_options"} <= synced
+    assert {"spec", "datasets", "embed_options"}.isdisjoint(synced)
+    assert {"_live", "_vega", "_esm"} <= synced
     assert isinstance(view.live, LiveFigure)
     assert view.live._model_module == "@jupyter-widgets/base"
     assert view.live._model_name == "WidgetModel" and view.live._view_name is None
-    assert {"spec", "datasets"} <= set(view.live.keys)
+    assert {"spec", "datasets", "embed_options"} <= set(view.live.keys)
     assert view.get_state()["_live"] == "IPY_MODEL_" + view.live.model_id
     assert view.live.spec == {"mark": "point"}
+    assert view.live.embed_options == view.embed_options and view.embed_options["actions"]
+    view.embed_options = {"actions": False}
+    assert view.live.embed_options == {"actions": False}
 
 
 def test_hold_sync_sends_one_message_per_model(monkeypatch):

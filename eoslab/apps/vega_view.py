@@ -19,10 +19,10 @@ model is dropped*: the chart stays drawn but never updates again (the page error
 "[anywidget] Failed to initialize model." is the only trace).  The deadline is wall time
 on the page's main thread, so it is missed whenever the page is busy while its widgets are
 created: eight chapter pages opened at once on a 2-core machine missed it about one run in
-three.  So nothing that changes travels to the anywidget model.  ``spec`` and ``datasets``
-are mirrored onto :class:`LiveFigure`, a plain ``@jupyter-widgets/base`` model with no
-deadline, and the module finds it through the widget manager and listens to it.  The
-anywidget model carries only what never changes: the module, the embed options and Vega.
+three.  So nothing that changes travels to the anywidget model.  ``spec``, ``datasets`` and
+``embed_options`` are mirrored onto :class:`LiveFigure`, a plain ``@jupyter-widgets/base``
+model with no deadline, and the module finds it through the widget manager and listens to
+it.  The anywidget model carries only what never changes: the module and Vega.
 
 **Loading Vega.**  ``_esm`` is only the ~90 lines of :data:`MODULE`.  Vega, Vega-Lite and
 Vega-Embed travel in the ``_vega`` trait, bundled offline by ``vl_convert.javascript_bundle``
@@ -109,7 +109,7 @@ async function render({ model, el }) {
         try {
             const vegaEmbed = await loadVegaEmbed(model);
             if (mine !== generation) return;
-            api = await vegaEmbed(target, spec, model.get("embed_options") || {});
+            api = await vegaEmbed(target, spec, live.get("embed_options") || {});
         } catch (error) {
             if (mine !== generation) return;
             target.innerHTML = '<div style="color:red">Vega-Lite error: ' + error.message + '</div>';
@@ -125,6 +125,7 @@ async function render({ model, el }) {
     }
 
     live.on("change:spec", embed, listening);
+    live.on("change:embed_options", embed, listening);
     live.on("change:datasets", push, listening);
     await embed();
     return () => {
@@ -163,8 +164,12 @@ def vega_key() -> str:
     return f"vl-convert {vlc.__version__}, vega-lite {_vega_lite_version()}"
 
 
+EMBED_OPTIONS = {"actions": {"export": True, "source": False, "compiled": False, "editor": False}}
+MIRRORED = ("spec", "datasets", "embed_options")
+
+
 class LiveFigure(ipywidgets.Widget):
-    """The part of a :class:`VegaView` that changes: its ``spec`` and its ``datasets``.
+    """What of a :class:`VegaView` can change: ``spec``, ``datasets``, ``embed_options``.
 
     A plain ``@jupyter-widgets/base`` ``WidgetModel`` (no view), so its messages reach the
     browser however long the page took to load anywidget's module.
@@ -172,6 +177,7 @@ class LiveFigure(ipywidgets.Widget):
 
     spec = traitlets.Dict(allow_none=True).tag(sync=True)
     datasets = traitlets.Dict().tag(sync=True)
+    embed_options = traitlets.Dict(EMBED_OPTIONS).tag(sync=True)
 
 
 class VegaView(anywidget.AnyWidget):
@@ -179,9 +185,10 @@ class VegaView(anywidget.AnyWidget):
 
     Setting ``spec`` draws a new figure; setting ``datasets`` (name -> list of row dicts)
     replaces those datasets of the current figure and redraws only what depends on them.
-    Names the figure does not use are ignored by the browser.  Both are sent to the
-    browser through :attr:`live` (a :class:`LiveFigure`), see the module docstring;
-    :meth:`hold_sync` holds both models.
+    Names the figure does not use are ignored by the browser; setting ``embed_options``
+    (Vega-Embed's) draws the figure again.  All three reach the browser through
+    :attr:`live` (a :class:`LiveFigure`), see the module docstring; :meth:`hold_sync` holds
+    both models.
 
     >>> w = VegaView(spec={"mark": "point", "data": {"name": "d"}, "datasets": {"d": []}})
     >>> w.datasets = {"d": [{"x": 1}]}
@@ -192,23 +199,21 @@ class VegaView(anywidget.AnyWidget):
     _esm = MODULE
     spec = traitlets.Dict(allow_none=True)
     datasets = traitlets.Dict()
-    embed_options = traitlets.Dict(
-        {"actions": {"export": True, "source": False, "compiled": False, "editor": False}}
-    ).tag(sync=True)
+    embed_options = traitlets.Dict(EMBED_OPTIONS)
     _live = traitlets.Instance(LiveFigure).tag(sync=True, **ipywidgets.widget_serialization)
     _vega = traitlets.Unicode().tag(sync=True)
     _vega_key = traitlets.Unicode().tag(sync=True)
 
     def __init__(self, **kwargs):
-        live = LiveFigure(spec=kwargs.get("spec", {}), datasets=kwargs.get("datasets", {}))
+        live = LiveFigure(**{name: kwargs[name] for name in MIRRORED if name in kwargs})
         super().__init__(_live=live, _vega=vega_bundle(), _vega_key=vega_key(), **kwargs)
 
     @property
     def live(self) -> LiveFigure:
-        """The model that carries ``spec`` and ``datasets`` to the browser."""
+        """The model that carries ``spec``, ``datasets`` and ``embed_options`` to the browser."""
         return self._live
 
-    @traitlets.observe("spec", "datasets")
+    @traitlets.observe(*MIRRORED)
     def _mirror(self, change) -> None:
         setattr(self._live, change["name"], change["new"])
 
