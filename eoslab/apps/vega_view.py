@@ -18,13 +18,13 @@ rejects the model's readiness, and from then on *every message the kernel sends 
 model is dropped*: the chart stays drawn but never updates again (the page error
 "[anywidget] Failed to initialize model." is the only trace).  The deadline is wall time
 on the page's main thread, so it is missed whenever the page is busy while its widgets are
-created: eight chapter pages opened at once on a 2-core machine missed it about one run in
-three.  So nothing that changes travels to the anywidget model.  ``spec``, ``datasets`` and
-``embed_options`` are mirrored onto :class:`LiveFigure`, a plain ``@jupyter-widgets/base``
-model with no deadline, and the module finds it through the widget manager and listens to
-it.  The anywidget model carries only what never changes: the module and Vega.
+created: eight chapter pages opened at once on a 2-core machine missed it in two full CI
+runs (``tests/browser/test_load.py``).  So nothing that changes travels to the anywidget
+model.  ``spec``, ``datasets`` and ``embed_options`` are mirrored onto :class:`LiveFigure`,
+a plain ``@jupyter-widgets/base`` model with no deadline, and the module finds it through
+the widget manager and listens to it.  The anywidget model carries only what never changes: the module and Vega.
 
-**Loading Vega.**  ``_esm`` is only the ~90 lines of :data:`MODULE`.  Vega, Vega-Lite and
+**Loading Vega.**  ``_esm`` is only the ~85 lines of :data:`MODULE`.  Vega, Vega-Lite and
 Vega-Embed travel in the ``_vega`` trait, bundled offline by ``vl_convert.javascript_bundle``
 (the bundle ``alt.JupyterChart.enable_offline`` uses, so nothing is fetched from a CDN), and
 the module imports them inside ``render``, once per page for all the charts of the page
