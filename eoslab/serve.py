@@ -15,7 +15,9 @@ what a public deployment needs:
   visitor (:func:`eoslab.apps.base.wait_for_visitor`), so idle pools cost memory, not CPU.
 * **idle-kernel culling** (``MappingKernelManager.cull_*``): a tab closed without the
   page's unload hook firing (browser crash, lost network, killed tab) otherwise leaves its
-  kernel running for ever.  Pooled kernels are never culled.
+  kernel running for ever.  Pooled kernels are never culled.  ``eoslab lab`` (and Binder,
+  through :func:`write_lab_server_config`) culls too, but only the kernels no tab is
+  connected to (:func:`lab_kernel_culling`): JupyterLab keeps a closed notebook's kernel.
 * **a per-cell execution timeout** (``VoilaExecutor.timeout``) for the page's initial
   execution, so a runaway cell cannot hold a request for ever.
 * **sources stripped** (``strip_sources``) and tracebacks hidden.
@@ -47,6 +49,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -252,17 +255,69 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
     return argv + [str(a) for a in extra]
 
 
+def _flag_value(value) -> str:
+    return str(value) if isinstance(value, bool) else _num(value)
+
+
 def _num(value) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+LAB_CULL_IDLE_TIMEOUT = 1800.0  # s: a closed chapter's kernel is shut down after 30 idle min
+
+
+def lab_kernel_culling(cull_idle_timeout: float = LAB_CULL_IDLE_TIMEOUT,
+                       cull_interval: float = 60) -> dict:
+    """The ``MappingKernelManager`` settings that give JupyterLab back closed chapters' kernels.
+
+    JupyterLab leaves a notebook's kernel running when its tab closes, and a chapter's
+    kernel holds ~500 MB once it has run (19 chapters opened in turn: 9.5 GB), more than
+    a Binder session has.  With these settings Jupyter Server shuts down a kernel that no
+    page is connected to once it has been idle ``cull_idle_timeout`` seconds
+    (``cull_connected=False``: an open tab keeps its kernel however long it is idle, and a
+    busy kernel is never culled); ``cull_idle_timeout=0`` turns culling off.
+
+    Example:
+        >>> lab_kernel_culling(600)
+        {'cull_idle_timeout': 600, 'cull_interval': 60, 'cull_connected': False}
+    """
+    _check_seconds("cull_idle_timeout", cull_idle_timeout, allow_zero=True)
+    _check_seconds("cull_interval", cull_interval)
+    return {"cull_idle_timeout": cull_idle_timeout, "cull_interval": cull_interval,
+            "cull_connected": False}
+
+
+def write_lab_server_config(config_dir=None, **culling) -> Path:
+    """Add :func:`lab_kernel_culling` to ``config_dir/jupyter_server_config.json``.
+
+    For servers eoslab does not start itself: Binder's postBuild writes it to the user's
+    Jupyter configuration folder (the default ``config_dir``: ``$JUPYTER_CONFIG_DIR`` or
+    ``~/.jupyter``), which Jupyter Server reads at start.  Other settings already in the
+    file are kept.  Returns the file's path.
+    """
+    if config_dir is None:
+        from jupyter_core.paths import jupyter_config_dir
+
+        config_dir = jupyter_config_dir()
+    path = Path(config_dir) / "jupyter_server_config.json"
+    config = json.loads(path.read_text()) if path.exists() else {}
+    config.setdefault("MappingKernelManager", {}).update(lab_kernel_culling(**culling))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
 def lab_argv(book, *, port: int = 8888, host: str = "127.0.0.1", open_browser: bool = True,
-             allow_root=None, notebook: str = "00_index.ipynb", extra=()) -> list:
+             allow_root=None, notebook: str = "00_index.ipynb",
+             cull_idle_timeout: float = LAB_CULL_IDLE_TIMEOUT, cull_interval: float = 60,
+             extra=()) -> list:
     """The command line that opens ``book`` in JupyterLab.
 
     The server's root is the book's parent folder, so paths read ``book/NN_slug.ipynb``
     exactly as on Binder; the first page opened is ``notebook``.  ``allow_root=None``
-    passes ``--allow-root`` when running as root (containers, CI).
+    passes ``--allow-root`` when running as root (containers, CI).  Kernels no tab is
+    connected to are shut down after ``cull_idle_timeout`` idle seconds, checked every
+    ``cull_interval`` seconds (:func:`lab_kernel_culling`; 0: never).
 
     Example:
         >>> argv = lab_argv("/repo/book", port=9999, open_browser=False, allow_root=True)
@@ -270,15 +325,20 @@ def lab_argv(book, *, port: int = 8888, host: str = "127.0.0.1", open_browser: b
         (['-m', 'jupyterlab'], True, True)
         >>> [a for a in argv if a.startswith("--LabApp.default_url")]
         ['--LabApp.default_url=/lab/tree/book/00_index.ipynb']
+        >>> [a for a in argv if a.startswith("--MappingKernelManager.cull_idle")]
+        ['--MappingKernelManager.cull_idle_timeout=1800']
     """
     _check_port(port)
     _check_host(host)
+    culling = lab_kernel_culling(cull_idle_timeout, cull_interval)
     book = Path(book)
     if allow_root is None:
         allow_root = hasattr(os, "geteuid") and os.geteuid() == 0
     argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={book.parent}",
             f"--port={port}", f"--ServerApp.ip={host}",
             f"--LabApp.default_url=/lab/tree/{book.name}/{notebook}"]
+    argv += [f"--MappingKernelManager.{name}={_flag_value(value)}"
+             for name, value in culling.items()]
     if allow_root:
         argv.append("--allow-root")
     if not open_browser:
@@ -328,6 +388,9 @@ def add_lab_arguments(parser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--no-browser", dest="open_browser", action="store_false",
                         help="do not open a browser")
+    parser.add_argument("--cull-idle-timeout", type=float, default=LAB_CULL_IDLE_TIMEOUT,
+                        help="shut down kernels of closed tabs idle this many seconds "
+                             f"(default {LAB_CULL_IDLE_TIMEOUT:.0f}; 0: never)")
     parser.add_argument("--quick", action="store_true",
                         help="set EOSLAB_QUICK=1 for the kernels (the quick preset)")
     parser.add_argument("--dry-run", action="store_true",
@@ -375,7 +438,7 @@ def cmd_lab(args) -> int:
     first = "00_index.ipynb" if (book / "00_index.ipynb").exists() else \
         min(p.name for p in book.glob("*.ipynb"))
     argv = lab_argv(book, port=args.port, host=args.host, open_browser=args.open_browser,
-                    notebook=first)
+                    notebook=first, cull_idle_timeout=args.cull_idle_timeout)
     if args.dry_run:
         print(subprocess.list2cmdline(argv))
         return 0

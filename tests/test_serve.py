@@ -206,6 +206,43 @@ def test_binder_environment_pins_every_dependency_and_cpu_torch():
     assert (root / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
 
 
+def test_binder_post_build_python_lines_run_here(tmp_path):
+    """The ``python`` lines of binder/postBuild run here (a name they import that eoslab no
+    longer has would break the Binder build), in a home of their own: the kernel-culling
+    configuration lands in its ``~/.jupyter``."""
+    import shlex
+    import subprocess
+
+    post = (ROOT / "binder" / "postBuild").read_text().splitlines()
+    lines = [shlex.split(line) for line in post if line.startswith("python ")]
+    assert len(lines) == 2, lines
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_CONFIG_DIR"}
+    env["HOME"] = str(tmp_path)
+    for argv in lines:
+        out = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True,
+                             timeout=300, cwd=ROOT, env=env, check=False)
+        assert out.returncode == 0, (argv, out.stderr[-2000:])
+    written = json.loads((tmp_path / ".jupyter" / "jupyter_server_config.json").read_text())
+    assert written == {"MappingKernelManager": serve.lab_kernel_culling()}
+
+
+def test_lab_culling_settings_merge_into_the_config_and_reject_bad_values(tmp_path):
+    (tmp_path / "jupyter_server_config.json").write_text(
+        '{"ServerApp": {"ip": "0.0.0.0"}, "MappingKernelManager": {"cull_busy": false}}')
+    path = serve.write_lab_server_config(tmp_path, cull_idle_timeout=90)
+    assert json.loads(path.read_text()) == {
+        "ServerApp": {"ip": "0.0.0.0"},
+        "MappingKernelManager": {"cull_busy": False, "cull_idle_timeout": 90,
+                                 "cull_interval": 60, "cull_connected": False}}
+    with pytest.raises(ValueError, match="cull_idle_timeout=-1 is not allowed"):
+        serve.lab_kernel_culling(-1)
+    flags = _flags(serve.lab_argv(tmp_path / "book", cull_idle_timeout=0))
+    assert flags["MappingKernelManager.cull_idle_timeout"] == "0"
+    assert flags["MappingKernelManager.cull_connected"] == "False"
+    with pytest.raises(ValueError, match="cull_idle_timeout=nan"):
+        serve.lab_argv(tmp_path / "book", cull_idle_timeout=float("nan"))
+
+
 def test_preheat_choice_selects_the_pooled_chapters(tmp_path):
     book = ["00_index.ipynb", "01_a.ipynb", "02_b.ipynb"]
     assert serve.preheat_choice(book, "all") == book
