@@ -7,6 +7,14 @@ each page's request log to ``artifacts/network/`` (both gitignored).
 
 The chapters are the notebooks of ``book/`` named ``NN_slug.ipynb`` other than the index,
 so a new chapter joins these tests by existing.
+
+A browser test whose Chromium *browser process* dies under it (a crash signal or a kill: the
+context closes without the test closing it) fails with :class:`BrowserCrashed` and is run
+once more in a fresh browser (``pytest-rerunfailures``, ``only_rerun=[BrowserCrashed]``).
+Any other failure, a renderer crash or a page the test closed included, fails at once.
+CI saw this once: in chapter 10's JupyterLab test the browser process died 4 s after launch,
+leaving crashpad's lines in its log, as a crash signal does here (SIGSEGV or SIGABRT sent to
+the browser process by hand leave the same lines; SIGKILL, the OOM killer's signal, none).
 """
 
 from __future__ import annotations
@@ -45,11 +53,37 @@ def chapters(book: Path = BOOK) -> list:
     return sorted(p.name for p in book.glob("[0-9][0-9]_*.ipynb") if not p.name.startswith("00_"))
 
 
+class BrowserCrashed(Exception):
+    """The Chromium browser process exited while a test used it: the browser's fault, not the
+    book's, so the test is run once more (see the module's docstring)."""
+
+
+RERUN_ON_BROWSER_CRASH = pytest.mark.flaky(reruns=1, only_rerun=[BrowserCrashed])
+# the profiles of browsers whose process exited without close_browser(), in order
+CRASHED_PROFILES: list = []
+_CLOSING: set = set()
+
+
 def pytest_collection_modifyitems(items):
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
+            item.add_marker(RERUN_ON_BROWSER_CRASH)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A failure during which a browser process exited becomes :class:`BrowserCrashed`."""
+    crashed_before = len(CRASHED_PROFILES)
+    try:
+        return (yield)
+    except Exception as error:
+        if len(CRASHED_PROFILES) == crashed_before:
+            raise
+        raise BrowserCrashed(
+            f"the Chromium browser process of profile {CRASHED_PROFILES[-1]} exited while "
+            f"the test ran ({type(error).__name__}: {str(error).splitlines()[0]})") from error
 
 
 def free_port() -> int:
@@ -183,16 +217,40 @@ class NetLog:
 
 
 def launch(playwright_instance, profile: Path):
-    """A fresh headless Chromium profile, launched as CI launches it."""
-    return playwright_instance.chromium.launch_persistent_context(
+    """A fresh headless Chromium profile, launched as CI launches it.
+
+    Close it with :func:`close_browser`: a context that closes otherwise (its browser process
+    exited) is recorded in ``CRASHED_PROFILES``.
+    """
+    context = playwright_instance.chromium.launch_persistent_context(
         str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
         viewport={"width": 1280, "height": 900})
+    context.on("close", lambda _: browser_closed(context, profile))
+    return context
+
+
+def browser_closed(context, profile: Path) -> None:
+    if id(context) in _CLOSING:
+        _CLOSING.discard(id(context))
+    else:
+        CRASHED_PROFILES.append(str(profile))
+
+
+def close_browser(context) -> None:
+    """Close a context from :func:`launch` (a no-op when its browser is already gone)."""
+    _CLOSING.add(id(context))
+    context.close()
+
+
+def crashed(profile: Path) -> bool:
+    return str(profile) in CRASHED_PROFILES
 
 
 @pytest.fixture
 def browser_page(playwright_instance, tmp_path, request):
     """``(page, netlog)`` in a fresh profile; a screenshot and the request log are kept."""
-    context = launch(playwright_instance, tmp_path / "profile")
+    profile = tmp_path / "profile"
+    context = launch(playwright_instance, profile)
     context.set_default_timeout(PAGE_TIMEOUT_MS)
     log = NetLog(context)
     page = context.new_page()
@@ -200,10 +258,11 @@ def browser_page(playwright_instance, tmp_path, request):
     yield page, log
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     try:
-        screenshot(page, name + "-end")
+        if not (crashed(profile) or page.is_closed()):  # else nothing left to photograph
+            screenshot(page, name + "-end")
     finally:
         log.save(name)
-        context.close()
+        close_browser(context)
 
 
 def screenshot(page, name: str) -> Path:

@@ -3,13 +3,17 @@
 JupyterLab serves a copy of ``book/`` in a temporary folder with autosave off, so running
 the chapters can never write outputs into the repository's notebooks.  Each chapter opens
 in a fresh workspace (``/lab/workspaces/<id>/tree/book/<nb>?reset``); all cells are run
-through JupyterLab's own ``notebook:run-all-cells`` command.
+through JupyterLab's own ``notebook:run-all-cells`` command.  Each test shuts its chapter's
+kernel down at the end, as "Shut Down Kernel" would: a chapter's kernel holds ~500 MB, and
+19 of them left running took the lab server to 9.5 GB by the last chapter.
 """
 
+import http.cookiejar
 import json
 import os
 import shutil
 import sys
+import urllib.request
 
 import pytest
 
@@ -54,8 +58,37 @@ def test_lab_argv_is_what_eoslab_lab_runs():
     assert argv[:3] == [sys.executable, "-m", "jupyterlab"]
 
 
+def shut_down_kernels(server, path: str) -> int:
+    """Shut down the sessions (and kernels) of the notebook at ``path``; returns how many.
+
+    Like the page, the request carries the server's ``_xsrf`` cookie back as a header.
+    """
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(server.url + "lab", timeout=60):
+        pass
+    xsrf = {c.name: c.value for c in jar}["_xsrf"]
+    with opener.open(server.url + "api/sessions", timeout=30) as reply:
+        sessions = [s for s in json.load(reply) if s["path"] == path]
+    for session in sessions:
+        request = urllib.request.Request(server.url + f"api/sessions/{session['id']}",
+                                         method="DELETE", headers={"X-XSRFToken": xsrf})
+        with opener.open(request, timeout=60) as reply:
+            assert reply.status == 204, reply.status
+    return len(sessions)
+
+
+@pytest.fixture
+def shut_down_after(lab, request):
+    """After the test (and its browser: set up before it, torn down after), no kernel runs."""
+    yield
+    shut_down_kernels(lab, f"book/{request.node.callspec.params['notebook']}")
+    with urllib.request.urlopen(lab.url + "api/kernels", timeout=30) as reply:
+        assert json.load(reply) == [], "kernels still running after the chapter's shut down"
+
+
 @pytest.mark.parametrize("notebook", chapters())
-def test_chapter_runs_in_jupyterlab(lab, browser_page, notebook):
+def test_chapter_runs_in_jupyterlab(lab, shut_down_after, browser_page, notebook):
     page, log = browser_page
     stem = notebook.removesuffix(".ipynb")
     original = (lab.root / "book" / notebook).read_bytes()

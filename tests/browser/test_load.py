@@ -21,6 +21,7 @@ from .conftest import (
     ERROR_TEXT,
     LR,
     chart_snapshot,
+    close_browser,
     finish_run,
     launch,
     readout,
@@ -136,7 +137,7 @@ def test_eight_pages_then_culled_back_to_baseline(playwright_instance, tmp_path)
         screenshot(pages[-1], "load-page-8")
         for page in pages:
             page.close()  # no unload hook: only culling can reclaim the kernel
-        context.close()
+        close_browser(context)
         closed = time.monotonic()
         after_rss, after_kernels = wait_kernels(pid, base_kernels, 180)
         culled_s = time.monotonic() - closed
