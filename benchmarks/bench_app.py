@@ -164,7 +164,7 @@ def slider_latency(pw, server, moves, tmp) -> dict:
 def kernel_update_ms(moves: int) -> list:
     """The kernel's share: chapter 01's slider callback (simulate + datasets + send) here."""
     os.environ["EOSLAB_QUICK"] = "1"
-    from eoslab.apps import QuadraticApp
+    from eoslab.chapters.ch01_quadratic_stability.app import QuadraticApp
 
     app = QuadraticApp()
     times = []

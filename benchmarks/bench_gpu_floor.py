@@ -20,8 +20,8 @@ under 1% here, and is left out.
 
 Peaks are measured in the same run: a large float32 matmul (TF32 off, PyTorch's
 default) for FLOP/s and a large device-to-device copy for bytes/s.  Timed: a bare
-PyTorch loop, :func:`eoslab.train.fit` (recording only at the end), and
-:func:`eoslab.sweep.fit_batched` with ``--copies`` copies (per copy-step).
+PyTorch loop, :func:`eoslab.core.train.fit` (recording only at the end), and
+:func:`eoslab.core.sweep.fit_batched` with ``--copies`` copies (per copy-step).
 
 Needs a CUDA GPU and the CIFAR-10 files (``pip install 'eoslab[cifar]'``, then
 ``torchvision.datasets.CIFAR10(root, download=True)`` with ``root`` = ``$EOSLAB_DATA``);
@@ -43,7 +43,7 @@ import time
 
 import torch
 
-from eoslab.losses import get_loss
+from eoslab.core.losses import get_loss
 
 N_TRAIN, INPUT, WIDTH, DEPTH, CLASSES = 5000, 3 * 32 * 32, 200, 2, 10
 
@@ -90,10 +90,10 @@ def load_data(device, synthetic: bool):
         x = torch.randn(N_TRAIN, 3, 32, 32, generator=gen).to(device)
         labels = torch.randint(0, CLASSES, (N_TRAIN,), generator=gen)
         y = torch.nn.functional.one_hot(labels, CLASSES).float().to(device)
-        from eoslab.data import Dataset
+        from eoslab.core.data import Dataset
 
         return Dataset("cifar10-5k (synthetic values)", x, y, x[:0], y[:0], CLASSES, (3, 32, 32))
-    from eoslab.data import load_dataset
+    from eoslab.core.data import load_dataset
 
     return load_dataset("cifar10-5k", device=device)
 
@@ -133,10 +133,10 @@ def main() -> int:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     peak_flops, peak_bw = measured_peaks(device, sync)
     t_floor = max(floor["flops"] / peak_flops, floor["bytes"] / peak_bw)
-    from eoslab.models import build_model
-    from eoslab.optim import make_optimizer
-    from eoslab.sweep import fit_batched
-    from eoslab.train import fit
+    from eoslab.core.models import build_model
+    from eoslab.core.optim import make_optimizer
+    from eoslab.core.sweep import fit_batched
+    from eoslab.core.train import fit
 
     loss = get_loss("mse")
 

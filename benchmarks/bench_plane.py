@@ -4,8 +4,8 @@ The plane passes through three fc-tanh nets (digits default: 1000 training examp
 width 200, depth 2, MSE; model seeds 0, 1, 2).  Each method computes the training loss
 and accuracy at every grid point:
 
-* ``batched``   -- :meth:`eoslab.plane.Plane.evaluate`: the first layer's responses once per
-  direction (:mod:`eoslab.linear_head`), then ``torch.func.vmap`` over the stacked
+* ``batched``   -- :meth:`eoslab.geometry.plane.Plane.evaluate`: the first layer's responses once per
+  direction (:mod:`eoslab.speed.linear_head`), then ``torch.func.vmap`` over the stacked
   parameter sets of the rest, memory-bounded batches of points (see ``bench_plane.md``);
 * ``loop``      -- per point ``model.load_state_dict(point)`` and one full-batch forward;
 * ``loop-tools``-- what loss-landscape tools do (Li et al. 2018's ``plot_surface``): per
@@ -30,11 +30,11 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from eoslab.data import load_dataset
-from eoslab.losses import accuracy, get_loss
-from eoslab.models import build_model
-from eoslab.objective import Objective, trainable_params
-from eoslab.plane import Plane
+from eoslab.core.data import load_dataset
+from eoslab.core.losses import accuracy, get_loss
+from eoslab.core.models import build_model
+from eoslab.curvature.objective import Objective, trainable_params
+from eoslab.geometry.plane import Plane
 
 
 def batched(plane, objective, xs, ys):

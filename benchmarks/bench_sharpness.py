@@ -41,10 +41,10 @@ import numpy as np
 import torch
 
 from eoslab import Objective, build_model, fit, load_dataset
-from eoslab.eigen import top_eigen
-from eoslab.hessian import HessianOperator
-from eoslab.losses import mse
-from eoslab.sharpness import SharpnessProbe
+from eoslab.core.losses import mse
+from eoslab.curvature.eigen import top_eigen
+from eoslab.curvature.hessian import HessianOperator
+from eoslab.curvature.sharpness import SharpnessProbe
 
 PYHESSIAN_DIR = os.path.join(tempfile.gettempdir(), "eoslab-bench-pyhessian")
 

@@ -4,10 +4,10 @@ Same data (digits, 300 training examples unless ``--n-train``), same model (fc-t
 unless ``--width``, depth 2): by default the network chapter 06 sweeps; ``--width 200
 --n-train 1000`` is the digits default of the other chapters.  Same full-batch GD steps and
 recording (every 10 steps, with test loss / accuracy); the
-baseline is :func:`eoslab.train.fit` once per step size, the contender
-:func:`eoslab.sweep.fit_batched` on all of them at once.  With ``--sharpness-every k``
+baseline is :func:`eoslab.core.train.fit` once per step size, the contender
+:func:`eoslab.core.sweep.fit_batched` on all of them at once.  With ``--sharpness-every k``
 both also track the sharpness every ``k`` steps (the baseline with
-:class:`eoslab.sharpness.SharpnessProbe`, the sweep with its batched Lanczos; same
+:class:`eoslab.curvature.sharpness.SharpnessProbe`, the sweep with its batched Lanczos; same
 residual tolerance 1e-2).  Variants alternate within each repetition so machine load
 hits them alike; the table gives medians and each time's ratio to its baseline.
 ``--compile`` adds ``torch.compile`` of the sweep step (first-call compile time shown
@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from bench_gpu_floor import analytic_floor, measured_peaks
 
-from eoslab.data import load_dataset
-from eoslab.models import build_model
-from eoslab.optim import make_optimizer
-from eoslab.sweep import fit_batched
-from eoslab.train import fit
+from eoslab.core.data import load_dataset
+from eoslab.core.models import build_model
+from eoslab.core.optim import make_optimizer
+from eoslab.core.sweep import fit_batched
+from eoslab.core.train import fit
 
 
 def lrs_for(copies: int) -> list[float]:
@@ -49,7 +49,7 @@ def sequential(data, lrs, steps, sharpness_every, width=32):
         model = build_model("fc-tanh", data.input_shape, data.n_outputs, seed=0,
                             width=width, device=data.x_train.device)
         if sharpness_every:
-            from eoslab.sharpness import SharpnessProbe
+            from eoslab.curvature.sharpness import SharpnessProbe
 
             probes = [SharpnessProbe(every=sharpness_every)]
         opt = make_optimizer("gd", model.parameters(), lr)

@@ -16,11 +16,11 @@ import time
 
 import torch
 
-from eoslab.data import load_dataset
-from eoslab.losses import get_loss
-from eoslab.models import build_model
-from eoslab.optim import make_optimizer
-from eoslab.train import fit
+from eoslab.core.data import load_dataset
+from eoslab.core.losses import get_loss
+from eoslab.core.models import build_model
+from eoslab.core.optim import make_optimizer
+from eoslab.core.train import fit
 
 
 def bare_loop(model, data, lr, steps):

@@ -1,22 +1,52 @@
 """eoslab: see how gradient descent really behaves in deep learning.
 
-The package is organised by concept: ``data``, ``models``, ``losses`` and ``optim`` build
-the pieces; ``objective`` turns them into a pure function of a parameter dict; ``train``
-is the one training loop; ``experiment`` runs a :class:`TrainConfig` end to end and
-``store`` keeps the results.
+The package is organised in layers, each a subpackage:
+
+* :mod:`eoslab.core`: configuration, data, models, losses, the optimiser registry, the
+  training loop (:func:`fit`), the batched step-size sweep, experiments (:func:`run`) and
+  the run store.
+* :mod:`eoslab.curvature`: the loss as a pure function of a parameter dict
+  (:class:`Objective`), Hessian-vector products, Lanczos, trace, spectral density and the
+  notions of sharpness.
+* :mod:`eoslab.geometry`: directions, one- and two-dimensional landscape slices, the plane
+  through three weight vectors and mode-connecting curves.
+* :mod:`eoslab.optimizers`: SAM, normalised GD, Lookahead, weight averaging and schedules.
+* :mod:`eoslab.speed`: CPU speed layers that the engines apply behind one switch.
+* :mod:`eoslab.ui`: the app lifecycle, live charts and chart builders.
+* :mod:`eoslab.chapters`: one package per chapter of the book (presets, science,
+  experiment, app).
+
+Example:
+    >>> import eoslab
+    >>> config = eoslab.TrainConfig(lr=0.1, steps=5)
+    >>> config.lr
+    0.1
 """
 
-from .config import TrainConfig
-from .data import Dataset, load_dataset
-from .experiment import run
-from .losses import get_loss
-from .models import build_model
-from .objective import Objective
-from .sharpness import SharpnessProbe
-from .store import RunStore
-from .sweep import SweepResult
-from .train import Run, fit
+from eoslab.core.config import TrainConfig
+from eoslab.core.data import Dataset, load_dataset
+from eoslab.core.experiment import run
+from eoslab.core.losses import get_loss
+from eoslab.core.models import build_model
+from eoslab.core.store import RunStore
+from eoslab.core.sweep import SweepResult, sweep
+from eoslab.core.train import Run, fit
+from eoslab.curvature.objective import Objective
+from eoslab.curvature.sharpness import SharpnessProbe
 
-__all__ = ["TrainConfig", "Dataset", "load_dataset", "run", "get_loss", "build_model",
-           "Objective", "RunStore", "Run", "fit", "SharpnessProbe", "SweepResult"]
+__all__ = [
+    "Dataset",
+    "Objective",
+    "Run",
+    "RunStore",
+    "SharpnessProbe",
+    "SweepResult",
+    "TrainConfig",
+    "build_model",
+    "fit",
+    "get_loss",
+    "load_dataset",
+    "run",
+    "sweep",
+]
 __version__ = "0.1.0"

@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 
 def _config_parser(sub) -> argparse.ArgumentParser:
-    from .config import TrainConfig
+    from eoslab.core.config import TrainConfig
 
     p = sub.add_parser("run", help="train one configuration and store its history")
     p.add_argument("--config", help="a JSON file of TrainConfig fields (flags override it)")
@@ -43,9 +43,9 @@ def _config_parser(sub) -> argparse.ArgumentParser:
 def _cmd_run(args) -> int:
     from tqdm import tqdm
 
-    from .config import TrainConfig
-    from .experiment import run
-    from .store import RunStore
+    from eoslab.core.config import TrainConfig
+    from eoslab.core.experiment import run
+    from eoslab.core.store import RunStore
 
     values = {}
     if args.config:
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="eoslab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _config_parser(sub)
-    from . import serve as _serve
+    from eoslab import serve as _serve
 
     _serve.add_serve_arguments(sub.add_parser(
         "serve", help="serve the book's chapters as Voila apps (/voila/render/<notebook>)"))

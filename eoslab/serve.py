@@ -12,7 +12,7 @@ what a public deployment needs:
   ``auto`` (the default) takes them in book order while they fit in half the memory
   available at start (see :func:`preheat_choice`), ``all``, ``none``, or a list such as
   ``00,01,02``.  A pooled chapter's app is built ahead, but its training waits for the
-  visitor (:func:`eoslab.apps.base.wait_for_visitor`), so idle pools cost memory, not CPU.
+  visitor (:func:`eoslab.ui.base.wait_for_visitor`), so idle pools cost memory, not CPU.
 * **idle-kernel culling** (``MappingKernelManager.cull_*``): a tab closed without the
   page's unload hook firing (browser crash, lost network, killed tab) otherwise leaves its
   kernel running for ever.  Pooled kernels are never culled.  ``eoslab lab`` (and Binder,

@@ -1,6 +1,7 @@
-"""Per-chapter preset modules, discovered by :mod:`eoslab.presets`.
+"""The book's chapters: one package per chapter, ``chNN_<slug>``.
 
-Each module ``chNN_<slug>.py`` defines ``NUMBER = "NN"``, ``SLUG = "<slug>"`` and
-``PRESETS = {"quick": Preset(...), "default": Preset(...), "paper": Preset(...)}``, so a
-new chapter adds its presets in a file of its own.
+A chapter package holds ``meta`` (``NUMBER``, ``SLUG`` and the ``PRESETS`` quick / default /
+paper), the paper-specific science, and ``app`` (the chapter's widgets). The registry of
+presets is :mod:`eoslab.chapters.presets`; it discovers every ``chNN_<slug>.meta`` module,
+so a new chapter adds a package without editing this one.
 """

@@ -121,7 +121,7 @@ def test_the_chart_updates_after_anywidget_gave_up_on_its_model(voila, browser_p
     """anywidget drops every kernel message to a model whose module loaded past its deadline,
     which a busy page misses (8 pages at once on 2 cores did, in two full CI runs).  The
     chart was then drawn once and never changed.  Its figure and data now travel on a plain
-    ipywidgets model (``eoslab.apps.vega_view``), so with the deadline always missed a
+    ipywidgets model (``eoslab.ui.vega_view``), so with the deadline always missed a
     slider move still redraws the data and a preset change still draws a new figure."""
     page, log = browser_page
     page.add_init_script(MISSED_DEADLINE)

@@ -1,0 +1,1 @@
+"""Chapter 01: quadratic stability (see ``book/01_quadratic_stability.ipynb``)."""

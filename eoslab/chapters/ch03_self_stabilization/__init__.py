@@ -1,0 +1,1 @@
+"""Chapter 03: self stabilization (see ``book/03_self_stabilization.ipynb``)."""

@@ -1,0 +1,236 @@
+"""The constrained trajectory of self-stabilisation: GD projected onto :math:`S(\\theta)\\le 2/\\eta`.
+
+Damian, Nichani, Lee, "Self-Stabilization: The Implicit Bias of Gradient Descent at the
+Edge of Stability", ICLR 2023 (arXiv 2209.15594), explain the edge of stability by a
+cubic term of the Taylor expansion.  Write :math:`S(\\theta)=\\lambda_{\\max}(\\nabla^2L(\\theta))`
+with top eigenvector :math:`u`.  When :math:`S > 2/\\eta`, GD blows up along :math:`u`; a
+displacement :math:`x` along :math:`u` makes the third derivative push GD along
+:math:`-\\nabla S` by about :math:`\\tfrac12\\eta x^2\\nabla S` per step, which lowers
+:math:`S` below :math:`2/\\eta` until the oscillation dies out again.  Over many such
+cycles GD tracks the *constrained trajectory*
+
+.. math::
+
+    \\theta^\\dagger_{t+1} = \\mathrm{proj}_{\\{S \\le 2/\\eta\\}}\\big(\\theta^\\dagger_t -
+    \\eta \\nabla L(\\theta^\\dagger_t)\\big), \\qquad \\theta^\\dagger_0 = \\theta_0,
+
+i.e. projected gradient descent on the stable set.  (The paper's stable set also asks
+:math:`\\nabla L \\cdot u = 0`; we keep the sharpness constraint only, which is what sets
+the edge, and measure the displacement along :math:`u` explicitly.)
+
+The projection takes a few Newton steps on the constraint :math:`S(\\theta) = 2/\\eta`,
+each the minimum-norm step that zeroes its linearisation,
+
+.. math::
+
+    \\theta \\leftarrow \\theta - \\frac{S(\\theta) - 2/\\eta}{\\lVert\\nabla S(\\theta)\\rVert^2}
+    \\nabla S(\\theta), \\qquad \\nabla S(\\theta) = \\nabla_\\theta\\big(u^\\top
+    \\nabla^2 L(\\theta)\\, u\\big)\\big|_{u \\text{ fixed}},
+
+the gradient of a simple eigenvalue (Hellmann-Feynman), i.e. the third-derivative
+contraction :math:`\\nabla^3 L(\\theta)[u, u]`, computed reverse-over-forward-over-reverse
+with ``torch.func``.  :class:`SelfStabilizationProbe` runs the constrained trajectory
+alongside :func:`eoslab.core.train.fit` and records the paper's coordinates
+
+.. math::
+
+    x_t = u^\\dagger_t \\cdot (\\theta_t - \\theta^\\dagger_t), \\qquad
+    y_t = S(\\theta_t) - 2/\\eta,
+
+together with :math:`\\lVert\\theta_t - \\theta^\\dagger_t\\rVert`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch.func import grad, jvp
+
+from eoslab.curvature.eigen import top_eigen
+from eoslab.curvature.hessian import HessianOperator, flatten, unflatten
+from eoslab.curvature.objective import Objective, iter_chunks
+
+__all__ = [
+    "ConstrainedTrajectory",
+    "Projection",
+    "SelfStabilizationProbe",
+    "project_sharpness",
+    "sharpness_gradient",
+]
+
+Params = dict[str, torch.Tensor]
+
+
+def sharpness_gradient(objective: Objective, params: Params, u: torch.Tensor) -> torch.Tensor:
+    """Flat :math:`\\nabla_\\theta (u^\\top \\nabla^2 L(\\theta) u)` at ``params`` for a flat ``u``.
+
+    For the unit top eigenvector ``u`` of a simple top eigenvalue this is :math:`\\nabla S`.
+    Losses without an outer transform are accumulated over data chunks.
+    """
+    names = objective.param_names
+    params = {n: params[n].detach() for n in names}
+    tangent = unflatten(u.to(next(iter(params.values())).dtype), params)
+
+    def quadratic_form(loss_fn):
+        def form(p):
+            hu = jvp(grad(loss_fn), (p,), (tangent,))[1]
+            return sum((hu[n] * tangent[n]).sum() for n in names)
+        return form
+
+    if objective.loss.outer is not None:
+        return flatten(grad(quadratic_form(objective))(params))
+    total = None
+    for xc, yc, w in iter_chunks(objective.x, objective.y, objective.chunk_size):
+        term = w * flatten(grad(quadratic_form(
+            lambda p, xc=xc, yc=yc: objective.chunk_loss(p, xc, yc)))(params))
+        total = term if total is None else total + term
+    return total
+
+
+@dataclass
+class Projection:
+    """The result of :func:`project_sharpness`.
+
+    Attributes:
+        params: the projected point.
+        sharpness: :math:`S` there (within the eigen-solver's tolerance).
+        vector: the flat top eigenvector there.
+        newton_steps: Newton steps taken (0 when the point was already stable).
+        moved: :math:`\\lVert\\theta_{\\mathrm{out}} - \\theta_{\\mathrm{in}}\\rVert`.
+    """
+
+    params: Params
+    sharpness: float
+    vector: torch.Tensor
+    newton_steps: int
+    moved: float
+
+
+def _top(objective: Objective, params: Params, init, tol: float, max_iter: int | None = None):
+    res = top_eigen(HessianOperator(objective, params), k=1, tol=tol, init=init,
+                    max_iter=max_iter)
+    u = res.vectors[:, 0]
+    if init is not None and float(u @ init.reshape(-1)) < 0:
+        u = -u  # keep the sign of the previous eigenvector, so x keeps its meaning
+    return float(res.values[0]), u
+
+
+def project_sharpness(objective: Objective, params: Params, threshold: float, *,
+                      max_steps: int = 8, rtol: float = 1e-3, eig_tol: float = 1e-4,
+                      eig_max_iter: int | None = None, init: torch.Tensor | None = None
+                      ) -> Projection:
+    """Move ``params`` onto :math:`\\{S \\le \\text{threshold}\\}` by Newton steps along :math:`\\nabla S`.
+
+    Stops when :math:`S \\le \\text{threshold}\\,(1 + \\text{rtol})` or after ``max_steps``.
+
+    Raises:
+        ValueError: a threshold that is not a finite positive number, or ``max_steps < 1``.
+    """
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"threshold={threshold!r} is not allowed; use a finite number > 0 "
+                         "(2/eta)")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"max_steps={max_steps!r} is not allowed; use an integer >= 1")
+    start = {n: params[n].detach() for n in objective.param_names}
+    point = dict(start)
+    sharp, u = _top(objective, point, init, eig_tol, eig_max_iter)
+    steps = 0
+    while sharp > threshold * (1 + rtol) and steps < max_steps:
+        g = sharpness_gradient(objective, point, u)
+        size = float(g @ g)
+        if not size > 0:
+            break
+        flat = flatten(point) - ((sharp - threshold) / size) * g
+        point = unflatten(flat, point)
+        sharp, u = _top(objective, point, u, eig_tol, eig_max_iter)
+        steps += 1
+    moved = float((flatten(point) - flatten(start)).norm())
+    return Projection(point, sharp, u, steps, moved)
+
+
+class ConstrainedTrajectory:
+    """:math:`\\theta^\\dagger`: gradient descent on ``objective`` projected onto :math:`S \\le 2/\\eta`.
+
+    Args:
+        objective: the training loss (its data and chunking).
+        params: :math:`\\theta^\\dagger_0` (usually the initial weights of the GD run).
+        lr: :math:`\\eta`; the constraint is :math:`S \\le 2/\\eta`.
+        **options: passed to :func:`project_sharpness`.
+
+    Attributes:
+        params, step, sharpness, vector: the current point, its step count, :math:`S` and
+        :math:`u` there; ``projections`` counts the steps that needed a projection.
+    """
+
+    def __init__(self, objective: Objective, params: Params, lr: float, **options):
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr={lr!r} is not allowed; use a finite number > 0")
+        self.objective, self.lr, self.options = objective, float(lr), options
+        self.params = {n: params[n].detach().clone() for n in objective.param_names}
+        self.step, self.projections = 0, 0
+        self.sharpness, self.vector = _top(objective, self.params, None,
+                                           options.get("eig_tol", 1e-4),
+                                           options.get("eig_max_iter"))
+
+    def advance(self) -> None:
+        """One projected GD step."""
+        g = HessianOperator(self.objective, self.params).gradient()
+        moved = unflatten(flatten(self.params) - self.lr * g, self.params)
+        out = project_sharpness(self.objective, moved, 2.0 / self.lr, init=self.vector,
+                                **self.options)
+        self.params, self.sharpness, self.vector = out.params, out.sharpness, out.vector
+        self.projections += out.newton_steps > 0
+        self.step += 1
+
+    def advance_to(self, step: int) -> None:
+        """Advance until :attr:`step` equals ``step`` (no-op if already there)."""
+        if step < self.step:
+            raise ValueError(f"step={step} is behind the constrained trajectory (at "
+                             f"{self.step}); it only moves forward")
+        while self.step < step:
+            self.advance()
+
+
+class SelfStabilizationProbe:
+    """Runs :class:`ConstrainedTrajectory` beside a GD run and measures the distance to it.
+
+    The constrained trajectory starts from the weights at the first call (call it at step
+    0) and takes one projected step per GD step, whatever ``every`` is.  Keys: ``x``
+    (displacement along :math:`u^\\dagger`), ``y`` (:math:`S(\\theta_t) - 2/\\eta`),
+    ``sharpness``, ``dagger_sharpness``, ``distance`` (:math:`\\lVert\\theta_t -
+    \\theta^\\dagger_t\\rVert`), ``dagger_loss`` and ``projections`` so far.
+    """
+
+    def __init__(self, every: int = 1, eig_tol: float = 1e-4, eig_max_iter: int | None = None,
+                 **options):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every={every!r} is not allowed; use an integer >= 1")
+        self.every, self.eig_tol, self.options = every, eig_tol, options
+        self.eig_max_iter = eig_max_iter
+        self.trajectory: ConstrainedTrajectory | None = None
+        self._u: torch.Tensor | None = None
+        self._start: torch.Tensor | None = None
+
+    def __call__(self, ctx) -> dict:
+        objective = ctx.objective
+        if self.trajectory is None:
+            self.trajectory = ConstrainedTrajectory(objective, objective.params(), ctx.lr,
+                                                    eig_tol=self.eig_tol,
+                                                    eig_max_iter=self.eig_max_iter,
+                                                    **self.options)
+            self.trajectory.step = ctx.step
+            self._start = flatten(self.trajectory.params)
+        dagger = self.trajectory
+        dagger.advance_to(ctx.step)
+        here = objective.params()
+        sharp, self._u = _top(objective, here, self._u if self._u is not None else dagger.vector,
+                              self.eig_tol, self.eig_max_iter)
+        diff = flatten(here) - flatten(dagger.params)
+        return {"x": float(dagger.vector @ diff), "y": sharp - 2.0 / dagger.lr,
+                "sharpness": sharp, "dagger_sharpness": dagger.sharpness,
+                "distance": float(diff.norm()),
+                "travel": float((flatten(here) - self._start).norm()),
+                "dagger_loss": float(objective(dagger.params)),
+                "projections": dagger.projections}

@@ -1,0 +1,1 @@
+"""Chapter 04: unstable convergence (see ``book/04_unstable_convergence.ipynb``)."""

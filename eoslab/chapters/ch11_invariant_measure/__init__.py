@@ -1,0 +1,1 @@
+"""Chapter 11: invariant measure (see ``book/11_invariant_measure.ipynb``)."""

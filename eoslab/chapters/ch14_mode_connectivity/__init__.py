@@ -1,0 +1,1 @@
+"""Chapter 14: mode connectivity (see ``book/14_mode_connectivity.ipynb``)."""

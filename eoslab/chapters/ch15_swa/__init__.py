@@ -1,0 +1,1 @@
+"""Chapter 15: swa (see ``book/15_swa.ipynb``)."""

@@ -1,0 +1,1 @@
+"""Chapter 16: sam (see ``book/16_sam.ipynb``)."""

@@ -1,0 +1,173 @@
+"""SAM's sharpness: its edge of stability, the rho sweep and m-sharpness.
+
+Foret, Kleiner, Mobahi, Neyshabur, "Sharpness-Aware Minimization for Efficiently Improving
+Generalization", ICLR 2021 (arXiv 2010.01412); Andriushchenko, Flammarion, "Towards
+Understanding Sharpness-Aware Minimization", ICML 2022 (arXiv 2206.06232); Long, Bartlett,
+"Sharpness-Aware Minimization and the Edge of Stability", JMLR 2024 (arXiv 2309.12488).
+
+**SAM's edge of stability.**  One SAM step with step size :math:`\\eta` and radius
+:math:`\\rho` is :math:`w \\leftarrow w - \\eta \\nabla L(w + \\rho g/\\lVert g\\rVert)`,
+:math:`g = \\nabla L(w)`.  On a local quadratic with Hessian :math:`H` the perturbed
+gradient is :math:`g + \\rho H g / \\lVert g\\rVert`, so along an eigenvector of
+eigenvalue :math:`\\lambda` (treating :math:`\\lVert g\\rVert` as locally fixed) a
+deviation is multiplied by :math:`1 - \\eta\\lambda - \\eta\\rho\\lambda^2/\\lVert g\\rVert`.
+It stays bounded iff :math:`\\eta\\lambda (1 + \\rho\\lambda/\\lVert g\\rVert) \\le 2`,
+i.e. iff :math:`\\lambda` is at most the *SAM-edge*
+
+.. math::
+
+    \\lambda_{\\mathrm{SAM}} = \\frac{\\lVert g\\rVert}{2\\rho}
+    \\Big(\\sqrt{1 + \\frac{8\\rho}{\\eta \\lVert g\\rVert}} - 1\\Big) < \\frac{2}{\\eta},
+
+which tends to :math:`2/\\eta` as :math:`\\rho \\to 0` and falls as the gradient shrinks
+(Long and Bartlett 2023; Bartlett, Long, Bousquet, arXiv 2210.01513, show the same
+"bouncing across the ravine" on quadratics).  Full-batch SAM therefore does not hover at
+:math:`2/\\eta` like GD (Cohen et al. 2021) but at this lower, moving edge.
+
+**m-sharpness.**  With minibatches of :math:`B` examples, ``SAM(m=...)`` perturbs each
+group of :math:`m` examples along its own gradient (:mod:`eoslab.optimizers.sam`); smaller :math:`m`
+reduces sharpness more (Foret et al. section 4, Andriushchenko and Flammarion section 3).
+
+:func:`sam_experiment` runs both parts of chapter 16 and returns a JSON-ready dict.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+
+from eoslab.core.data import load_dataset
+from eoslab.core.models import build_model
+from eoslab.core.train import fit
+from eoslab.curvature.eigen import top_eigen
+from eoslab.curvature.hessian import HessianOperator
+from eoslab.curvature.objective import Objective
+from eoslab.curvature.sharpness import SharpnessProbe
+from eoslab.optimizers.sam import SAM
+from eoslab.speed.threads import single_thread
+
+__all__ = ["add_sam_edge", "final_sharpness", "sam_edge", "sam_experiment", "train_sam"]
+
+Emit = Callable[[dict, int], None]
+
+
+def sam_edge(grad_norm: float, lr: float, rho: float) -> float:
+    """The SAM-edge :math:`\\lambda_{\\mathrm{SAM}}(\\lVert g\\rVert, \\eta, \\rho)` (module docs).
+
+    >>> sam_edge(1.0, 0.5, 0.0)        # rho = 0: GD's 2/eta
+    4.0
+    >>> round(sam_edge(1.0, 0.5, 0.25), 6)   # (1/0.5)(sqrt(1 + 4) - 1)
+    2.472136
+    """
+    for name, value, low in (("grad_norm", grad_norm, 0.0), ("lr", lr, None), ("rho", rho, 0.0)):
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and (
+            value > 0 if low is None else value >= low)
+        if not ok:
+            allowed = "a finite number > 0" if low is None else "a finite number >= 0"
+            raise ValueError(f"{name}={value!r} is not allowed; use {allowed}")
+    if rho == 0:
+        return 2.0 / lr
+    if grad_norm == 0:
+        return 0.0
+    x = 8.0 * rho / (lr * grad_norm)
+    # sqrt(1 + x) - 1 = x / (sqrt(1 + x) + 1), stable for small x
+    return grad_norm / (2.0 * rho) * x / (math.sqrt(1.0 + x) + 1.0)
+
+
+def add_sam_edge(history: Sequence[dict], lr: float, rho: float) -> list[dict]:
+    """Rows with ``sam_edge`` (from each row's ``grad_norm``) and ``gd_edge`` = 2/eta."""
+    out = []
+    for row in history:
+        row = dict(row)
+        g = row.get("grad_norm")
+        if g is not None and math.isfinite(g):
+            row["sam_edge"] = sam_edge(float(g), lr, rho)
+        row["gd_edge"] = 2.0 / lr
+        out.append(row)
+    return out
+
+
+def _model(values: Mapping, data, seed: int = 0):
+    return build_model(values["model"], data.input_shape, data.n_outputs,
+                       width=values["width"], depth=values["depth"], seed=seed,
+                       device=data.x_train.device, dtype=data.x_train.dtype)
+
+
+def train_sam(values: Mapping, data, lr: float, rho: float, *, steps: int,
+              batch_size: int | None = None, m: int | None = None,
+              sharpness_every: int = 0, record_every: int = 10, callbacks=(),
+              stop: threading.Event | None = None):
+    """SAM around plain SGD/GD (``rho = 0`` is the base optimiser) on ``values``'s model."""
+    model = _model(values, data)
+    base = torch.optim.SGD(model.parameters(), lr=lr)
+    opt = SAM(base, rho=rho, m=m)
+    probes = [SharpnessProbe(every=sharpness_every)] if sharpness_every else []
+    run = fit(model, data, values["loss"], opt, steps=steps, batch_size=batch_size,
+              record_every=record_every, probes=probes, callbacks=callbacks, stop=stop)
+    return model, run
+
+
+def final_sharpness(model, data, loss: str, tol: float = 1e-3) -> float:
+    """:math:`\\lambda_{\\max}` of the full-batch training loss at the model's weights."""
+    obj = Objective(model, loss, data.x_train, data.y_train)
+    return float(top_eigen(HessianOperator(obj), tol=tol).values[0])
+
+
+def sam_experiment(values: Mapping, lr: float, rho: float, *, emit: Emit | None = None,
+                   stop: threading.Event | None = None) -> dict:
+    """Chapter 16: full-batch SAM for ``rho`` times each of ``values["rho_ratios"]``
+    (sharpness against GD's 2/eta and the SAM-edge), then minibatch SAM with radius
+    ``values["rho_m"]`` for each ``m`` of ``values["m_values"]`` (``m = 0``: plain SGD),
+    recording the final full-batch sharpness and test accuracy.
+    """
+    with single_thread():
+        return _experiment(values, lr, rho, emit or (lambda d, n: None), stop)
+
+
+def _experiment(values, lr, rho, emit, stop) -> dict:
+    data = load_dataset(values["dataset"], n_train=values.get("n_train"), loss=values["loss"],
+                        device="cpu")
+    result: dict = {"status": "finished", "lr": lr, "rho": rho, "runs": {}, "m_runs": []}
+    done = 0
+    for ratio in values["rho_ratios"]:
+        r = round(rho * ratio, 6)
+        rows: list[dict] = []
+
+        def on_row(row, rows=rows, r=r, offset=done):
+            rows.append(add_sam_edge([row], lr, r)[0])
+            emit({"runs": {**result["runs"], str(r): rows}}, offset + row["step"])
+
+        _, run = train_sam(values, data, lr, r, steps=values["steps"],
+                           sharpness_every=values["sharpness_every"],
+                           record_every=values["record_every"], callbacks=[on_row], stop=stop)
+        done += values["steps"]
+        result["runs"][str(r)] = add_sam_edge(run.history, lr, r)
+        if run.status == "stopped":
+            return {**result, "status": "stopped"}
+        if run.status == "diverged":
+            step, loss = run.diverged_at
+            return {**result, "status": "diverged",
+                    "diverged": {"step": step, "loss": loss, "lr": lr,
+                                 "stage": f"full-batch SAM (rho = {r:g})"}}
+    rho_m = values.get("rho_m", rho)
+    for m in values["m_values"]:  # m = 0: plain SGD, the baseline
+        model, run = train_sam(values, data, values["lr_m"], rho_m if m else 0.0,
+                               steps=values["steps_m"], batch_size=values["batch_m"],
+                               m=m or None, record_every=values["steps_m"], stop=stop)
+        done += values["steps_m"]
+        if run.status == "stopped":
+            return {**result, "status": "stopped"}
+        if run.status == "diverged":
+            step, loss = run.diverged_at
+            return {**result, "status": "diverged",
+                    "diverged": {"step": step, "loss": loss, "lr": values["lr_m"],
+                                 "stage": f"minibatch SAM (m = {m})" if m else "SGD"}}
+        last = run.history[-1]
+        result["m_runs"].append({"m": m, "sharpness": final_sharpness(model, data, values["loss"]),
+                                 "loss": last["loss"], "test_acc": last.get("test_acc"),
+                                 "test_loss": last.get("test_loss")})
+        emit({"m_runs": list(result["m_runs"])}, done)
+    return result

@@ -1,0 +1,1 @@
+"""Chapter 18: adamw (see ``book/18_adamw.ipynb``)."""

@@ -1,0 +1,1 @@
+"""Chapter 19: lookahead (see ``book/19_lookahead.ipynb``)."""

@@ -1,0 +1,124 @@
+"""From a :class:`~eoslab.core.config.TrainConfig` to a finished, stored :class:`~eoslab.core.train.Run`.
+
+``run(config)`` loads the data, builds the model and optimiser, attaches the probes the
+config asks for, trains, and saves the result in the store.  When the store already holds
+the run it is returned at once (``reuse=True``); an unfinished run with a checkpoint is
+resumed (``resume=True``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+from eoslab.core.config import TrainConfig
+from eoslab.core.data import Dataset, load_dataset
+from eoslab.core.models import build_model
+from eoslab.core.optim import make_optimizer, make_scheduler
+from eoslab.core.store import RunStore
+from eoslab.core.train import Run, fit
+
+__all__ = ["Setup", "build_problem", "build_setup", "run"]
+
+
+@dataclass
+class Setup:
+    """The live objects a config describes."""
+
+    data: Dataset
+    model: nn.Module
+    optimizer: object
+    scheduler: object
+
+
+def build_setup(config: TrainConfig) -> Setup:
+    """Data, model, optimiser and scheduler for ``config`` (validated by their builders)."""
+    data = load_dataset(config.dataset, n_train=config.n_train, classes=config.classes,
+                        seed=config.data_seed, loss=config.loss, device=config.device,
+                        dtype=config.dtype, **config.data_options)
+    model = build_model(config.model, data.input_shape, data.n_outputs, width=config.width,
+                        depth=config.depth, seed=config.model_seed, device=data.x_train.device,
+                        dtype=config.dtype)
+    optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr,
+                               momentum=config.momentum, weight_decay=config.weight_decay,
+                               betas=config.betas, eps=config.eps)
+    scheduler = make_scheduler(config.schedule, optimizer, config.steps, config.schedule_options)
+    return Setup(data, model, optimizer, scheduler)
+
+
+def build_problem(values, dtype: str = "float32") -> tuple[Dataset, nn.Module]:
+    """The data and model a chapter preset's values name, without an optimiser.
+
+    ``values`` holds ``dataset, n_train, loss, model, width, depth`` and optionally
+    ``model_seed`` (default 0), ``dtype`` (default ``dtype``) and ``device``.
+
+    >>> data, model = build_problem({"dataset": "moons", "n_train": 8, "loss": "mse",
+    ...                              "model": "fc-tanh", "width": 4, "depth": 1}, "float64")
+    >>> data.x_train.shape[0], next(model.parameters()).dtype
+    (8, torch.float64)
+    """
+    dtype = values.get("dtype", dtype)
+    data = load_dataset(values["dataset"], n_train=values["n_train"], loss=values["loss"],
+                        dtype=dtype, device=values.get("device"))
+    model = build_model(values["model"], data.input_shape, data.n_outputs,
+                        width=values["width"], depth=values["depth"],
+                        seed=values.get("model_seed", 0), device=data.x_train.device,
+                        dtype=dtype)
+    return data, model
+
+
+def config_probes(config: TrainConfig) -> list:
+    """The probes a config switches on (``sharpness_every``)."""
+    probes = []
+    if config.sharpness_every:
+        from eoslab.curvature.sharpness import SharpnessProbe
+
+        probes.append(SharpnessProbe(every=config.sharpness_every))
+    return probes
+
+
+def run(config: TrainConfig, *, callbacks: Sequence[Callable] = (),
+        stop: threading.Event | None = None, store: RunStore | None | bool = None,
+        reuse: bool = True, resume: bool = True, checkpoint_every: int | None = None,
+        probes: Sequence[Callable] = ()) -> Run:
+    """Train the experiment ``config`` describes, using and filling the store.
+
+    Args:
+        config: the experiment.
+        callbacks: receive each history row as it is recorded (for live charts).
+        stop: an event another thread may set to stop the run.
+        store: a :class:`RunStore`, ``None`` for the default one, ``False`` for none.
+        reuse: return a stored finished/diverged run without training.
+        resume: continue from a stored checkpoint when one exists.
+        checkpoint_every: save a checkpoint every this many steps (default: none).
+        probes: extra probes beyond those the config switches on.
+    """
+    store = RunStore() if store is None else (store or None)
+    if store is not None and reuse:
+        stored = store.load_run(config)
+        if stored is not None:
+            for row in stored.history:
+                for callback in callbacks:
+                    callback(row)
+            stored.extra["from_store"] = True
+            return stored
+    setup = build_setup(config)
+    checkpoint = None
+    resume_state = None
+    if store is not None and checkpoint_every:
+        checkpoint = store.checkpointer("runs", config.key(), checkpoint_every)
+        resume_state = checkpoint.load() if resume else None
+    result = fit(setup.model, setup.data, config.loss, setup.optimizer, steps=config.steps,
+                 scheduler=setup.scheduler, batch_size=config.batch_size,
+                 chunk_size=config.chunk_size, record_every=config.record_every,
+                 probes=[*config_probes(config), *probes], callbacks=callbacks, stop=stop,
+                 divergence_factor=config.divergence_factor, seed=config.seed,
+                 checkpoint=checkpoint, resume_state=resume_state)
+    if store is not None and result.status != "stopped":
+        store.save_run(config, result)
+        if checkpoint is not None:
+            checkpoint.clear()
+    return result

@@ -1,0 +1,55 @@
+"""Chapter 07's phenomenon on its quick preset, through the app the chapter shows: run for the
+same time eta*T, GD leaves the ReLU bias at about zero below the edge of stability
+eta* = 2/lambda_0 and makes it clearly negative (a threshold neuron) above it, with a kink
+at eta*; a step size so large that every unit switches off is reported as a divergence."""
+
+import itertools
+import math
+
+import numpy as np
+
+from eoslab.chapters.ch07_threshold_neurons.app import ThresholdNeuronsApp
+
+
+def _mean_bias(final, ratio):
+    return np.mean([r["bias"] for r in final if math.isclose(r["ratio"], ratio)])
+
+
+def test_the_bias_turns_negative_only_past_the_edge_of_stability():
+    app = ThresholdNeuronsApp("quick", store=False, chart_mode="svg", auto_run=False)
+    app.run(wait=True)
+    result = app.result
+    assert result["status"] == "finished"
+    # the measured edge agrees with the curvature d/(4 pi) of the even direction
+    assert abs(result["eta_star"] / result["theory_eta_star"] - 1) < 0.2
+    final = result["final"]
+    ratios = sorted({r["ratio"] for r in final})
+    below = [r for r in ratios if r < 0.9]
+    above = [r for r in ratios if r >= 2.0]
+    assert len(below) >= 3 and len(above) >= 2
+    for r in below:  # no threshold neuron below the edge, at any init
+        assert all(abs(row["bias"]) < 0.1 for row in final if row["ratio"] == r)
+    for r in above:  # every init learns one above it
+        assert all(row["bias"] < -0.3 for row in final if row["ratio"] == r)
+    # a phase transition, not a gradual drift: the bias is flat below eta* and steep above
+    means = {r: _mean_bias(final, r) for r in ratios}
+    slope_below = abs(means[below[-1]] - means[below[0]]) / (below[-1] - below[0])
+    slope_above = abs(means[above[-1]] - means[ratios[-4]]) / (above[-1] - ratios[-4])
+    assert slope_above > 8 * slope_below, means
+    assert all(means[a] >= means[b] for a, b in itertools.pairwise(ratios[4:]))
+    # the threshold neuron denoises: the best test accuracy is found past the edge and
+    # beats every step size below it
+    acc = {r: np.mean([row["test_acc"] for row in final if row["ratio"] == r]) for r in ratios}
+    best = max(acc, key=acc.get)
+    assert best > 1.2 and acc[best] > max(acc[r] for r in below) + 0.02, acc
+    assert "threshold neuron" in app.controls.status.value
+
+
+def test_a_huge_step_size_kills_the_unit_and_the_app_recovers():
+    app = ThresholdNeuronsApp("quick", store=False, chart_mode="svg", auto_run=False)
+    app.set(lr=app.lr.max)
+    app.run(wait=True)
+    assert app.result["status"] == "diverged" and "diverged" in app.controls.status.value
+    app.set(lr=0.3)
+    app.run(wait=True)
+    assert app.result["status"] == "finished"

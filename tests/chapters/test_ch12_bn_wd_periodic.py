@@ -1,0 +1,67 @@
+"""Chapter 12's phenomenon on the quick preset: a scale-invariant net under weight decay
+trains in periods (Lobacheva et al., NeurIPS 2021): the weight norm decays at the weight-decay
+rate while the loss is tiny, the effective step size eta/||w||^2 climbs, the loss spikes and
+the norm jumps back up; the period scales like 1/(eta * lambda).  Each spike comes when
+eta * lambda_max reaches 2, the edge of stability."""
+
+import math
+import statistics
+from itertools import pairwise
+
+from eoslab.chapters.ch12_bn_wd_periodic.app import bn_wd_experiment
+from eoslab.chapters.presets import get_preset
+
+
+def _run(steps=None, sharpness_every=None, **settings):
+    preset = get_preset("12", "quick")
+    values = {"lr": preset["lr"], "wd": preset["wd"], **settings}
+    result = bn_wd_experiment(dict(preset.values, steps=steps or preset["steps"],
+                                   sharpness_every=sharpness_every or
+                                   preset["sharpness_every"]), values)
+    assert result["status"] == "finished"
+    return preset, values, result
+
+
+def test_weight_norm_shrinks_effective_step_rises_loss_spikes_and_a_new_period_starts():
+    _, settings, result = _run()
+    lr, wd = settings["lr"], settings["wd"]
+    summary = result["summary"]
+    assert summary["count"] >= 3, summary
+    for event in summary["events"]:
+        # a quiet phase (tiny loss) ends in a spike
+        assert event["loss_before"] < 1e-3 and event["loss_peak"] > 100 * event["loss_before"]
+    # and the norm jumps up, typically by well over 10x (events need 3x to count)
+    jumps = [e["norm_after"] / e["norm_before"] for e in summary["events"]]
+    assert statistics.median(jumps) > 10, jumps
+    # within a period the norm shrinks a lot, so eta/||w||^2 rises >= 100x
+    assert min(summary["shrink"]) > 10, summary["shrink"]
+    # the shrinking is weight decay's: ||w_t|| ~ (1 - eta*lambda)^t while the loss is tiny
+    rows = result["history"]
+    rates = []
+    for a, b in pairwise(rows):
+        if a["loss"] < 1e-3 and b["loss"] < 1e-3 and b["si_norm"] < a["si_norm"]:
+            rates.append(math.log(b["si_norm"] / a["si_norm"]) / (b["step"] - a["step"]))
+    rates.sort()
+    assert len(rates) > 20
+    assert abs(rates[len(rates) // 2] / math.log(1 - lr * wd) - 1) < 0.15
+    # each spike comes at the edge of stability: eta * lambda_max / 2 reaches ~1 just before
+    # it, while over the quiet phases it is mostly well below
+    edge_before = [e for e in summary["edge_before"] if e is not None]
+    assert len(edge_before) == summary["count"]
+    # (the last probe may already sit in the blow-up, far above 1: bound it from below)
+    assert statistics.median(edge_before) > 0.8, edge_before
+    quiet = [r["edge_ratio"] for r in rows if r.get("edge_ratio") is not None
+             and r["loss"] < 1e-3]
+    assert statistics.median(quiet) < 0.75, statistics.median(quiet)
+    # and each spike is survived: the run ends trained again
+    assert rows[-1]["acc"] > 0.9 or result["history"][-2]["acc"] > 0.9
+
+
+def test_period_shortens_like_one_over_eta_lambda():
+    _, _, base = _run(steps=2000, sharpness_every=1000)  # no Hessians needed here
+    # half the weight decay: the norm shrinks half as fast per step, periods twice as long
+    # (seeds 0-3 give ratios 1.8-3.4: a period also holds a refit of varying length)
+    _, _, half = _run(steps=4000, sharpness_every=1000, wd=get_preset("12", "quick")["wd"] / 2)
+    p1, p2 = base["summary"]["mean_period"], half["summary"]["mean_period"]
+    assert p1 is not None and p2 is not None
+    assert 1.5 < p2 / p1 < 3.6, (p1, p2)

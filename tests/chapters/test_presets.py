@@ -1,0 +1,65 @@
+"""Presets: names, EOSLAB_QUICK selection, and that every preset builds a valid config."""
+
+import pytest
+
+from eoslab.chapters.presets import (
+    CHAPTER_SLUGS,
+    PRESET_NAMES,
+    chapter_id,
+    get_preset,
+    preset_for,
+    quick_mode,
+)
+from eoslab.core.config import TrainConfig
+
+
+@pytest.mark.parametrize("value, quick", [("1", True), ("yes", True), ("0", False),
+                                          ("", False), ("false", False)])
+def test_preset_for_follows_eoslab_quick(monkeypatch, value, quick):
+    monkeypatch.setenv("EOSLAB_QUICK", value)
+    assert quick_mode() is quick
+    assert preset_for("02").name == ("quick" if quick else "default")
+
+
+def test_preset_for_without_the_variable_is_default(monkeypatch):
+    monkeypatch.delenv("EOSLAB_QUICK", raising=False)
+    assert preset_for("01_quadratic_stability").name == "default"
+
+
+@pytest.mark.parametrize("number", sorted(CHAPTER_SLUGS))
+def test_every_chapter_has_all_three_presets_with_labels(number):
+    for name in PRESET_NAMES:
+        preset = get_preset(number, name)
+        assert (preset.chapter, preset.name) == (number, name)
+        assert preset.label.startswith(name)
+
+
+def test_chapter_names_resolve_and_unknown_ones_are_rejected():
+    assert chapter_id("edge_of_stability") == "02"
+    assert chapter_id(2) == "02"
+    with pytest.raises(ValueError, match="'99_nope'"):
+        chapter_id("99_nope")
+
+
+def test_presets_are_read_only_and_name_missing_keys():
+    preset = get_preset("02", "default")
+    with pytest.raises(TypeError):
+        preset.values["lr"] = 1.0
+    with pytest.raises(KeyError, match="no setting 'nope'"):
+        preset["nope"]
+
+
+@pytest.mark.parametrize("name", PRESET_NAMES)
+def test_eos_presets_make_valid_train_configs(name):
+    preset = get_preset("02", name)
+    fields = {k: preset[k] for k in ("dataset", "model", "loss", "optimizer", "width", "depth",
+                                     "momentum", "n_train", "steps", "record_every",
+                                     "sharpness_every")}
+    for ratio in preset["lr_ratios"]:
+        TrainConfig(lr=preset["lr"] * ratio, **fields)
+
+
+def test_paper_preset_says_what_it_needs():
+    paper = get_preset("02", "paper")
+    assert paper["dataset"] == "cifar10-5k"
+    assert "torchvision" in paper.needs and "GPU" in paper.label

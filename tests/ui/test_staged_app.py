@@ -1,0 +1,100 @@
+"""StagedApp: background run, live datasets, the store, divergence text, slider moves."""
+
+import altair as alt
+import pytest
+
+from eoslab.core.store import RunStore
+from eoslab.ui.staged import StagedApp, divergence_text
+
+
+class _Toy(StagedApp):
+    """A staged app whose 'experiment' is a formula of the step size (no training)."""
+
+    CHAPTER = "15"  # borrows chapter 15's presets for the dropdown
+    KIND = "toy_staged"
+    LR_RANGE = (0.01, 3.0, 0.01)
+    calls = 0
+
+    def layout(self):
+        return alt.Chart(alt.Data(name="points")).mark_line().encode(x="x:Q", y="y:Q")
+
+    def compute(self, settings, emit, stop):
+        type(self).calls += 1
+        lr = settings["lr"]
+        emit({"points": [{"x": 0, "y": lr}]}, 1)
+        if lr > 2:
+            return {"status": "diverged", "datasets": {"points": []},
+                    "diverged": {"step": 3, "loss": 1e5, "lr": lr, "stage": "toy"}}
+        return {"status": "finished", "datasets": {"points": [{"x": i, "y": lr * i}
+                                                              for i in range(3)]}}
+
+    def describe(self, result):
+        return f"done with {len(result['datasets']['points'])} points"
+
+
+def test_result_is_stored_and_shown_at_once_for_the_same_settings(tmp_path):
+    store = RunStore(tmp_path)
+    app = _Toy("quick", store=store, chart_mode="svg", auto_run=False)
+    assert "press Run" in app.controls.status.value
+    app.run_sync()
+    assert app.controls.status.value == "done with 3 points"
+    assert app.chart.spec["datasets"]["points"][2]["y"] == pytest.approx(2 * app.lr.value)
+    calls = _Toy.calls
+    again = _Toy("quick", store=store, chart_mode="svg", auto_run=False)
+    assert _Toy.calls == calls  # nothing recomputed
+    assert again.controls.status.value == "done with 3 points (from the store)"
+    assert again.chart.spec["datasets"]["points"] == app.chart.spec["datasets"]["points"]
+
+
+def test_divergence_is_reported_in_words_and_the_app_keeps_working(tmp_path):
+    app = _Toy("quick", store=RunStore(tmp_path), chart_mode="svg", auto_run=False)
+    app.set(lr=2.5)
+    app.run_sync()
+    assert app.controls.status.value.startswith("toy diverged at step 3")
+    assert "too large" in app.controls.status.value
+    app.set(lr=0.5)
+    assert "press Run" in app.controls.status.value  # a new setting clears the old result
+    app.run_sync()
+    assert app.result["status"] == "finished"
+    with pytest.raises(ValueError, match="unknown control 'eta'"):
+        app.set(eta=1.0)
+
+
+def test_background_run_and_auto_run_on_a_slider_move(tmp_path):
+    app = _Toy("quick", store=RunStore(tmp_path), chart_mode="svg", auto_run=True)
+    app.set(lr=0.7)
+    assert app.wait(10)
+    assert app.result["status"] == "finished"
+    assert app.chart.spec["datasets"]["points"][1]["y"] == pytest.approx(0.7)
+    assert "(from the store)" not in app.controls.status.value
+
+
+def test_divergence_text_names_the_stage():
+    text = divergence_text({"diverged": {"step": 1, "loss": 2e3, "lr": 1.0, "stage": "SGD"}})
+    assert text.startswith("SGD diverged at step 1: loss 2e+03")
+
+
+
+@pytest.mark.parametrize("chapter", ["14", "15", "16"])
+def test_empty_chapter_figures_render_at_a_finite_size(chapter):
+    """Before a run and after a divergence most datasets are empty; Vega sizes a chart
+    with an untitled colour legend and no data at 1.8e308 px, which collapses the page."""
+    import re
+
+    import vl_convert as vlc
+
+    from eoslab.chapters.ch14_mode_connectivity.app import (
+        connectivity_datasets,
+        connectivity_layout,
+    )
+    from eoslab.chapters.ch15_swa.app import swa_datasets, swa_layout
+    from eoslab.chapters.ch16_sam.app import sam_datasets, sam_layout
+    from eoslab.ui.plots import with_datasets
+
+    layout, data = {"14": (connectivity_layout, lambda: connectivity_datasets({})),
+                    "15": (swa_layout, lambda: swa_datasets({}, 10)),
+                    "16": (sam_layout, lambda: sam_datasets({}))}[chapter]
+    svg = vlc.vegalite_to_svg(with_datasets(layout(), data()).to_dict())
+    width, height = (float(v) for v in re.search(r'width="([^"]+)" height="([^"]+)"',
+                                                 svg).groups())
+    assert 100 < width < 3000 and 100 < height < 3000
