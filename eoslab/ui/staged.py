@@ -9,7 +9,7 @@ wires the shared pieces of :mod:`eoslab.ui.base` around such a pipeline:
 * the experiment in a :class:`~eoslab.ui.base.BackgroundRunner` thread, streaming partial
   datasets into one :class:`~eoslab.ui.base.LiveChart` (built once, datasets swapped);
 * the final result stored under a hash of the preset and the settings
-  (:func:`eoslab.geometry.landscape.result_key`), and shown at once when the same settings come back.
+  (:func:`eoslab.core.store.result_key`), and shown at once when the same settings come back.
 
 A subclass sets ``CHAPTER`` and ``KIND`` and implements :meth:`make_sliders`,
 :meth:`layout`, :meth:`compute` and :meth:`describe`.  ``compute(settings, emit, stop)``
@@ -28,7 +28,7 @@ import ipywidgets as widgets
 
 from eoslab.chapters.presets import Preset, get_preset, preset_for
 from eoslab.core.store import RunStore
-from eoslab.geometry.landscape import result_key
+from eoslab.core.store import result_key
 from eoslab.ui.base import (
     BackgroundRunner,
     LiveChart,
