@@ -59,31 +59,10 @@ import numpy as np
 import torch
 from torch.func import grad, jvp, vmap
 
+from eoslab.core.params import Params, flatten, unflatten
 from eoslab.curvature.objective import Objective, iter_chunks
 
 __all__ = ["HessianOperator", "check_finite", "flatten", "hvp", "restrict", "unflatten"]
-
-Params = dict[str, torch.Tensor]
-
-
-def flatten(tensors: Params | list) -> torch.Tensor:
-    """Concatenate tensors (a dict's values in order, or a list) into one flat vector."""
-    values = tensors.values() if isinstance(tensors, dict) else tensors
-    return torch.cat([t.reshape(-1) for t in values])
-
-
-def unflatten(vector: torch.Tensor, like: Params) -> Params:
-    """Split a flat vector (or a batch ``(b, n)`` of them) into tensors shaped as ``like``."""
-    out, start = {}, 0
-    lead = vector.shape[:-1]
-    for name, ref in like.items():
-        stop = start + ref.numel()
-        out[name] = vector[..., start:stop].reshape(*lead, *ref.shape)
-        start = stop
-    if start != vector.shape[-1]:
-        raise ValueError(f"vector has {vector.shape[-1]} entries but the parameters have {start}")
-    return out
-
 
 def check_finite(params: Params) -> None:
     """Raise ``ValueError`` naming the parameters that hold NaN or infinite values."""

@@ -31,11 +31,9 @@ from torch import nn
 from torch.func import functional_call
 
 from eoslab.core.losses import Loss, accuracy, get_loss
+from eoslab.core.params import Params
 
 __all__ = ["Objective", "iter_chunks", "trainable_params"]
-
-Params = dict[str, torch.Tensor]
-
 
 def trainable_params(model: nn.Module) -> Params:
     """Detached copies of the model's trainable parameters, keyed by name."""

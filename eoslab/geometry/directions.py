@@ -40,6 +40,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
+from eoslab.core.params import Params, flatten, unflatten
+
 __all__ = [
     "Params",
     "add",
@@ -60,7 +62,6 @@ __all__ = [
     "unflatten",
 ]
 
-Params = dict[str, torch.Tensor]
 BIAS_MODES = ("zero", "copy", "filter")
 
 
@@ -111,23 +112,6 @@ def combine(base: Params, coefficients: Sequence[float], directions: Sequence[Pa
         check_compatible(base, d, ("base", "direction"))
         for k, v in out.items():
             v.add_(d[k], alpha=float(c))
-    return out
-
-
-def flatten(a: Params) -> torch.Tensor:
-    """All entries in one vector, in the dict's key order."""
-    return torch.cat([v.reshape(-1) for v in a.values()])
-
-
-def unflatten(vector: torch.Tensor, like: Params) -> Params:
-    """Split ``vector`` back into tensors shaped like ``like`` (the inverse of :func:`flatten`)."""
-    total = sum(v.numel() for v in like.values())
-    if vector.numel() != total:
-        raise ValueError(f"vector has {vector.numel()} entries but the parameters have {total}")
-    out, start = {}, 0
-    for k, v in like.items():
-        out[k] = vector[start:start + v.numel()].reshape(v.shape)
-        start += v.numel()
     return out
 
 

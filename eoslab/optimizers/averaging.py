@@ -28,6 +28,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel, get_ema_multi_avg_fn, up
 
 from eoslab.core.losses import accuracy, get_loss
 from eoslab.core.models import has_batchnorm
+from eoslab.core.params import Params
 from eoslab.curvature.objective import iter_chunks
 
 __all__ = [
@@ -38,9 +39,6 @@ __all__ = [
     "evaluate_ensemble",
     "recalibrate_bn",
 ]
-
-Params = dict[str, torch.Tensor]
-
 
 def _every(every) -> int:
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
