@@ -88,6 +88,7 @@ def _cmd_run(args) -> int:
 
 
 def main(argv=None) -> int:
+    """Run the ``eoslab`` command line on ``argv`` (default: ``sys.argv``); return its status."""
     parser = argparse.ArgumentParser(prog="eoslab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _config_parser(sub)

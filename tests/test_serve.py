@@ -308,3 +308,18 @@ def test_serve_cli_reports_the_preheated_chapters(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "preheat_denylist=(.*/)?00_index\\.ipynb$" in out and "01_a" not in out
     assert main(["serve", "--book", str(tmp_path), "--preheat", "09", "--dry-run"]) == 2
+
+
+def test_readme_and_help_give_the_one_kernel_memory_figure(capsys):
+    """KERNEL_BYTES is the one source: the README and ``eoslab serve --help`` print it."""
+    import re
+
+    from eoslab.cli import main
+    from eoslab.serve.common import kernel_memory_text
+
+    readme = (ROOT / "README.md").read_text()
+    figures = re.findall(r"~\s?\d+\s?(?:MB|MiB|GB)", readme)
+    assert figures and set(figures) == {kernel_memory_text()}, figures
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert kernel_memory_text() in " ".join(capsys.readouterr().out.split())
