@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up its own environment (./.venv) first.
-.PHONY: setup serve test lab bench
+.PHONY: setup serve test lint lab bench
 
 setup:
 	@scripts/setup-env
@@ -10,7 +10,10 @@ serve: setup          ## the book as Voila apps on http://localhost:8866
 lab: setup            ## the book in JupyterLab
 	.venv/bin/eoslab lab
 
-test: setup           ## the whole test suite (installs Chromium for the browser tests)
+lint: setup           ## ruff, with the rules chosen in pyproject.toml
+	.venv/bin/ruff check eoslab tests benchmarks scripts
+
+test: lint            ## lint, then the whole test suite (installs Chromium for the browser tests)
 	scripts/install-browser
 	.venv/bin/python -m pytest
 
