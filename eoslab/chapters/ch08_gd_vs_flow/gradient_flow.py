@@ -109,9 +109,9 @@ def _check_time(name: str, value) -> float:
 def _gradient(objective: Objective, params: Params) -> Params:
     """:math:`\\nabla L` at ``params`` by reverse mode on a leaf copy.
 
-    Plain ``torch.autograd.grad`` through ``functional_call``: measured 15x faster than
-    ``torch.func.grad`` for one gradient of the digits net on this CPU (2 ms vs 34 ms),
-    whose per-call transform set-up dominates at this size.
+    Plain ``torch.autograd.grad`` through ``functional_call`` rather than
+    ``torch.func.grad``, whose per-call transform set-up dominates for one gradient of a
+    small net.
     """
     leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
     with torch.enable_grad():
