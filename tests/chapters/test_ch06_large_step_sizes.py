@@ -1,16 +1,24 @@
-"""Chapter 06's phenomenon on its quick preset, through the app the chapter shows: on a
+"""Chapter 06's phenomenon on its quick preset, through the chapter's experiment: on a
 landscape with sharp local minima and a wide global one, GD with a large step size reaches
 the global minimum from every start, while small-step GD stays in a local minimum at every
 noise level; on the digits net the large step size ends flatter at the same train loss."""
 
-from eoslab.chapters.ch06_large_step_sizes.app import LargeStepSizesApp, matched_sharpness
+from eoslab.chapters.ch06_large_step_sizes.app import LargeStepSizesApp
+from eoslab.chapters.ch06_large_step_sizes.experiment import (
+    TOTAL_WORK,
+    experiment,
+    matched_sharpness,
+)
+from eoslab.chapters.presets import get_preset
 
 
 def test_large_steps_reach_the_global_minimum_small_noisy_steps_do_not():
-    app = LargeStepSizesApp("quick", store=False, chart_mode="svg", auto_run=False)
-    app.run(wait=True)
-    result = app.result
+    preset = get_preset("06", "quick")
+    seen = []
+    result = experiment(preset, {"lr": preset.lr, "noise": preset.noise},
+                        emit=lambda datasets, done: seen.append(done))
     assert result["status"] == "finished"
+    assert seen and seen[-1] <= TOTAL_WORK
     edge = 2 / result["ring_sharpness"]  # GD can rest in a ring only below this step size
     grid = result["grid"]
     small = [r for r in grid if r["lr"] < edge]
@@ -25,14 +33,13 @@ def test_large_steps_reach_the_global_minimum_small_noisy_steps_do_not():
     lo, hi = min(match["sharpness"]), max(match["sharpness"])
     assert match["sharpness"][hi] < 0.85 * match["sharpness"][lo], match
     assert match["sharpness"][hi] < 1.2 * 2 / hi
-    assert "reaches it in at least" in app.controls.status.value
-
-
-def test_past_two_over_mu_the_app_reports_divergence_and_recovers():
+    assert set(result["datasets"]) == {"grid", "paths", "rings", "profile", "net"}
     app = LargeStepSizesApp("quick", store=False, chart_mode="svg", auto_run=False)
-    app.set(lr=app.lr.max)
-    app.run(wait=True)
-    assert app.result["status"] == "diverged" and "diverged" in app.controls.status.value
-    app.set(lr=0.3)
-    app.run(wait=True)
-    assert app.result["status"] == "finished" and "diverged" not in app.controls.status.value
+    assert "reaches it in at least" in app.describe(result)
+
+
+def test_past_two_over_mu_every_run_diverges():
+    preset = get_preset("06", "quick")
+    result = experiment(preset, {"lr": LargeStepSizesApp.LR_RANGE[1], "noise": preset.noise})
+    assert result["status"] == "diverged"
+    assert result["diverged"]["stage"] == "GD on the valleys" and result["diverged"]["step"] > 0

@@ -1,4 +1,5 @@
-"""eoslab.chapters.ch06_large_step_sizes.sharp_valleys against autograd and a brute-force loop on tiny float64 problems."""
+"""eoslab.chapters.ch06_large_step_sizes.sharp_valleys against autograd and a brute-force
+loop on tiny float64 problems."""
 
 import math
 

@@ -1,4 +1,5 @@
-"""eoslab.chapters.ch07_threshold_neurons.threshold_neuron against brute force on tiny float64 problems."""
+"""eoslab.chapters.ch07_threshold_neurons.threshold_neuron against brute force on tiny
+float64 problems."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Chapter 07's phenomenon on its quick preset, through the app the chapter shows: run for the
+"""Chapter 07's phenomenon on its quick preset, through the chapter's experiment: run for the
 same time eta*T, GD leaves the ReLU bias at about zero below the edge of stability
 eta* = 2/lambda_0 and makes it clearly negative (a threshold neuron) above it, with a kink
 at eta*; a step size so large that every unit switches off is reported as a divergence."""
@@ -9,6 +9,8 @@ import math
 import numpy as np
 
 from eoslab.chapters.ch07_threshold_neurons.app import ThresholdNeuronsApp
+from eoslab.chapters.ch07_threshold_neurons.experiment import TOTAL_WORK, experiment
+from eoslab.chapters.presets import get_preset
 
 
 def _mean_bias(final, ratio):
@@ -16,10 +18,11 @@ def _mean_bias(final, ratio):
 
 
 def test_the_bias_turns_negative_only_past_the_edge_of_stability():
-    app = ThresholdNeuronsApp("quick", store=False, chart_mode="svg", auto_run=False)
-    app.run(wait=True)
-    result = app.result
-    assert result["status"] == "finished"
+    preset = get_preset("07", "quick")
+    seen = []
+    result = experiment(preset, {"lr": preset.lr, "time": preset.time},
+                        emit=lambda datasets, done: seen.append(done))
+    assert result["status"] == "finished" and seen[-1] <= TOTAL_WORK
     # the measured edge agrees with the curvature d/(4 pi) of the even direction
     assert abs(result["eta_star"] / result["theory_eta_star"] - 1) < 0.2
     final = result["final"]
@@ -42,14 +45,13 @@ def test_the_bias_turns_negative_only_past_the_edge_of_stability():
     acc = {r: np.mean([row["test_acc"] for row in final if row["ratio"] == r]) for r in ratios}
     best = max(acc, key=acc.get)
     assert best > 1.2 and acc[best] > max(acc[r] for r in below) + 0.02, acc
-    assert "threshold neuron" in app.controls.status.value
-
-
-def test_a_huge_step_size_kills_the_unit_and_the_app_recovers():
     app = ThresholdNeuronsApp("quick", store=False, chart_mode="svg", auto_run=False)
-    app.set(lr=app.lr.max)
-    app.run(wait=True)
-    assert app.result["status"] == "diverged" and "diverged" in app.controls.status.value
-    app.set(lr=0.3)
-    app.run(wait=True)
-    assert app.result["status"] == "finished"
+    assert "threshold neuron" in app.describe(result)
+
+
+def test_a_huge_step_size_kills_the_unit():
+    preset = get_preset("07", "quick")
+    result = experiment(preset, {"lr": ThresholdNeuronsApp.LR_RANGE[1], "time": preset.time})
+    assert result["status"] == "diverged"
+    assert result["diverged"]["stage"].startswith("the ReLU layer")
+    assert result["diverged"]["lr"] == ThresholdNeuronsApp.LR_RANGE[1]

@@ -2,18 +2,26 @@
 gradient flow with a gap of order eta while the flow's sharpness is below 2/eta, and
 departs from it once the flow's sharpness passes 2/eta."""
 
-from eoslab.chapters.ch08_gd_vs_flow.app import GdVsFlowApp, gd_vs_flow_experiment
+from eoslab.chapters.ch08_gd_vs_flow.app import GdVsFlowApp
+from eoslab.chapters.ch08_gd_vs_flow.experiment import (
+    _flow_cached,
+    experiment,
+    flow_reference,
+)
 from eoslab.chapters.presets import get_preset
 
 
 def test_gd_tracks_the_flow_until_its_sharpness_passes_two_over_eta():
     preset = get_preset("08", "quick")
-    result = gd_vs_flow_experiment(preset.values, preset["lr"])
+    app = GdVsFlowApp("quick", store=False, chart_mode="jupyter", auto_run=False)
+    seen = []
+    result = experiment(preset, {"lr": preset.lr}, emit=lambda datasets, done: seen.append(done))
     assert result["status"] == "finished"
+    assert seen and max(seen) <= app.total_work({"lr": preset.lr})
     s = {float(k): v for k, v in result["summary"].items()}
     big, small = max(s), min(s)
     # the flow sharpens (progressive sharpening) past 2/eta of the big step only
-    assert s[big]["cross_t"] is not None and s[big]["cross_t"] < 0.8 * preset["horizon"], s
+    assert s[big]["cross_t"] is not None and s[big]["cross_t"] < 0.8 * preset.horizon, s
     assert s[small]["cross_t"] is None, s
     # before the crossing the gap is first order in eta: gap / eta about equal for both
     ratio = s[big]["gap_over_eta"] / s[small]["gap_over_eta"]
@@ -23,15 +31,17 @@ def test_gd_tracks_the_flow_until_its_sharpness_passes_two_over_eta():
     assert s[big]["gap_end"] > 4 * s[small]["gap_end"], s
     # the small step stays close to the flow: within 10% of the distance the flow travels
     flow_travel = result["sharpness"]  # rows exist along the whole horizon
-    assert flow_travel[-1]["t"] == preset["horizon"]
+    assert flow_travel[-1]["t"] == preset.horizon
     assert s[small]["gap_end"] < 0.1, s
+    assert "2/eta" in app.describe(result)
 
 
-def test_app_reports_divergence_at_the_top_of_the_slider_and_recovers():
-    app = GdVsFlowApp("quick", store=False, chart_mode="jupyter", auto_run=False)
-    app.lr.value = app.lr.max
-    app.run_sync()
-    assert "diverg" in app.controls.status.value
-    app.lr.value = get_preset("08", "quick")["lr"]
-    app.run_sync()
-    assert "diverg" not in app.controls.status.value and "2/eta" in app.controls.status.value
+def test_the_top_of_the_slider_diverges_and_reuses_the_flow():
+    preset = get_preset("08", "quick")
+    flow_reference(preset)
+    hits = _flow_cached.cache_info().hits
+    result = experiment(preset, {"lr": GdVsFlowApp.LR_RANGE[1]})
+    assert _flow_cached.cache_info().hits == hits + 1  # keyed on the preset, not the step
+    assert result["status"] == "diverged"
+    assert result["diverged"]["lr"] == GdVsFlowApp.LR_RANGE[1]
+    assert result["diverged"]["stage"] == f"GD at eta = {GdVsFlowApp.LR_RANGE[1]:g}"

@@ -1,43 +1,100 @@
-"""Chapter 06 presets: large step sizes escape sharp local minima (Mohtashami, Jaggi & Stich,
-ICML 2023, arXiv 2205.15142).
+"""Chapter 06 presets: large step sizes escape sharp local minima.
 
-The landscape is :class:`eoslab.chapters.ch06_large_step_sizes.sharp_valleys.SharpValleys` (a bowl of curvature 1 carrying
-seven narrow ring valleys of depth 1 and width 0.05 between radii 1.5 and 4.5): the rings'
-radial curvature is about 370, so GD can rest in a ring only for eta < 2/370 = 0.0054, and
-at the global minimum for eta < 2.  ``lrs`` x ``noises`` is the grid of noisy-GD runs
-(``seeds`` starts at radius ``start_radius``; the last ``quiet`` steps are noise-free);
-``lr`` and ``noise`` are the sliders that pick the trajectories drawn.  ``net_*`` is the
-small network: full-batch GD on digits at the step sizes ``net_lrs``, with the final
-sharpness measured.
+Mohtashami, Jaggi & Stich, ICML 2023, arXiv 2205.15142.
+
+The landscape is :class:`eoslab.chapters.ch06_large_step_sizes.sharp_valleys.SharpValleys`
+(a bowl of curvature 1 carrying seven narrow ring valleys of depth 1 and width 0.05 between
+radii 1.5 and 4.5): the rings' radial curvature is about 370, so GD can rest in a ring only
+for eta < 2/370 = 0.0054, and at the global minimum for eta < 2.  ``n_lrs`` step sizes
+log-spaced in ``[lr_min, lr_max]`` x ``noises`` is the grid of noisy-GD runs (``seeds``
+starts at radius ``start_radius``; the last ``quiet`` of ``steps`` steps are noise-free);
+``lr`` and ``noise`` are the sliders that pick the trajectories drawn.  ``net`` is the
+small network: full-batch GD on digits at the step sizes ``net.lrs``, with the sharpness
+measured along the way.
+
+Example:
+    >>> PRESETS["quick"].net.lrs, PRESETS["quick"]["noise"]
+    ((0.2, 1.0), 3.0)
 """
 
-from eoslab.chapters.presets import Preset
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
 
 NUMBER = "06"
 SLUG = "large_step_sizes"
 
-_BASE = {"curvature": 1.0, "radii": (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5), "depth": 1.0,
-         "width": 0.05, "start_radius": 5.0, "lr": 0.3, "noise": 3.0, "traj_seeds": 6,
-         "net_dataset": "digits", "net_model": "fc-tanh", "net_loss": "mse", "device": "cpu"}
+
+@dataclass(frozen=True, kw_only=True)
+class NetSpec:
+    """The small network of the chapter.
+
+    Full-batch GD on ``n_train`` samples of ``dataset`` with a ``model`` of ``depth``
+    hidden layers of ``width`` units, ``steps`` steps at each of the step sizes ``lrs``.
+    """
+
+    dataset: str = "digits"
+    model: str = "fc-tanh"
+    loss: str = "mse"
+    n_train: int
+    width: int
+    depth: int = 2
+    lrs: tuple[float, ...]
+    steps: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class LargeStepSizesPreset(ChapterPreset):
+    """One scale of chapter 06 (see the module docs)."""
+
+    NUMBER = "06"
+    # the landscape (SharpValleys) and where the runs start
+    dim: int
+    curvature: float = 1.0
+    radii: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5)
+    depth: float = 1.0
+    width: float = 0.05
+    start_radius: float = 5.0
+    # the sliders and the trajectories drawn at them
+    lr: float = 0.3
+    noise: float = 3.0
+    traj_seeds: int = 6
+    # the (step size x noise) grid
+    lr_min: float
+    lr_max: float
+    n_lrs: int
+    noises: tuple[float, ...]
+    seeds: int
+    steps: int
+    quiet: int
+    net: NetSpec
+    device: str = "cpu"
+
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(
-        _BASE, dim=10, lr_min=1.5e-3, lr_max=1.5, n_lrs=8, noises=(0.0, 1.0, 10.0, 100.0),
-        seeds=12, steps=800, quiet=400, net_n_train=200, net_width=16, net_depth=2,
-        net_lrs=(0.2, 1.0), net_steps=300),
-        "quick: 8 x 4 grid of 12 seeds, a 2-step-size digits net, ~10 s on a CPU"),
-    "default": Preset(NUMBER, "default", dict(
-        _BASE, dim=20, lr_min=2e-3, lr_max=2.5, n_lrs=16, noises=(0.0, 0.3, 1.0, 3.0, 10.0,
-                                                                   30.0, 100.0),
-        seeds=32, steps=3000, quiet=1500, net_n_train=300, net_width=32, net_depth=2,
-        net_lrs=(0.1, 0.2, 0.4, 0.8), net_steps=600),
-        "default: 16 x 7 grid of 32 seeds, a digits net at 4 step sizes, ~30 s on a CPU"),
-    "paper": Preset(NUMBER, "paper", dict(
-        _BASE, dim=50, lr_min=1e-3, lr_max=2.5, n_lrs=24, noises=(0.0, 0.1, 0.3, 1.0, 3.0,
-                                                                   10.0, 30.0, 100.0, 300.0),
-        seeds=128, steps=6000, quiet=3000, net_n_train=1000, net_width=200, net_depth=2,
-        net_lrs=(0.025, 0.05, 0.1, 0.2, 0.4, 0.8), net_steps=3000, device="auto"),
-        "paper: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step sizes, "
-        "~15 min on a busy 2-core CPU (extrapolated); CUDA when present; not the paper's "
-        "CIFAR-10 runs"),
+    "quick": LargeStepSizesPreset(
+        name="quick",
+        label="quick: 8 x 4 grid of 12 seeds, a 2-step-size digits net, ~10 s on a CPU",
+        dim=10, lr_min=1.5e-3, lr_max=1.5, n_lrs=8, noises=(0.0, 1.0, 10.0, 100.0),
+        seeds=12, steps=800, quiet=400,
+        net=NetSpec(n_train=200, width=16, depth=2, lrs=(0.2, 1.0), steps=300)),
+    "default": LargeStepSizesPreset(
+        name="default",
+        label="default: 16 x 7 grid of 32 seeds, a digits net at 4 step sizes, ~30 s on a CPU",
+        dim=20, lr_min=2e-3, lr_max=2.5, n_lrs=16,
+        noises=(0.0, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0), seeds=32, steps=3000, quiet=1500,
+        net=NetSpec(n_train=300, width=32, depth=2, lrs=(0.1, 0.2, 0.4, 0.8), steps=600)),
+    "paper": LargeStepSizesPreset(
+        name="paper",
+        label="paper: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step sizes, "
+              "~15 min on a busy 2-core CPU (extrapolated); CUDA when present; not the paper's "
+              "CIFAR-10 runs",
+        dim=50, lr_min=1e-3, lr_max=2.5, n_lrs=24,
+        noises=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0), seeds=128, steps=6000,
+        quiet=3000,
+        net=NetSpec(n_train=1000, width=200, depth=2, lrs=(0.025, 0.05, 0.1, 0.2, 0.4, 0.8),
+                    steps=3000),
+        device="auto"),
 }

@@ -167,14 +167,19 @@ def noisy_gd(fn: SharpValleys, x0: torch.Tensor, lrs: Sequence[float],
               \\text{steps} - \\text{quiet}.
 
     Args:
-        fn: the landscape; x0: starts, shape (seeds, D).
-        lrs, noises: the grid (L step sizes, S noise levels).
-        steps: iterations; quiet: the last ``quiet`` of them are noise-free.
-        seed: the noise generator's seed; record_every: keep the radius and value of every
-            run every that many steps (0: keep none).
+        fn: the landscape.
+        x0: starts, shape (seeds, D).
+        lrs: the grid's L step sizes.
+        noises: the grid's S noise levels.
+        steps: iterations.
+        quiet: the last ``quiet`` of them are noise-free.
+        seed: the noise generator's seed.
+        record_every: keep the radius and value of every run every that many steps (0: keep
+            none).
         diverge_radius: a run whose radius exceeds it is diverged and frozen there.
         stop: ends the loop early (the result then has ``"steps"`` < ``steps``).
         callback: ``callback(t, x, alive)`` every ``callback_every`` steps.
+        callback_every: how often ``callback`` is called (0: never).
 
     Returns:
         dict with ``x`` (L, S, seeds, D) final points, ``alive`` (L, S, seeds) bools,

@@ -144,11 +144,15 @@ def train(params: dict, x: torch.Tensor, y: torch.Tensor, lrs: Sequence[float], 
 
     Args:
         params: initial parameters with leading dimension ``C`` (one per copy).
-        x, y: the training set.
+        x: the training inputs.
+        y: the training labels.
         lrs: the ``C`` step sizes.
         time: :math:`\\eta_c T_c`; each copy stops after its :math:`T_c` steps.
+        min_steps: the fewest steps of any copy.
         record_every: keep bias and loss of every copy every that many steps.
-        stop: ends the loop early; callback: ``callback(t, state)`` every ``callback_every``.
+        stop: ends the loop early.
+        callback: ``callback(t, state)`` every ``callback_every`` steps.
+        callback_every: how often ``callback`` is called (0: never).
 
     Returns:
         dict with ``params`` (final), ``steps`` (list of :math:`T_c`), ``bias`` / ``loss``

@@ -109,9 +109,9 @@ def _check_time(name: str, value) -> float:
 def _gradient(objective: Objective, params: Params) -> Params:
     """:math:`\\nabla L` at ``params`` by reverse mode on a leaf copy.
 
-    Plain ``torch.autograd.grad`` through ``functional_call``: measured 15x faster than
-    ``torch.func.grad`` for one gradient of the digits net on this CPU (2 ms vs 34 ms),
-    whose per-call transform set-up dominates at this size.
+    Plain ``torch.autograd.grad`` through ``functional_call`` rather than
+    ``torch.func.grad``, whose per-call transform set-up dominates for one gradient of a
+    small net.
     """
     leaves = {n: p.detach().requires_grad_(True) for n, p in params.items()}
     with torch.enable_grad():
@@ -129,7 +129,8 @@ def gradient_flow(objective: Objective, params: Params | None = None, *, t_end: 
         objective: the loss (its probed parameters are the ODE's state).
         params: the start :math:`\\theta_0`; default the model's current values.
         t_end: the horizon (in units of "time" = sum of step sizes).
-        rtol, atol: the integrator's error tolerances (float64 state).
+        rtol: the integrator's relative error tolerance (float64 state).
+        atol: the integrator's absolute error tolerance.
         method: a ``solve_ivp`` explicit Runge-Kutta method: ``"RK45"``, ``"DOP853"``
             or ``"RK23"``.
         stop: an event; when set, the integration ends with :class:`FlowStopped`.
@@ -186,7 +187,7 @@ def flow_sharpness(flow: FlowTrajectory, times: Sequence[float], *, tol: float =
 
 
 class FlowDistanceProbe:
-    """A :func:`eoslab.core.train.fit` probe: distance from GD's :math:`\\theta_k` to :math:`\\theta(k\\eta)`.
+    """A :func:`eoslab.core.train.fit` probe: GD's distance to the flow at the matched time.
 
     Adds ``t`` (:math:`k\\eta`, the matched flow time), ``flow_distance``
     :math:`\\lVert\\theta_k - \\theta(k\\eta)\\rVert_2` and ``flow_loss``
