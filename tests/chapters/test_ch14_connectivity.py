@@ -1,4 +1,4 @@
-"""eoslab.chapters.ch14_mode_connectivity.connectivity against exact answers on tiny float64 problems."""
+"""ch14_mode_connectivity.connectivity against exact answers on tiny float64 problems."""
 
 import pytest
 import torch

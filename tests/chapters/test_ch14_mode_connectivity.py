@@ -1,19 +1,29 @@
-"""Chapter 14's phenomenon on its quick preset, through the app the chapter uses."""
+"""Chapter 14's phenomenon on its quick preset, through the chapter's widget-free experiment."""
+
+import re
 
 import pytest
+import vl_convert as vlc
 
 from eoslab.chapters.ch14_mode_connectivity.app import ModeConnectivityApp
+from eoslab.chapters.ch14_mode_connectivity.charts import (
+    connectivity_datasets,
+    connectivity_layout,
+)
+from eoslab.chapters.ch14_mode_connectivity.experiment import experiment
+from eoslab.chapters.presets import get_preset
+from eoslab.core.store import RunStore
+from eoslab.ui.app import divergence_text
+from eoslab.ui.plots import with_datasets
 
 
 @pytest.fixture(scope="module")
 def quick_result():
-    app = ModeConnectivityApp("quick", store=False, chart_mode="svg", auto_run=False)
-    app.run_sync()
-    return app
+    return experiment(get_preset("14", "quick"), {})
 
 
 def test_straight_line_has_a_barrier_the_trained_curve_removes(quick_result):
-    result = quick_result.result
+    result = quick_result
     assert result["status"] == "finished"
     line = result["line"]["loss"]
     ends = max(line[0], line[-1])
@@ -23,7 +33,7 @@ def test_straight_line_has_a_barrier_the_trained_curve_removes(quick_result):
 
 
 def test_the_curve_lies_in_the_plane_through_w1_w2_and_the_bend(quick_result):
-    plane = quick_result.result["plane"]
+    plane = quick_result["plane"]
     assert plane["off_plane"] < 1e-3
     (x0, y0), (x1, y1) = plane["curve"][0], plane["curve"][-1]
     assert (x0, y0) == pytest.approx(plane["anchors"][0], abs=1e-4)
@@ -33,22 +43,43 @@ def test_the_curve_lies_in_the_plane_through_w1_w2_and_the_bend(quick_result):
 
 
 def test_fge_ensemble_beats_its_typical_member(quick_result):
-    fge = quick_result.result["fge"]
+    fge = quick_result["fge"]
     assert len(fge) >= 3
     singles = sorted(r["single_loss"] for r in fge)
     assert fge[-1]["ensemble_loss"] < singles[len(singles) // 2]
     assert fge[-1]["ensemble_acc"] > sum(r["single_acc"] for r in fge) / len(fge)
 
 
-def test_divergent_step_size_is_reported_and_the_app_recovers():
-    app = ModeConnectivityApp("quick", store=False, chart_mode="svg", auto_run=False)
-    app.set(lr=app.lr.max)
-    app.run_sync()
-    assert app.result["status"] == "diverged"
-    assert "diverged at step" in app.controls.status.value
-    # the browser suite reads a status with "training" in it as a run still in progress
-    assert "training" not in app.controls.status.value.lower()
-    assert "too large" in app.controls.status.value
-    app.set(lr=app.preset["lr"])
-    app.run_sync()
-    assert app.result["status"] == "finished"
+def test_divergent_step_size_is_reported_with_its_stage():
+    preset = get_preset("14", "quick")
+    result = experiment(preset, {"lr": ModeConnectivityApp.LR_RANGE[1], "kind": "bezier"})
+    assert result["status"] == "diverged"
+    assert set(result["diverged"]) == {"step", "loss", "lr", "stage"}
+    text = divergence_text(result)
+    assert "diverged at step" in text and "too large" in text
+    assert "training" not in text.lower()  # the browser suite reads it as a run in progress
+    assert result["datasets"]["training"], "the loss up to the divergence is drawn"
+
+
+def test_app_shows_a_stored_result_in_its_panels_and_status(tmp_path, quick_result):
+    store = RunStore(tmp_path)
+    app = ModeConnectivityApp("quick", store=store, chart_mode="svg", auto_run=False)
+    assert app.settings() == {"lr": 0.1, "kind": "bezier"}
+    assert "eoslab-kind" in app.sliders["kind"]._dom_classes
+    store.save_json(app.KIND, app.key(), quick_result)
+    assert app.show_stored()
+    status = app.controls.status.value
+    assert "bezier curve" in status and "(from the store)" in status
+    assert "FGE: 4 snapshots" in status
+    datasets = app.chart.spec["datasets"]
+    assert datasets["plane_grid"] and datasets["fge"] and datasets["paths"]
+
+
+def test_empty_figure_renders_at_a_finite_size():
+    """Before a run most datasets are empty; Vega sizes a chart with an untitled colour
+    legend and no data at 1.8e308 px, which collapses the page."""
+    svg = vlc.vegalite_to_svg(with_datasets(connectivity_layout(),
+                                            connectivity_datasets({})).to_dict())
+    width, height = (float(v) for v in re.search(r'width="([^"]+)" height="([^"]+)"',
+                                                 svg).groups())
+    assert 100 < width < 3000 and 100 < height < 3000

@@ -1,28 +1,35 @@
-"""Chapter 16's phenomenon on its quick preset, through the app the chapter uses."""
+"""Chapter 16's phenomenon on its quick preset, through the chapter's widget-free experiment."""
+
+import dataclasses
+import re
 
 import pytest
+import vl_convert as vlc
 
-from eoslab.chapters.ch16_sam.app import SAMApp, edge_ratio
-from eoslab.chapters.ch16_sam.sam_edge import sam_experiment
-from eoslab.chapters.presets import Preset, get_preset
+from eoslab.chapters.ch16_sam.app import SAMApp
+from eoslab.chapters.ch16_sam.charts import sam_datasets, sam_layout
+from eoslab.chapters.ch16_sam.experiment import edge_ratio, experiment
+from eoslab.chapters.presets import get_preset
+from eoslab.core.store import RunStore
+from eoslab.ui.app import divergence_text
+from eoslab.ui.plots import with_datasets
 
 
 def _full_batch_only():
     """The quick preset without the minibatch part (the tests below need only one part)."""
     quick = get_preset("16", "quick")
-    return Preset("16", "quick", dict(quick.values, m_values=(), rho_ratios=(1.0,)),
-                  quick.label)
+    return quick.replace(
+        full_batch=dataclasses.replace(quick.full_batch, rho_ratios=(1.0,)),
+        minibatch=dataclasses.replace(quick.minibatch, m_values=()))
 
 
 @pytest.fixture(scope="module")
-def app():
-    app = SAMApp("quick", store=False, chart_mode="svg", auto_run=False)
-    app.run_sync()
-    return app
+def result():
+    return experiment(get_preset("16", "quick"), {})
 
 
-def test_gd_hovers_at_2_over_eta_and_sam_settles_at_its_lower_edge(app):
-    r = app.result
+def test_gd_hovers_at_2_over_eta_and_sam_settles_at_its_lower_edge(result):
+    r = result
     assert r["status"] == "finished"
     runs = {float(k): v for k, v in r["runs"].items()}
     gd, sam = runs[0.0], runs[max(runs)]
@@ -33,8 +40,8 @@ def test_gd_hovers_at_2_over_eta_and_sam_settles_at_its_lower_edge(app):
     assert max(edges) < 2 / r["lr"]
 
 
-def test_minibatch_sam_is_flatter_than_sgd_and_more_so_for_smaller_m(app):
-    m_runs = {row["m"]: row["sharpness"] for row in app.result["m_runs"]}
+def test_minibatch_sam_is_flatter_than_sgd_and_more_so_for_smaller_m(result):
+    m_runs = {row["m"]: row["sharpness"] for row in result["m_runs"]}
     sgd = m_runs.pop(0)
     assert all(s < 0.8 * sgd for s in m_runs.values())
     ms = sorted(m_runs)
@@ -42,23 +49,44 @@ def test_minibatch_sam_is_flatter_than_sgd_and_more_so_for_smaller_m(app):
 
 
 def test_sharpness_falls_as_rho_grows():
-    values = _full_batch_only().values
+    preset = _full_batch_only()
     medians = []
     for rho in (0.02, 0.1):
-        result = sam_experiment(values, values["lr"], rho)
+        result = experiment(preset, {"lr": preset.lr, "rho": rho})
         (rows,) = result["runs"].values()
         medians.append(edge_ratio(rows, "gd_edge"))
     assert medians[1] < 0.85 * medians[0]
 
 
-def test_divergent_step_size_is_reported_and_the_app_recovers():
-    app = SAMApp(_full_batch_only(), store=False, chart_mode="svg", auto_run=False)
-    app.set(lr=app.lr.max)
-    app.run_sync()
-    assert app.result["status"] == "diverged"
-    assert "diverged at step" in app.controls.status.value
-    # the browser suite reads a status with "training" in it as a run still in progress
-    assert "training" not in app.controls.status.value.lower()
-    app.set(lr=app.preset["lr"])
-    app.run_sync()
-    assert app.result["status"] == "finished"
+def test_divergent_step_size_is_reported():
+    result = experiment(_full_batch_only(), {"lr": SAMApp.LR_RANGE[1]})
+    assert result["status"] == "diverged"
+    assert result["diverged"]["stage"].startswith("full-batch SAM")
+    text = divergence_text(result)
+    assert "diverged at step" in text and "too large" in text
+    assert "training" not in text.lower()  # the browser suite reads it as a run in progress
+    assert result["datasets"]["curves"], "the loss up to the divergence is drawn"
+
+
+def test_app_shows_a_stored_result_in_its_panels_and_status(tmp_path, result):
+    store = RunStore(tmp_path)
+    app = SAMApp("quick", store=store, chart_mode="svg", auto_run=False)
+    assert app.settings() == {"lr": 0.4, "rho": 0.05}
+    assert "eoslab-rho-slider" in app.sliders["rho"]._dom_classes
+    store.save_json(app.KIND, app.key(), result)
+    assert app.show_stored()
+    status = app.controls.status.value
+    assert status.startswith("GD (rho = 0): sharpness / (2/eta)")
+    assert "SAM rho = 0.05" in status and "(from the store)" in status
+    datasets = app.chart.spec["datasets"]
+    assert datasets["sharp"] and len(datasets["m_runs"]) == 3
+    assert datasets["gd_edge"] == [{"edge": 2 / 0.4}]
+
+
+def test_empty_figure_renders_at_a_finite_size():
+    """Before a run most datasets are empty; Vega sizes a chart with an untitled colour
+    legend and no data at 1.8e308 px, which collapses the page."""
+    svg = vlc.vegalite_to_svg(with_datasets(sam_layout(), sam_datasets({})).to_dict())
+    width, height = (float(v) for v in re.search(r'width="([^"]+)" height="([^"]+)"',
+                                                 svg).groups())
+    assert 100 < width < 3000 and 100 < height < 3000

@@ -1,4 +1,4 @@
-"""eoslab.chapters.ch16_sam.sam_edge: the SAM-edge against its defining equation and a SAM run on a quadratic."""
+"""ch16_sam.sam_edge: the SAM-edge against its defining equation and SAM on a quadratic."""
 
 import math
 

@@ -73,28 +73,3 @@ def test_divergence_text_names_the_stage():
     text = divergence_text({"diverged": {"step": 1, "loss": 2e3, "lr": 1.0, "stage": "SGD"}})
     assert text.startswith("SGD diverged at step 1: loss 2e+03")
 
-
-
-@pytest.mark.parametrize("chapter", ["14", "15", "16"])
-def test_empty_chapter_figures_render_at_a_finite_size(chapter):
-    """Before a run and after a divergence most datasets are empty; Vega sizes a chart
-    with an untitled colour legend and no data at 1.8e308 px, which collapses the page."""
-    import re
-
-    import vl_convert as vlc
-
-    from eoslab.chapters.ch14_mode_connectivity.app import (
-        connectivity_datasets,
-        connectivity_layout,
-    )
-    from eoslab.chapters.ch15_swa.app import swa_datasets, swa_layout
-    from eoslab.chapters.ch16_sam.app import sam_datasets, sam_layout
-    from eoslab.ui.plots import with_datasets
-
-    layout, data = {"14": (connectivity_layout, lambda: connectivity_datasets({})),
-                    "15": (swa_layout, lambda: swa_datasets({}, 10)),
-                    "16": (sam_layout, lambda: sam_datasets({}))}[chapter]
-    svg = vlc.vegalite_to_svg(with_datasets(layout(), data()).to_dict())
-    width, height = (float(v) for v in re.search(r'width="([^"]+)" height="([^"]+)"',
-                                                 svg).groups())
-    assert 100 < width < 3000 and 100 < height < 3000

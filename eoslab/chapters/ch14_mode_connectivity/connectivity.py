@@ -5,7 +5,8 @@ Fast Ensembling of DNNs", NeurIPS 2018 (arXiv 1802.10026).
 
 1. Two networks :math:`w_1, w_2` are trained from different initialisations.
 2. On the segment :math:`(1-t)w_1 + t w_2` the loss rises far above its ends; the
-   *barrier* is :math:`\\max_t [L(t) - ((1-t)L(0) + tL(1))]` (:func:`eoslab.geometry.curves.barrier`).
+   *barrier* is :math:`\\max_t [L(t) - ((1-t)L(0) + tL(1))]`
+   (:func:`eoslab.geometry.curves.barrier`).
 3. A Bézier (or polygonal) curve with one bend :math:`b` is trained to minimise
    :math:`\\mathbb E_{t\\sim U[0,1]} L(\\phi_b(t))` (:mod:`eoslab.geometry.curves`); its barrier is
    close to zero.
@@ -13,19 +14,27 @@ Fast Ensembling of DNNs", NeurIPS 2018 (arXiv 1802.10026).
    curve (each point is a convex combination of the three), so the curve, the segment and
    the loss landscape between them can be drawn on one picture.
 5. Fast geometric ensembling (FGE): from :math:`w_1`, SGD with a cyclical (triangular)
-   step size (peak ``fge_lr_ratio`` times the step size, low 1% of the peak); a snapshot at each low point of the cycle; the ensemble averages the
-   snapshots' softmax outputs (:func:`eoslab.optimizers.averaging.evaluate_ensemble`).
+   step size (peak ``fge.lr_ratio`` times the step size, low 1% of the peak); a snapshot
+   at each low point of the cycle; the ensemble averages the snapshots' softmax outputs
+   (:func:`eoslab.optimizers.averaging.evaluate_ensemble`).
 
-:func:`mode_connectivity` runs the whole pipeline and returns a JSON-ready dict.
+:func:`mode_connectivity` runs the whole pipeline on a
+:class:`~eoslab.chapters.ch14_mode_connectivity.meta.ModeConnectivityPreset` and returns a
+JSON-ready dict.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
+from eoslab.chapters.ch14_mode_connectivity.meta import (
+    ModeConnectivityPreset,
+    Network,
+    Training,
+)
 from eoslab.core.data import load_dataset
 from eoslab.core.models import build_model
 from eoslab.core.optim import make_scheduler
@@ -53,18 +62,21 @@ def _params(model) -> Params:
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
-def train_solution(data, values: Mapping, seed: int, lr: float, *, steps: int | None = None,
-                   callbacks=(), stop: threading.Event | None = None):
-    """Train ``values["model"]`` from init ``seed`` with SGD + momentum (and
-    ``values["weight_decay"]``); returns ``(model, Run)``.
+def train_solution(data, net: Network, sgd: Training, seed: int, lr: float, *,
+                   steps: int | None = None, callbacks=(),
+                   stop: threading.Event | None = None):
+    """Train ``net`` from init ``seed``; returns ``(model, Run)``.
+
+    SGD with the momentum, weight decay and batch size of ``sgd``, for ``steps`` (default
+    ``sgd.steps``).
     """
-    model = build_model(values["model"], data.input_shape, data.n_outputs,
-                        width=values["width"], depth=values["depth"], seed=seed,
-                        device=data.x_train.device, dtype=data.x_train.dtype)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=values.get("momentum", 0.9),
-                          weight_decay=values.get("weight_decay", 0.0))
-    run = fit(model, data, values["loss"], opt, steps=steps or values["steps"],
-              batch_size=values["batch_size"], record_every=values.get("record_every", 20),
+    model = build_model(net.model, data.input_shape, data.n_outputs, width=net.width,
+                        depth=net.depth, seed=seed, device=data.x_train.device,
+                        dtype=data.x_train.dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=sgd.momentum,
+                          weight_decay=sgd.weight_decay)
+    run = fit(model, data, net.loss, opt, steps=steps or sgd.steps,
+              batch_size=sgd.batch_size, record_every=sgd.record_every,
               callbacks=callbacks, stop=stop, seed=seed, eval_test=False)
     return model, run
 
@@ -73,12 +85,12 @@ def fge_snapshots(model, data, loss: str, lr: float, *, cycle: int, cycles: int,
                   batch_size: int, low_ratio: float = 0.01, momentum: float = 0.9,
                   weight_decay: float = 5e-3, callbacks=(),
                   stop: threading.Event | None = None, seed: int = 0):
-    """FGE from ``model``'s weights: triangular step size between ``low_ratio * lr`` and
-    ``lr`` with period ``cycle`` steps, a snapshot at each of the ``cycles`` low points.
-    Weight decay keeps the cross-entropy from flattening out at zero loss, so the cycles
-    keep moving the weights (the paper trains with weight decay throughout).
+    """FGE from ``model``'s weights; returns ``(snapshots, Run)``.
 
-    Returns ``(snapshots, Run)`` where ``snapshots`` is a list of parameter dicts.
+    A triangular step size between ``low_ratio * lr`` and ``lr`` with period ``cycle``
+    steps, a snapshot (a parameter dict) at each of the ``cycles`` low points. Weight
+    decay keeps the cross-entropy from flattening out at zero loss, so the cycles keep
+    moving the weights (the paper trains with weight decay throughout).
     """
     if cycle < 2 or cycle % 2:
         raise ValueError(f"cycle={cycle!r} is not allowed; use an even number of steps >= 2")
@@ -118,104 +130,136 @@ def _diverged(run, stage: str, lr: float) -> dict:
                                                "stage": stage}}
 
 
-def mode_connectivity(values: Mapping, lr: float, kind: str = "bezier", *,
+def mode_connectivity(preset: ModeConnectivityPreset, lr: float, kind: str = "bezier", *,
                       emit: Emit | None = None, stop: threading.Event | None = None) -> dict:
-    """Run the chapter's pipeline (module docs) with step size ``lr``; a JSON-ready dict.
+    """Run the chapter's pipeline (module docs) with step size ``lr`` and curve ``kind``.
 
-    ``values`` holds dataset, n_train, model, width, depth, loss, batch_size, steps,
-    curve_steps, grid, fge_cycle, fge_cycles (see :mod:`eoslab.chapters.ch14_mode_connectivity.meta`).
-    Keys of the result: ``status``, ``line``/``curve`` (``t``, ``loss``, ``test_acc``),
-    ``barrier_line``, ``barrier_curve``, ``plane`` (``x``, ``y``, ``loss``, ``anchors``,
-    ``curve``), ``fge`` (:func:`ensemble_table` rows) and ``training`` (loss rows).
+    ``preset`` gives the network (``net``), the SGD runs (``sgd``), the curve
+    (``curve``) and FGE (``fge``). ``emit(datasets, done)`` receives the growing
+    ``{"training": rows}`` and then ``{"line": ...}``; ``done`` counts the SGD steps.
+    Keys of the JSON-ready result: ``status``, ``line``/``curve`` (``t``, ``loss``,
+    ``test_acc``), ``barrier_line``, ``barrier_curve``, ``plane`` (``x``, ``y``,
+    ``loss``, ``anchors``, ``curve``, ``off_plane``), ``fge`` (:func:`ensemble_table`
+    rows) and ``training`` (loss rows); a divergence carries ``diverged``.
     """
     emit = emit or (lambda datasets, done: None)
     with single_thread():
-        return _pipeline(values, lr, kind, emit, stop)
+        return _Pipeline(preset, lr, kind, emit, stop).run()
 
 
-def _pipeline(values, lr, kind, emit, stop) -> dict:
-    data = load_dataset(values["dataset"], n_train=values.get("n_train"), loss=values["loss"],
-                        device="cpu")
-    test = (data.x_test, data.y_test)
-    training: list[dict] = []
-    done = [0]
+class _Pipeline:
+    """The stages of :func:`mode_connectivity`; each returns an early result or ``None``."""
 
-    def watcher(stage: str, offset: int):
+    def __init__(self, preset: ModeConnectivityPreset, lr: float, kind: str, emit: Emit,
+                 stop: threading.Event | None):
+        self.p, self.lr, self.emit, self.stop = preset, lr, emit, stop
+        net = preset.net
+        self.data = load_dataset(net.dataset, n_train=net.n_train, loss=net.loss,
+                                 device="cpu")
+        self.test = (self.data.x_test, self.data.y_test)
+        self.ts = torch.linspace(0, 1, preset.curve.path_points)
+        self.training: list[dict] = []
+        self.done = 0
+        self.result: dict = {"status": "finished", "lr": lr, "kind": kind}
+
+    def run(self) -> dict:
+        for stage in (self._minima, self._curve, self._fge):
+            early = stage()
+            if early is not None:
+                return early
+        self.result["training"] = self.training
+        return self.result
+
+    def _watcher(self, stage: str, offset: int):
         def on_row(row):
-            training.append({"stage": stage, "step": row["step"] + offset,
-                             "loss": row["loss"]})
-            done[0] = row["step"] + offset
-            emit({"training": list(training)}, done[0])
+            self.training.append({"stage": stage, "step": row["step"] + offset,
+                                  "loss": row["loss"]})
+            self.done = row["step"] + offset
+            self.emit({"training": list(self.training)}, self.done)
         return on_row
 
-    result: dict = {"status": "finished", "lr": lr, "kind": kind}
-    ends = []
-    for i, seed in enumerate((0, 1)):
-        model, run = train_solution(data, values, seed, lr, stop=stop,
-                                    callbacks=[watcher(f"w{i + 1}", i * values["steps"])])
+    def _stopped(self) -> dict:
+        return {**self.result, "status": "stopped"}
+
+    def _minima(self) -> dict | None:
+        """Train w1 and w2 from two seeds; the loss on the segment between them."""
+        self.ends = []
+        steps = self.p.sgd.steps
+        for i, seed in enumerate((0, 1)):
+            model, run = train_solution(self.data, self.p.net, self.p.sgd, seed, self.lr,
+                                        stop=self.stop,
+                                        callbacks=[self._watcher(f"w{i + 1}", i * steps)])
+            if run.status == "diverged":
+                return {**self.result, **_diverged(run, f"SGD towards w{i + 1}", self.lr),
+                        "training": self.training}
+            if run.status == "stopped":
+                return self._stopped()
+            self.ends.append(_params(model))
+        self.obj = Objective(model, self.p.net.loss, self.data.x_train, self.data.y_train)
+        self.line = interpolate(self.obj, self.ends[0], self.ends[1], self.ts, test=self.test)
+        self.result["line"] = {k: self.line[k] for k in ("t", "loss", "test_acc")}
+        self.result["barrier_line"] = barrier(self.line["loss"])
+        self.emit({"line": self.result["line"]}, self.done)
+        return None
+
+    def _curve(self) -> dict | None:
+        """Train the bend; the loss along the curve and on the plane that holds it."""
+        curve = Curve(self.ends[0], self.ends[1], n_bends=1, kind=self.result["kind"])
+        offset, spec, sgd = 2 * self.p.sgd.steps, self.p.curve, self.p.sgd
+
+        def on_curve(row):
+            self.training.append({"stage": "curve", "step": row["step"] + offset,
+                                  "loss": row["loss"]})
+            self.emit({"training": list(self.training)}, row["step"] + offset)
+
+        rows = train_curve(curve, self.obj, steps=spec.steps, lr=self.lr,
+                           batch_size=sgd.batch_size, momentum=sgd.momentum,
+                           record_every=sgd.record_every, callback=on_curve, stop=self.stop)
+        if self.stop is not None and self.stop.is_set():
+            return self._stopped()
+        loss = self.line["loss"]
+        bad = [r for r in rows if not torch.isfinite(torch.tensor(r["loss"])) or r["loss"] > 1e3 *
+               max(rows[0]["loss"], loss[len(loss) // 2])]
+        if bad:
+            return {**self.result, "status": "diverged", "training": self.training,
+                    "diverged": {"step": bad[0]["step"], "loss": bad[0]["loss"], "lr": self.lr,
+                                 "stage": "SGD on the curve's bend"}}
+        along = evaluate_curve(curve, self.obj, self.ts, test=self.test)
+        self.result["curve"] = {k: along[k] for k in ("t", "loss", "test_acc")}
+        self.result["barrier_curve"] = barrier(along["loss"])
+        self.result["plane"] = self._plane(curve)
+        self.emit({}, offset + spec.steps)
+        return None
+
+    def _plane(self, curve: Curve) -> dict:
+        bend = curve.unflatten(curve.bends[0].detach())
+        plane = Plane.through(self.ends[0], self.ends[1], bend)
+        xs, ys = plane.grid(self.p.curve.grid, margin=0.2)
+        surface = plane.evaluate(self.obj, xs, ys)
+        return {"x": surface["x"], "y": surface["y"], "loss": surface["loss"],
+                "anchors": [list(a) for a in plane.anchors],
+                "curve": curve_in_plane(curve, plane, self.ts.tolist()),
+                "off_plane": max(plane.distance(curve.point(float(t)))
+                                 for t in (0.25, 0.5, 0.75))}
+
+    def _fge(self) -> dict | None:
+        """FGE from w1 with a cyclical step size; the ensemble table of its snapshots."""
+        net, fge = self.p.net, self.p.fge
+        model = build_model(net.model, self.data.input_shape, self.data.n_outputs,
+                            width=net.width, depth=net.depth, seed=0)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(self.ends[0][name])
+        offset = 2 * self.p.sgd.steps + self.p.curve.steps
+        lr = self.lr * fge.lr_ratio
+        snaps, run = fge_snapshots(model, self.data, net.loss, lr, cycle=fge.cycle,
+                                   cycles=fge.cycles, batch_size=self.p.sgd.batch_size,
+                                   momentum=self.p.sgd.momentum, stop=self.stop,
+                                   weight_decay=self.p.sgd.weight_decay,
+                                   callbacks=[self._watcher("FGE", offset)])
         if run.status == "diverged":
-            return {**result, **_diverged(run, f"SGD towards w{i + 1}", lr), "training": training}
-        if run.status == "stopped":
-            return {**result, "status": "stopped"}
-        ends.append(_params(model))
-    obj = Objective(model, values["loss"], data.x_train, data.y_train)
-    ts = torch.linspace(0, 1, values.get("path_points", 21))
-    line = interpolate(obj, ends[0], ends[1], ts, test=test)
-    result["line"] = {k: line[k] for k in ("t", "loss", "test_acc")}
-    result["barrier_line"] = barrier(line["loss"])
-    emit({"line": result["line"]}, done[0])
-
-    curve = Curve(ends[0], ends[1], n_bends=1, kind=kind)
-    offset = 2 * values["steps"]
-
-    def on_curve(row):
-        training.append({"stage": "curve", "step": row["step"] + offset, "loss": row["loss"]})
-        emit({"training": list(training)}, row["step"] + offset)
-
-    rows = train_curve(curve, obj, steps=values["curve_steps"], lr=lr,
-                       batch_size=values["batch_size"], momentum=values.get("momentum", 0.9),
-                       record_every=values.get("record_every", 20), callback=on_curve,
-                       stop=stop)
-    if stop is not None and stop.is_set():
-        return {**result, "status": "stopped"}
-    bad = [r for r in rows if not torch.isfinite(torch.tensor(r["loss"])) or r["loss"] > 1e3 *
-           max(rows[0]["loss"], line["loss"][len(line["loss"]) // 2])]
-    if bad:
-        return {**result, "status": "diverged", "training": training,
-                "diverged": {"step": bad[0]["step"], "loss": bad[0]["loss"], "lr": lr,
-                             "stage": "SGD on the curve's bend"}}
-    along = evaluate_curve(curve, obj, ts, test=test)
-    result["curve"] = {k: along[k] for k in ("t", "loss", "test_acc")}
-    result["barrier_curve"] = barrier(along["loss"])
-
-    bend = curve.unflatten(curve.bends[0].detach())
-    plane = Plane.through(ends[0], ends[1], bend)
-    xs, ys = plane.grid(values["grid"], margin=0.2)
-    surface = plane.evaluate(obj, xs, ys)
-    result["plane"] = {"x": surface["x"], "y": surface["y"], "loss": surface["loss"],
-                       "anchors": [list(a) for a in plane.anchors],
-                       "curve": curve_in_plane(curve, plane, ts.tolist()),
-                       "off_plane": max(plane.distance(curve.point(float(t)))
-                                        for t in (0.25, 0.5, 0.75))}
-    emit({}, offset + values["curve_steps"])
-
-    fge_model = build_model(values["model"], data.input_shape, data.n_outputs,
-                            width=values["width"], depth=values["depth"], seed=0)
-    with torch.no_grad():
-        for name, p in fge_model.named_parameters():
-            p.copy_(ends[0][name])
-    offset += values["curve_steps"]
-    snaps, run = fge_snapshots(fge_model, data, values["loss"],
-                               lr * values.get("fge_lr_ratio", 5.0),
-                               cycle=values["fge_cycle"], cycles=values["fge_cycles"],
-                               batch_size=values["batch_size"], stop=stop,
-                               weight_decay=values.get("weight_decay", 5e-3),
-                               callbacks=[watcher("FGE", offset)])
-    if run.status == "diverged":
-        return {**result, **_diverged(run, "FGE", lr * values.get("fge_lr_ratio", 5.0)),
-                "training": training}
-    if run.status == "stopped" or not snaps:
-        return {**result, "status": "stopped"}
-    result["fge"] = ensemble_table(fge_model, snaps, values["loss"], *test)
-    result["training"] = training
-    return result
+            return {**self.result, **_diverged(run, "FGE", lr), "training": self.training}
+        if run.status == "stopped" or not snaps:
+            return self._stopped()
+        self.result["fge"] = ensemble_table(model, snaps, net.loss, *self.test)
+        return None

@@ -1,29 +1,112 @@
-"""Presets of chapter 14, mode connectivity (Garipov et al., NeurIPS 2018, arXiv 1802.10026)."""
+"""Presets of chapter 14, mode connectivity (Garipov et al., NeurIPS 2018, arXiv 1802.10026).
 
-from eoslab.chapters.presets import Preset
+Example:
+    >>> PRESETS["quick"].net.width, PRESETS["quick"].fge.cycles, PRESETS["quick"].kind
+    (16, 4, 'bezier')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
 
 NUMBER = "14"
 SLUG = "mode_connectivity"
 
-_BASE = dict(dataset="digits", model="fc-relu", loss="ce", momentum=0.9, batch_size=64,
-             record_every=20, path_points=21, kind="bezier",
-             weight_decay=5e-3, fge_lr_ratio=5.0)
+_CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+                "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+                "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Network:
+    """The data and the network of both minima.
+
+    Names as in :mod:`eoslab.core.data` and :mod:`eoslab.core.models`; ``n_train=None``
+    keeps the whole training set.
+    """
+
+    dataset: str = "digits"
+    n_train: int | None
+    model: str = "fc-relu"
+    width: int
+    depth: int = 2
+    loss: str = "ce"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Training:
+    """Minibatch SGD with momentum and weight decay.
+
+    ``steps`` for each minimum; the curve's bend and FGE use the same batch size and
+    momentum, FGE the same weight decay.
+    """
+
+    steps: int
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 5e-3
+    record_every: int = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurveSpec:
+    """The trained curve.
+
+    ``steps`` of SGD on its bend, ``path_points`` values of ``t`` along the line and the
+    curve, a ``grid`` x ``grid`` loss map of the plane that holds them.
+    """
+
+    steps: int
+    path_points: int = 21
+    grid: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FGESpec:
+    """Fast geometric ensembling.
+
+    ``cycles`` triangular cycles of ``cycle`` steps (even), peaking at ``lr_ratio`` times
+    the step size of the slider.
+    """
+
+    cycle: int
+    cycles: int
+    lr_ratio: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModeConnectivityPreset(ChapterPreset):
+    """Chapter 14's settings.
+
+    ``lr`` (the step size of every stage) and ``kind`` (``"bezier"`` or ``"polychain"``)
+    are the app's controls.
+    """
+
+    NUMBER = "14"
+    lr: float
+    kind: str = "bezier"
+    net: Network
+    sgd: Training
+    curve: CurveSpec
+    fge: FGESpec
+
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=500, width=16, depth=2, lr=0.1,
-                                          steps=300, curve_steps=300, grid=13, fge_cycle=40,
-                                          fge_cycles=4),
-                    "quick: 500 digits, width 16, ~10 s on a CPU"),
-    "default": Preset(NUMBER, "default", dict(_BASE, n_train=1000, width=32, depth=2, lr=0.1,
-                                              steps=600, curve_steps=800, grid=25,
-                                              fge_cycle=60, fge_cycles=6),
-                      "default: 1000 digits, width 32, ~5 s on an idle CPU (30 s on a busy one)"),
-    "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None,
-                                          model="cnn", width=32, depth=2, lr=0.05,
-                                          batch_size=128, steps=8000, curve_steps=8000,
-                                          grid=31, fge_cycle=400, fge_cycles=8),
-                    "paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
-                    "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                    "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                    "or point EOSLAB_DATA at a folder holding cifar-10-batches-py"),
+    "quick": ModeConnectivityPreset(
+        name="quick", label="quick: 500 digits, width 16, ~10 s on a CPU",
+        lr=0.1, net=Network(n_train=500, width=16), sgd=Training(steps=300),
+        curve=CurveSpec(steps=300, grid=13), fge=FGESpec(cycle=40, cycles=4)),
+    "default": ModeConnectivityPreset(
+        name="default",
+        label="default: 1000 digits, width 32, ~5 s on an idle CPU (30 s on a busy one)",
+        lr=0.1, net=Network(n_train=1000, width=32), sgd=Training(steps=600),
+        curve=CurveSpec(steps=800, grid=25), fge=FGESpec(cycle=60, cycles=6)),
+    "paper": ModeConnectivityPreset(
+        name="paper", label="paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
+        needs=_CIFAR_NEEDS, lr=0.05,
+        net=Network(dataset="cifar10-5k", n_train=None, model="cnn", width=32),
+        sgd=Training(steps=8000, batch_size=128),
+        curve=CurveSpec(steps=8000, grid=31), fge=FGESpec(cycle=400, cycles=8)),
 }

@@ -1,28 +1,103 @@
-"""Presets of chapter 15, SWA (Izmailov et al., UAI 2018, arXiv 1803.05407)."""
+"""Presets of chapter 15, SWA (Izmailov et al., UAI 2018, arXiv 1803.05407).
 
-from eoslab.chapters.presets import Preset
+Example:
+    >>> PRESETS["quick"].swa.start, PRESETS["quick"].sgd.steps, PRESETS["quick"].lr
+    (400, 800, 0.3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
 
 NUMBER = "15"
 SLUG = "swa"
 
-_BASE = dict(dataset="digits", model="fc-relu", loss="mse", momentum=0.9, weight_decay=5e-3,
-             batch_size=32, record_every=20, slice_radius=1.0, slice_points=21,
-             width_rise=0.05, margin=0.3)
+_CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+                "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+                "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Network:
+    """The data and the network.
+
+    Names as in :mod:`eoslab.core.data` and :mod:`eoslab.core.models`; ``n_train=None``
+    keeps the whole training set.
+    """
+
+    dataset: str = "digits"
+    n_train: int | None
+    model: str = "fc-relu"
+    width: int
+    depth: int = 2
+    loss: str = "mse"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Training:
+    """Minibatch SGD with a constant step size, momentum and weight decay."""
+
+    steps: int
+    batch_size: int = 32
+    momentum: float = 0.9
+    weight_decay: float = 5e-3
+    record_every: int = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class Averaging:
+    """SWA: the running mean of the iterates from step ``start`` on, every ``every`` steps."""
+
+    start: int
+    every: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Landscape:
+    """The measurements around the averaged and the last weights.
+
+    A ``grid`` x ``grid`` loss map of the plane through three iterates (``margin`` around
+    them), 1-D slices of radius ``slice_radius`` at ``slice_points`` points, the flat width
+    where the loss stays within ``width_rise`` of its centre, and the sharpness averaged
+    over about ``sharpness_iterates`` of the iterates.
+    """
+
+    grid: int
+    margin: float = 0.3
+    slice_radius: float = 1.0
+    slice_points: int = 21
+    width_rise: float = 0.05
+    sharpness_iterates: int = 5
+
+
+@dataclass(frozen=True, kw_only=True)
+class SWAPreset(ChapterPreset):
+    """Chapter 15's settings; ``lr`` (the constant SGD step size) is the app's control."""
+
+    NUMBER = "15"
+    lr: float
+    net: Network
+    sgd: Training
+    swa: Averaging
+    landscape: Landscape
+
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=300, width=32, depth=2, lr=0.3,
-                                          steps=800, swa_start=400, swa_every=20, grid=11),
-                    "quick: 300 digits, 800 SGD steps, ~10 s on a CPU"),
-    "default": Preset(NUMBER, "default", dict(_BASE, n_train=500, width=32, depth=2, lr=0.3,
-                                              steps=2000, swa_start=1000, swa_every=20,
-                                              grid=21),
-                      "default: 500 digits, 2000 SGD steps, ~3 s on an idle CPU (40 s busy)"),
-    "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None,
-                                          model="cnn", width=32, depth=2, lr=0.05,
-                                          batch_size=128, steps=20000, swa_start=12000,
-                                          swa_every=200, grid=31, loss="ce"),
-                    "paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
-                    "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                    "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                    "or point EOSLAB_DATA at a folder holding cifar-10-batches-py"),
+    "quick": SWAPreset(
+        name="quick", label="quick: 300 digits, 800 SGD steps, ~10 s on a CPU",
+        lr=0.3, net=Network(n_train=300, width=32), sgd=Training(steps=800),
+        swa=Averaging(start=400, every=20), landscape=Landscape(grid=11)),
+    "default": SWAPreset(
+        name="default",
+        label="default: 500 digits, 2000 SGD steps, ~3 s on an idle CPU (40 s busy)",
+        lr=0.3, net=Network(n_train=500, width=32), sgd=Training(steps=2000),
+        swa=Averaging(start=1000, every=20), landscape=Landscape(grid=21)),
+    "paper": SWAPreset(
+        name="paper", label="paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
+        needs=_CIFAR_NEEDS, lr=0.05,
+        net=Network(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce"),
+        sgd=Training(steps=20000, batch_size=128),
+        swa=Averaging(start=12000, every=200), landscape=Landscape(grid=31)),
 }

@@ -8,9 +8,10 @@ bouncing on the walls of a wide, flat region.  Their running mean
 
 .. math:: w_{\\mathrm{SWA}} = \\frac1n \\sum_{i=1}^n w_{t_i}
 
-(:class:`eoslab.optimizers.averaging.WeightAverage`, i.e. ``torch.optim.swa_utils.AveragedModel``) lies
-near the centre of that region.  :func:`swa_experiment` trains once, collects the
-iterates, and measures the picture of the paper:
+(:class:`eoslab.optimizers.averaging.WeightAverage`, i.e.
+``torch.optim.swa_utils.AveragedModel``) lies near the centre of that region.
+:func:`swa_experiment` trains once on a :class:`~eoslab.chapters.ch15_swa.meta.SWAPreset`,
+collects the iterates, and measures the picture of the paper:
 
 * the plane through three iterates (first, middle, last), with the train loss on it and
   every iterate and the SWA point projected onto it (:class:`eoslab.geometry.plane.Plane`);
@@ -24,11 +25,12 @@ iterates, and measures the picture of the paper:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from eoslab.chapters.ch15_swa.meta import Landscape, SWAPreset
 from eoslab.core.data import load_dataset
 from eoslab.core.models import build_model
 from eoslab.core.train import fit
@@ -61,8 +63,9 @@ def mean_slice(objective: Objective, params, alphas, seeds=(0, 1, 2)) -> list[fl
 
 
 def flat_width(alphas, losses, rise: float) -> float:
-    """Width of the interval around ``alpha = 0`` where the loss stays below
-    ``losses(0) + rise`` (linear interpolation between grid points).
+    """Width of the interval around ``alpha = 0`` where the loss stays below its centre + ``rise``.
+
+    Linear interpolation between grid points.
 
     >>> flat_width([-2.0, -1.0, 0.0, 1.0, 2.0], [4.0, 1.0, 0.0, 1.0, 4.0], 1.0)
     2.0
@@ -83,34 +86,42 @@ def flat_width(alphas, losses, rise: float) -> float:
     return float(edge(1) - edge(-1))
 
 
-def swa_experiment(values: Mapping, lr: float, *, emit: Emit | None = None,
+def swa_experiment(preset: SWAPreset, lr: float, *, emit: Emit | None = None,
                    stop: threading.Event | None = None) -> dict:
-    """Train with constant step size ``lr``, average from ``values["swa_start"]`` every
-    ``values["swa_every"]`` steps, and measure (module docs); a JSON-ready dict.
+    """Train with constant step size ``lr``, average, and measure; a JSON-ready dict.
+
+    The mean runs over the iterates from ``preset.swa.start`` on, every
+    ``preset.swa.every`` steps; the measurements are those of the module docs.
+
+    ``emit(datasets, done)`` receives the growing ``{"history": rows}``; ``done`` counts
+    SGD steps. Keys of the result: ``status``, ``lr``, ``history``, and when finished
+    ``swa``, ``sgd`` and ``iterates`` (train/test loss, test accuracy, sharpness),
+    ``plane`` (``x``, ``y``, ``loss``, ``test_loss``, ``iterates``, ``swa``,
+    ``swa_off_plane``) and ``slices`` (``alpha``, ``swa``, ``sgd``, ``width_swa``,
+    ``width_sgd``, ``rise``); a divergence carries ``diverged``.
     """
     with single_thread():
-        return _experiment(values, lr, emit or (lambda d, n: None), stop)
+        return _experiment(preset, lr, emit or (lambda d, n: None), stop)
 
 
-def _experiment(values, lr, emit, stop) -> dict:
-    data = load_dataset(values["dataset"], n_train=values.get("n_train"), loss=values["loss"],
-                        device="cpu")
-    model = build_model(values["model"], data.input_shape, data.n_outputs,
-                        width=values["width"], depth=values["depth"], seed=0,
-                        device="cpu", dtype=data.x_train.dtype)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=values.get("momentum", 0.9),
-                          weight_decay=values.get("weight_decay", 0.0))
-    avg = WeightAverage(model, start=values["swa_start"], every=values["swa_every"])
-    snaps = Snapshots(start=values["swa_start"], every=values["swa_every"])
+def _experiment(preset: SWAPreset, lr: float, emit: Emit, stop) -> dict:
+    net, sgd, swa = preset.net, preset.sgd, preset.swa
+    data = load_dataset(net.dataset, n_train=net.n_train, loss=net.loss, device="cpu")
+    model = build_model(net.model, data.input_shape, data.n_outputs, width=net.width,
+                        depth=net.depth, seed=0, device="cpu", dtype=data.x_train.dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=sgd.momentum,
+                          weight_decay=sgd.weight_decay)
+    avg = WeightAverage(model, start=swa.start, every=swa.every)
+    snaps = Snapshots(start=swa.start, every=swa.every)
     history: list[dict] = []
 
     def on_row(row):
         history.append({k: row.get(k) for k in ("step", "loss", "test_loss", "test_acc")})
         emit({"history": list(history)}, row["step"])
 
-    run = fit(model, data, values["loss"], opt, steps=values["steps"],
-              batch_size=values["batch_size"], record_every=values["record_every"],
-              probes=[avg, snaps], callbacks=[on_row], stop=stop)
+    run = fit(model, data, net.loss, opt, steps=sgd.steps, batch_size=sgd.batch_size,
+              record_every=sgd.record_every, probes=[avg, snaps], callbacks=[on_row],
+              stop=stop)
     result: dict = {"status": run.status, "lr": lr, "history": history}
     if run.status == "stopped":
         return result
@@ -119,44 +130,49 @@ def _experiment(values, lr, emit, stop) -> dict:
         result["diverged"] = {"step": step, "loss": loss, "lr": lr, "stage": "SGD"}
         return result
     if len(snaps.params) < 3:
-        raise ValueError(f"only {len(snaps.params)} iterates were averaged; lower swa_start="
-                         f"{values['swa_start']} or swa_every={values['swa_every']}")
-    obj = Objective(model, values["loss"], data.x_train, data.y_train)
-    iterates = snaps.params
-    swa = avg.params()
-    sgd = {k: v.detach().clone() for k, v in model.named_parameters()}  # the last iterate
+        raise ValueError(f"only {len(snaps.params)} iterates were averaged; lower swa.start="
+                         f"{swa.start} or swa.every={swa.every}")
+    obj = Objective(model, net.loss, data.x_train, data.y_train)
+    points = (snaps.params, avg.params(),  # the iterates, their mean and the last one
+              {k: v.detach().clone() for k, v in model.named_parameters()})
+    result.update(_measure(obj, data, *points, preset.landscape))
+    emit({}, sgd.steps)
+    result.update(_geometry(obj, data, *points, preset.landscape))
+    return result
 
+
+def _measure(obj: Objective, data, iterates, swa, sgd, spec: Landscape) -> dict:
+    """Loss, test accuracy and sharpness at SWA, the last iterate and over the iterates."""
     def measure(p):
         train, test = obj.metrics(p), obj.metrics(p, data.x_test, data.y_test)
         return {"train_loss": train["loss"], "test_loss": test["loss"],
                 "test_acc": test.get("acc"), "sharpness": top_sharpness(obj, p)}
 
-    result["swa"], result["sgd"] = measure(swa), measure(sgd)
-    every = max(1, len(iterates) // values.get("sharpness_iterates", 5))
+    every = max(1, len(iterates) // spec.sharpness_iterates)
     per = [obj.metrics(p) for p in iterates]
     per_test = [obj.metrics(p, data.x_test, data.y_test) for p in iterates]
-    result["iterates"] = {
+    return {"swa": measure(swa), "sgd": measure(sgd), "iterates": {
         "train_loss": float(np.mean([m["loss"] for m in per])),
         "test_loss": float(np.mean([m["loss"] for m in per_test])),
         "test_acc": float(np.mean([m.get("acc", np.nan) for m in per_test])),
         "sharpness": float(np.mean([top_sharpness(obj, p) for p in iterates[::every]])),
-        "n": len(iterates)}
-    emit({}, values["steps"])
+        "n": len(iterates)}}
 
+
+def _geometry(obj: Objective, data, iterates, swa, sgd, spec: Landscape) -> dict:
+    """The plane through three iterates and the 1-D slices at SWA and the last iterate."""
     mid = len(iterates) // 2
     plane = Plane.through(iterates[0], iterates[mid], iterates[-1])
     coords = plane.project(iterates).tolist()
     swa_xy = list(plane.coords(swa))
-    xs, ys = plane.grid(values["grid"], margin=values.get("margin", 0.3), extra=coords)
+    xs, ys = plane.grid(spec.grid, margin=spec.margin, extra=coords)
     surface = plane.evaluate(obj, xs, ys, test=(data.x_test, data.y_test))
-    result["plane"] = {"x": surface["x"], "y": surface["y"], "loss": surface["loss"],
-                       "test_loss": surface["test_loss"], "iterates": coords, "swa": swa_xy,
-                       "swa_off_plane": plane.distance(swa)}
-    alphas = np.linspace(-values["slice_radius"], values["slice_radius"],
-                         values.get("slice_points", 21)).tolist()
+    alphas = np.linspace(-spec.slice_radius, spec.slice_radius, spec.slice_points).tolist()
     s_swa, s_sgd = mean_slice(obj, swa, alphas), mean_slice(obj, sgd, alphas)
-    rise = values.get("width_rise", 0.05)
-    result["slices"] = {"alpha": alphas, "swa": s_swa, "sgd": s_sgd,
-                        "width_swa": flat_width(alphas, s_swa, rise),
-                        "width_sgd": flat_width(alphas, s_sgd, rise), "rise": rise}
-    return result
+    rise = spec.width_rise
+    return {"plane": {"x": surface["x"], "y": surface["y"], "loss": surface["loss"],
+                      "test_loss": surface["test_loss"], "iterates": coords, "swa": swa_xy,
+                      "swa_off_plane": plane.distance(swa)},
+            "slices": {"alpha": alphas, "swa": s_swa, "sgd": s_sgd,
+                       "width_swa": flat_width(alphas, s_swa, rise),
+                       "width_sgd": flat_width(alphas, s_sgd, rise), "rise": rise}}

@@ -1,32 +1,105 @@
-"""Presets of chapter 16, SAM (Foret et al., ICLR 2021, arXiv 2010.01412; Andriushchenko and
-Flammarion, ICML 2022, arXiv 2206.06232; Long and Bartlett, arXiv 2309.12488).
+"""Presets of chapter 16, SAM.
+
+Foret et al., ICLR 2021 (arXiv 2010.01412); Andriushchenko and Flammarion, ICML 2022
+(arXiv 2206.06232); Long and Bartlett (arXiv 2309.12488).
+
+Example:
+    >>> PRESETS["quick"].full_batch.rho_ratios, PRESETS["quick"].minibatch.m_values
+    ((0.0, 1.0), (0, 32, 8))
 """
 
-from eoslab.chapters.presets import Preset
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
 
 NUMBER = "16"
 SLUG = "sam"
 
-_BASE = dict(dataset="digits", model="fc-tanh", loss="mse", depth=2, record_every=10,
-             rho_ratios=(0.0, 0.5, 1.0), lr_m=0.2, batch_m=64)
+_CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+                "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+                "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Network:
+    """The data and the network of every run.
+
+    Names as in :mod:`eoslab.core.data` and :mod:`eoslab.core.models`; ``n_train=None``
+    keeps the whole training set.
+    """
+
+    dataset: str = "digits"
+    n_train: int | None
+    model: str = "fc-tanh"
+    width: int
+    depth: int = 2
+    loss: str = "mse"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FullBatch:
+    """Full-batch SAM with radius ``rho`` times each of ``rho_ratios`` (0: GD).
+
+    Each run takes ``steps`` steps, measures the sharpness every ``sharpness_every`` steps
+    and records a row every ``record_every``.
+    """
+
+    rho_ratios: tuple[float, ...] = (0.0, 0.5, 1.0)
+    steps: int
+    sharpness_every: int
+    record_every: int = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class Minibatch:
+    """Minibatch SAM for m-sharpness: one run per ``m`` of ``m_values`` (0: plain SGD).
+
+    Radius ``rho``, step size ``lr``, batches of ``batch_size``, ``steps`` steps each.
+    """
+
+    m_values: tuple[int, ...]
+    rho: float
+    lr: float = 0.2
+    batch_size: int = 64
+    steps: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SAMPreset(ChapterPreset):
+    """Chapter 16's settings.
+
+    ``lr`` and ``rho``, the step size and radius of the full-batch runs, are the app's
+    controls.
+    """
+
+    NUMBER = "16"
+    lr: float
+    rho: float
+    net: Network
+    full_batch: FullBatch
+    minibatch: Minibatch
+
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=200, width=50, lr=0.4, rho=0.05,
-                                          rho_ratios=(0.0, 1.0), steps=200, sharpness_every=20,
-                                          rho_m=0.1, m_values=(0, 32, 8), batch_m=32,
-                                          steps_m=100),
-                    "quick: 200 digits, GD vs one SAM radius, ~15 s on a CPU"),
-    "default": Preset(NUMBER, "default", dict(_BASE, n_train=300, width=100, lr=0.4, rho=0.1,
-                                              steps=600, sharpness_every=20, rho_m=0.1,
-                                              m_values=(0, 64, 16, 8), steps_m=400),
-                      "default: 300 digits, 3 radii, m = 64, 16, 8, ~20 s idle CPU (4 min busy)"),
-    "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None,
-                                          width=200, lr=2 / 30, rho=0.05, steps=5000,
-                                          sharpness_every=50, rho_m=0.05,
-                                          m_values=(0, 128, 32, 8), batch_m=128, lr_m=0.05,
-                                          steps_m=5000),
-                    "paper: CIFAR-10 5k (Cohen et al.'s EoS setting), ~30 min on a GPU",
-                    "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                    "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                    "or point EOSLAB_DATA at a folder holding cifar-10-batches-py"),
+    "quick": SAMPreset(
+        name="quick", label="quick: 200 digits, GD vs one SAM radius, ~15 s on a CPU",
+        lr=0.4, rho=0.05, net=Network(n_train=200, width=50),
+        full_batch=FullBatch(rho_ratios=(0.0, 1.0), steps=200, sharpness_every=20),
+        minibatch=Minibatch(m_values=(0, 32, 8), rho=0.1, batch_size=32, steps=100)),
+    "default": SAMPreset(
+        name="default",
+        label="default: 300 digits, 3 radii, m = 64, 16, 8, ~20 s idle CPU (4 min busy)",
+        lr=0.4, rho=0.1, net=Network(n_train=300, width=100),
+        full_batch=FullBatch(steps=600, sharpness_every=20),
+        minibatch=Minibatch(m_values=(0, 64, 16, 8), rho=0.1, steps=400)),
+    "paper": SAMPreset(
+        name="paper",
+        label="paper: CIFAR-10 5k (Cohen et al.'s EoS setting), ~30 min on a GPU",
+        needs=_CIFAR_NEEDS, lr=2 / 30, rho=0.05,
+        net=Network(dataset="cifar10-5k", n_train=None, width=200),
+        full_batch=FullBatch(steps=5000, sharpness_every=50),
+        minibatch=Minibatch(m_values=(0, 128, 32, 8), rho=0.05, lr=0.05, batch_size=128,
+                            steps=5000)),
 }

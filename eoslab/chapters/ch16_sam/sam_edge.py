@@ -28,17 +28,19 @@ which tends to :math:`2/\\eta` as :math:`\\rho \\to 0` and falls as the gradient
 group of :math:`m` examples along its own gradient (:mod:`eoslab.optimizers.sam`); smaller :math:`m`
 reduces sharpness more (Foret et al. section 4, Andriushchenko and Flammarion section 3).
 
-:func:`sam_experiment` runs both parts of chapter 16 and returns a JSON-ready dict.
+:func:`sam_experiment` runs both parts of chapter 16 on a
+:class:`~eoslab.chapters.ch16_sam.meta.SAMPreset` and returns a JSON-ready dict.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
+from eoslab.chapters.ch16_sam.meta import Network, SAMPreset
 from eoslab.core.data import load_dataset
 from eoslab.core.models import build_model
 from eoslab.core.train import fit
@@ -90,22 +92,22 @@ def add_sam_edge(history: Sequence[dict], lr: float, rho: float) -> list[dict]:
     return out
 
 
-def _model(values: Mapping, data, seed: int = 0):
-    return build_model(values["model"], data.input_shape, data.n_outputs,
-                       width=values["width"], depth=values["depth"], seed=seed,
-                       device=data.x_train.device, dtype=data.x_train.dtype)
+def _model(net: Network, data, seed: int = 0):
+    return build_model(net.model, data.input_shape, data.n_outputs, width=net.width,
+                       depth=net.depth, seed=seed, device=data.x_train.device,
+                       dtype=data.x_train.dtype)
 
 
-def train_sam(values: Mapping, data, lr: float, rho: float, *, steps: int,
+def train_sam(net: Network, data, lr: float, rho: float, *, steps: int,
               batch_size: int | None = None, m: int | None = None,
               sharpness_every: int = 0, record_every: int = 10, callbacks=(),
               stop: threading.Event | None = None):
-    """SAM around plain SGD/GD (``rho = 0`` is the base optimiser) on ``values``'s model."""
-    model = _model(values, data)
+    """SAM around plain SGD/GD (``rho = 0`` is the base optimiser) on ``net``'s model."""
+    model = _model(net, data)
     base = torch.optim.SGD(model.parameters(), lr=lr)
     opt = SAM(base, rho=rho, m=m)
     probes = [SharpnessProbe(every=sharpness_every)] if sharpness_every else []
-    run = fit(model, data, values["loss"], opt, steps=steps, batch_size=batch_size,
+    run = fit(model, data, net.loss, opt, steps=steps, batch_size=batch_size,
               record_every=record_every, probes=probes, callbacks=callbacks, stop=stop)
     return model, run
 
@@ -116,57 +118,77 @@ def final_sharpness(model, data, loss: str, tol: float = 1e-3) -> float:
     return float(top_eigen(HessianOperator(obj), tol=tol).values[0])
 
 
-def sam_experiment(values: Mapping, lr: float, rho: float, *, emit: Emit | None = None,
+def sam_experiment(preset: SAMPreset, lr: float, rho: float, *, emit: Emit | None = None,
                    stop: threading.Event | None = None) -> dict:
-    """Chapter 16: full-batch SAM for ``rho`` times each of ``values["rho_ratios"]``
-    (sharpness against GD's 2/eta and the SAM-edge), then minibatch SAM with radius
-    ``values["rho_m"]`` for each ``m`` of ``values["m_values"]`` (``m = 0``: plain SGD),
-    recording the final full-batch sharpness and test accuracy.
+    """Chapter 16's two parts on ``preset``; a JSON-ready dict.
+
+    Full-batch SAM with step size ``lr`` and radius ``rho`` times each of
+    ``preset.full_batch.rho_ratios`` (sharpness against GD's 2/eta and the SAM-edge),
+    then minibatch SAM (``preset.minibatch``) for each ``m`` of its ``m_values``
+    (``m = 0``: plain SGD), recording the final full-batch sharpness and test accuracy.
+    ``emit(datasets, done)`` receives ``{"runs": {rho: rows}}`` while the full-batch runs
+    train and ``{"m_runs": rows}`` after each minibatch run; ``done`` counts steps.
+    Keys of the result: ``status``, ``lr``, ``rho``, ``runs`` (rows with ``sam_edge`` and
+    ``gd_edge``, by radius as a string) and ``m_runs``; a divergence carries ``diverged``.
     """
     with single_thread():
-        return _experiment(values, lr, rho, emit or (lambda d, n: None), stop)
+        return _experiment(preset, lr, rho, emit or (lambda d, n: None), stop)
 
 
-def _experiment(values, lr, rho, emit, stop) -> dict:
-    data = load_dataset(values["dataset"], n_train=values.get("n_train"), loss=values["loss"],
-                        device="cpu")
+def _diverged(result: dict, run, lr: float, stage: str) -> dict:
+    step, loss = run.diverged_at
+    return {**result, "status": "diverged",
+            "diverged": {"step": step, "loss": loss, "lr": lr, "stage": stage}}
+
+
+def _experiment(preset: SAMPreset, lr: float, rho: float, emit: Emit, stop) -> dict:
+    net = preset.net
+    data = load_dataset(net.dataset, n_train=net.n_train, loss=net.loss, device="cpu")
     result: dict = {"status": "finished", "lr": lr, "rho": rho, "runs": {}, "m_runs": []}
-    done = 0
-    for ratio in values["rho_ratios"]:
+    early = _full_batch_runs(preset, data, lr, rho, result, emit, stop)
+    if early is not None:
+        return early
+    return _minibatch_runs(preset, data, result, emit, stop)
+
+
+def _full_batch_runs(preset: SAMPreset, data, lr, rho, result, emit, stop) -> dict | None:
+    """GD and full-batch SAM into ``result["runs"]``; an early result or ``None``."""
+    spec = preset.full_batch
+    for i, ratio in enumerate(spec.rho_ratios):
         r = round(rho * ratio, 6)
         rows: list[dict] = []
 
-        def on_row(row, rows=rows, r=r, offset=done):
+        def on_row(row, rows=rows, r=r, offset=i * spec.steps):
             rows.append(add_sam_edge([row], lr, r)[0])
             emit({"runs": {**result["runs"], str(r): rows}}, offset + row["step"])
 
-        _, run = train_sam(values, data, lr, r, steps=values["steps"],
-                           sharpness_every=values["sharpness_every"],
-                           record_every=values["record_every"], callbacks=[on_row], stop=stop)
-        done += values["steps"]
+        _, run = train_sam(preset.net, data, lr, r, steps=spec.steps,
+                           sharpness_every=spec.sharpness_every,
+                           record_every=spec.record_every, callbacks=[on_row], stop=stop)
         result["runs"][str(r)] = add_sam_edge(run.history, lr, r)
         if run.status == "stopped":
             return {**result, "status": "stopped"}
         if run.status == "diverged":
-            step, loss = run.diverged_at
-            return {**result, "status": "diverged",
-                    "diverged": {"step": step, "loss": loss, "lr": lr,
-                                 "stage": f"full-batch SAM (rho = {r:g})"}}
-    rho_m = values.get("rho_m", rho)
-    for m in values["m_values"]:  # m = 0: plain SGD, the baseline
-        model, run = train_sam(values, data, values["lr_m"], rho_m if m else 0.0,
-                               steps=values["steps_m"], batch_size=values["batch_m"],
-                               m=m or None, record_every=values["steps_m"], stop=stop)
-        done += values["steps_m"]
+            return _diverged(result, run, lr, f"full-batch SAM (rho = {r:g})")
+    return None
+
+
+def _minibatch_runs(preset: SAMPreset, data, result, emit, stop) -> dict:
+    """SGD and minibatch SAM for each ``m`` into ``result["m_runs"]``."""
+    spec, loss = preset.minibatch, preset.net.loss
+    done = len(preset.full_batch.rho_ratios) * preset.full_batch.steps
+    for m in spec.m_values:  # m = 0: plain SGD, the baseline
+        model, run = train_sam(preset.net, data, spec.lr, spec.rho if m else 0.0,
+                               steps=spec.steps, batch_size=spec.batch_size, m=m or None,
+                               record_every=spec.steps, stop=stop)
+        done += spec.steps
         if run.status == "stopped":
             return {**result, "status": "stopped"}
         if run.status == "diverged":
-            step, loss = run.diverged_at
-            return {**result, "status": "diverged",
-                    "diverged": {"step": step, "loss": loss, "lr": values["lr_m"],
-                                 "stage": f"minibatch SAM (m = {m})" if m else "SGD"}}
+            return _diverged(result, run, spec.lr,
+                             f"minibatch SAM (m = {m})" if m else "SGD")
         last = run.history[-1]
-        result["m_runs"].append({"m": m, "sharpness": final_sharpness(model, data, values["loss"]),
+        result["m_runs"].append({"m": m, "sharpness": final_sharpness(model, data, loss),
                                  "loss": last["loss"], "test_acc": last.get("test_acc"),
                                  "test_loss": last.get("test_loss")})
         emit({"m_runs": list(result["m_runs"])}, done)
