@@ -62,7 +62,7 @@ def divergence_text(result: dict) -> str:
 
     >>> divergence_text({"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "endpoint 1"}})
     'endpoint 1 diverged at step 12: loss 3e+04 — eta = 5 is too large for this curvature (2/eta = 0.4)'
-    """
+    """  # noqa: E501 - a doctest output line
     info = result["diverged"]
     text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]))
     return f"{info.get('stage', 'training')} {text}"
@@ -147,6 +147,10 @@ class ChapterApp:
     def describe(self, result: dict) -> str:
         """The status line of a finished result (HTML allowed, escape your own text)."""
         raise NotImplementedError
+
+    def describe_diverged(self, result: dict) -> str:
+        """The status line of a diverged result (HTML allowed, escape your own text)."""
+        return html.escape(divergence_text(result))
 
     def total_work(self, settings: dict) -> int:
         """The progress bar's maximum for ``settings``."""
@@ -239,7 +243,7 @@ class ChapterApp:
 
     def _status(self, result: dict) -> str:
         if result.get("status") == "diverged":
-            text = html.escape(divergence_text(result))
+            text = self.describe_diverged(result)
         elif result.get("status") == "stopped":
             text = "stopped; press Run to train again"
         else:

@@ -55,7 +55,10 @@ def test_window_stats_match_brute_force():
     # W1 between two empirical laws with equal counts: mean gap of the sorted samples
     assert math.isclose(s["w1"], float(np.abs(np.sort(a) - np.sort(b)).mean()), rel_tol=1e-9)
     grid = np.concatenate([a, b])
-    ecdf = lambda x, t: (x[:, None] <= t[None, :]).mean(0)
+
+    def ecdf(x, t):
+        return (x[:, None] <= t[None, :]).mean(0)
+
     assert math.isclose(s["ks"], float(np.abs(ecdf(a, grid) - ecdf(b, grid)).max()),
                         rel_tol=1e-12)
     assert s["w1"] <= s["move_rms"]
@@ -92,7 +95,10 @@ def test_probe_records_movement_gradient_and_snapshots_during_fit(device):
     start = flat_weights(model).cpu().clone()
     probe = WeightStatsProbe(2, weight_decay=0.01, track=3, snapshot_every=4)
     snaps = {}
-    hook = lambda step, m, o: snaps.__setitem__(step + 1, flat_weights(m).cpu().clone())
+
+    def hook(step, m, o):
+        snaps[step + 1] = flat_weights(m).cpu().clone()
+
     run = fit(model, data, "mse", torch.optim.SGD(model.parameters(), lr=0.1, weight_decay=0.01),
               steps=6, batch_size=4, record_every=2, probes=[probe], after_step=[hook],
               eval_test=False)

@@ -2,22 +2,23 @@
 trains in periods (Lobacheva et al., NeurIPS 2021): the weight norm decays at the weight-decay
 rate while the loss is tiny, the effective step size eta/||w||^2 climbs, the loss spikes and
 the norm jumps back up; the period scales like 1/(eta * lambda).  Each spike comes when
-eta * lambda_max reaches 2, the edge of stability."""
+eta * lambda_max reaches 2, the edge of stability (arXiv 2106.15739).
+"""
 
 import math
 import statistics
 from itertools import pairwise
 
-from eoslab.chapters.ch12_bn_wd_periodic.app import bn_wd_experiment
+from eoslab.chapters.ch12_bn_wd_periodic.experiment import experiment
 from eoslab.chapters.presets import get_preset
 
 
 def _run(steps=None, sharpness_every=None, **settings):
     preset = get_preset("12", "quick")
-    values = {"lr": preset["lr"], "wd": preset["wd"], **settings}
-    result = bn_wd_experiment(dict(preset.values, steps=steps or preset["steps"],
-                                   sharpness_every=sharpness_every or
-                                   preset["sharpness_every"]), values)
+    values = {"lr": preset.lr, "wd": preset.wd, **settings}
+    preset = preset.replace(steps=steps or preset.steps,
+                            sharpness_every=sharpness_every or preset.sharpness_every)
+    result = experiment(preset, values)
     assert result["status"] == "finished"
     return preset, values, result
 
@@ -61,7 +62,19 @@ def test_period_shortens_like_one_over_eta_lambda():
     _, _, base = _run(steps=2000, sharpness_every=1000)  # no Hessians needed here
     # half the weight decay: the norm shrinks half as fast per step, periods twice as long
     # (seeds 0-3 give ratios 1.8-3.4: a period also holds a refit of varying length)
-    _, _, half = _run(steps=4000, sharpness_every=1000, wd=get_preset("12", "quick")["wd"] / 2)
+    _, _, half = _run(steps=4000, sharpness_every=1000, wd=get_preset("12", "quick").wd / 2)
     p1, p2 = base["summary"]["mean_period"], half["summary"]["mean_period"]
     assert p1 is not None and p2 is not None
     assert 1.5 < p2 / p1 < 3.6, (p1, p2)
+
+
+def test_the_app_explains_a_blow_up_past_eta_lambda_2():
+    from eoslab.chapters.ch12_bn_wd_periodic.app import BNWeightDecayApp
+
+    short = get_preset("12", "quick").replace(steps=60, sharpness_every=1000)
+    app = BNWeightDecayApp(short, store=False, chart_mode="jupyter", auto_run=False)
+    assert "eoslab-wd-slider" in app.sliders["wd"]._dom_classes
+    app.set(lr=app.sliders["lr"].max)
+    app.run(wait=True)
+    status = app.controls.status.value
+    assert "GD + weight decay diverged" in status and "alone overshoots" in status, status

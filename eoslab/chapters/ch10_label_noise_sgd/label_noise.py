@@ -193,7 +193,8 @@ def product_label_noise(theta0, target: float, lr: float, sigma: float, steps: i
                         keep_residuals: bool = False) -> ProductTrajectory:
     """Label-noise GD on :math:`L = \\tfrac12(\\prod_j\\theta_j - y)^2` for stacked replicas.
 
-    Step: :math:`\\theta \\leftarrow \\theta - \\eta\\,(f(\\theta) - y - \\sigma z_t)\\nabla f(\\theta)`
+    Step: :math:`\\theta \\leftarrow \\theta
+    - \\eta\\,(f(\\theta) - y - \\sigma z_t)\\nabla f(\\theta)`
     with :math:`z_t \\sim \\mathcal N(0,1)` fresh per replica and step.  A replica whose
     parameters leave :math:`|\\theta_j| <` ``blowup`` or turn non-finite is frozen at NaN
     and its step is kept in ``diverged_at``.
@@ -202,9 +203,13 @@ def product_label_noise(theta0, target: float, lr: float, sigma: float, steps: i
         theta0: ``(R, k)`` or ``(k,)`` starting points (computed in float64, returned
             in their dtype).
         target: the target :math:`y`.
-        lr, sigma: step size :math:`\\eta > 0` and noise std :math:`\\sigma \\ge 0`.
-        steps: number of steps; ``record_every``: recording cadence (step 0 and the last
-            step are always recorded).
+        lr: step size :math:`\\eta > 0`.
+        sigma: noise std :math:`\\sigma \\ge 0`.
+        steps: number of steps.
+        seed: seed of the noise.
+        record_every: recording cadence (step 0 and the last step are always recorded).
+        blowup: the magnitude past which a replica counts as diverged.
+        keep_residuals: also return the noisy residual of every step.
     """
     from eoslab.core.optim import check_lr
 
@@ -254,11 +259,12 @@ def product_label_noise(theta0, target: float, lr: float, sigma: float, steps: i
 
 # ------------------------------------------------------------------ the trace along the run
 class TraceProbe:
-    """:math:`\\operatorname{tr}\\nabla^2 L` of the full training loss during :func:`eoslab.core.train.fit`.
+    """:math:`\\operatorname{tr}\\nabla^2 L` of the full training loss during ``fit``.
 
-    Hutch++ (or Hutchinson) on the loop's objective (:mod:`eoslab.curvature.trace`), with the *same*
-    probe vectors at every call (fixed ``seed``), so the estimates along one run share
-    their sampling error and the trend over steps is much cleaner than each value.
+    Hutch++ (or Hutchinson) on the objective of :func:`eoslab.core.train.fit`
+    (:mod:`eoslab.curvature.trace`), with the *same* probe vectors at every call (fixed
+    ``seed``), so the estimates along one run share their sampling error and the trend over
+    steps is much cleaner than each value.
 
     Args:
         every: run at steps divisible by this.

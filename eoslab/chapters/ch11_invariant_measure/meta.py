@@ -1,31 +1,74 @@
-"""Presets of chapter 11, the invariant-measure view of SGD (Zhang, Li, Sra, Jadbabaie,
-ICML 2022, arXiv 2110.06256): SGD at a fixed step size with weight decay, long enough for
-the loss to settle, with the weights' movement and distribution measured every
-``record_every`` steps and whole snapshots kept every ``snapshot_every`` steps.
+"""Presets of chapter 11, the invariant-measure view of SGD.
+
+Zhang, Li, Sra, Jadbabaie, ICML 2022, arXiv 2110.06256: SGD at a fixed step size with
+weight decay, long enough for the loss to settle, with the weights' movement and
+distribution measured every ``record_every`` steps and whole snapshots kept every
+``snapshot_every`` steps (``track`` random coordinates are followed).
+``lr``, ``batch_size`` and ``weight_decay`` are the sliders.
+
+Example:
+    >>> PRESETS["quick"].net.n_train, PRESETS["quick"].batch_size
+    (200, 16)
 """
 
-from eoslab.chapters.presets import Preset
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
+
+__all__ = ["InvariantMeasurePreset", "NetSpec", "PRESETS"]
 
 NUMBER = "11"
 SLUG = "invariant_measure"
 
-_BASE = {"dataset": "digits", "model": "fc-tanh", "depth": 2, "width": 32, "loss": "mse",
-         "lr": 0.3, "batch_size": 16, "weight_decay": 0.01, "track": 5}
+
+@dataclass(frozen=True, kw_only=True)
+class NetSpec:
+    """The net and its data (``eoslab.core.data.load_dataset``, ``build_model``)."""
+
+    n_train: int | None
+    dataset: str = "digits"
+    model: str = "fc-tanh"
+    depth: int = 2
+    width: int = 32
+    loss: str = "mse"
+    dtype: str = "float32"
+    device: str | None = None
+    model_seed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvariantMeasurePreset(ChapterPreset):
+    """Chapter 11's settings (module docs)."""
+
+    NUMBER = "11"
+    net: NetSpec
+    steps: int
+    record_every: int
+    snapshot_every: int
+    lr: float = 0.3
+    batch_size: int = 16
+    weight_decay: float = 0.01
+    track: int = 5
+    seed: int = 0
+
+
+_CIFAR = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+          "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+          "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=200, steps=1500, record_every=100,
-                                          snapshot_every=300),
-                    "quick: 200 digits, 1500 SGD steps, ~5 s on a CPU"),
-    "default": Preset(NUMBER, "default", dict(_BASE, n_train=500, steps=5000,
-                                              record_every=200, snapshot_every=1000),
-                      "default: 500 digits, 5000 SGD steps, ~20 s on a CPU"),
-    "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None,
-                                          model="cnn", lr=0.05, batch_size=128,
-                                          weight_decay=5e-4, loss="ce", steps=50000,
-                                          record_every=1000, snapshot_every=10000),
-                    "paper: CIFAR-10 5k, a small CNN with cross-entropy, 50k SGD steps, "
-                    "~30 min on a GPU (estimate)",
-                    "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                    "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                    "or point EOSLAB_DATA at a folder holding cifar-10-batches-py"),
+    "quick": InvariantMeasurePreset(
+        name="quick", label="quick: 200 digits, 1500 SGD steps, ~5 s on a CPU",
+        net=NetSpec(n_train=200), steps=1500, record_every=100, snapshot_every=300),
+    "default": InvariantMeasurePreset(
+        name="default", label="default: 500 digits, 5000 SGD steps, ~20 s on a CPU",
+        net=NetSpec(n_train=500), steps=5000, record_every=200, snapshot_every=1000),
+    "paper": InvariantMeasurePreset(
+        name="paper", label="paper: CIFAR-10 5k, a small CNN with cross-entropy, 50k SGD "
+                            "steps, ~30 min on a GPU (estimate)",
+        needs=_CIFAR, net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", loss="ce"),
+        lr=0.05, batch_size=128, weight_decay=5e-4, steps=50000, record_every=1000,
+        snapshot_every=10000),
 }

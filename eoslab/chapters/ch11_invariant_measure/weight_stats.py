@@ -100,8 +100,10 @@ def full_gradient_norm(objective, params: dict | None = None, weight_decay: floa
 
 
 def quadratic_stationary_variance(lr: float, curvature: float, noise_std: float) -> float:
-    """:math:`v = \\eta\\sigma^2/(a(2 - \\eta a))`, the invariant variance of SGD on
-    :math:`\\tfrac a2\\theta^2` with gradient noise :math:`\\sigma` (needs :math:`0 < \\eta a < 2`).
+    """:math:`v = \\eta\\sigma^2/(a(2 - \\eta a))`, the invariant variance of SGD on a quadratic.
+
+    The quadratic is :math:`\\tfrac a2\\theta^2` with gradient noise :math:`\\sigma`; the chain
+    has an invariant law only for :math:`0 < \\eta a < 2`.
 
     >>> round(quadratic_stationary_variance(0.1, 1.0, 1.0), 12)   # 0.1 / 1.9
     0.052631578947
@@ -115,9 +117,10 @@ def quadratic_stationary_variance(lr: float, curvature: float, noise_std: float)
 def quadratic_sgd_chain(dim: int, lr: float, curvature: float, noise_std: float, steps: int,
                         *, start: float = 0.0, seed: int = 0, record_every: int = 1
                         ) -> torch.Tensor:
-    """``(T, dim)`` snapshots of SGD on :math:`\\tfrac a2\\lVert\\theta\\rVert^2` with
-    :math:`\\mathcal N(0, \\sigma^2)` gradient noise, from :math:`\\theta_0 =` ``start``
-    (float64; row ``j`` is step ``j * record_every``).
+    """``(T, dim)`` snapshots of SGD on :math:`\\tfrac a2\\lVert\\theta\\rVert^2` with noise.
+
+    The gradient noise is :math:`\\mathcal N(0, \\sigma^2)` per coordinate, the start
+    :math:`\\theta_0 =` ``start`` (float64; row ``j`` is step ``j * record_every``).
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} is not allowed; use an integer >= 1")

@@ -1,115 +1,33 @@
 """Chapter 12's app: periodic destabilisations of a scale-invariant net under weight decay.
 
-Lobacheva, Kodryan, Chirkova, Malinin, Vetrov (NeurIPS 2021, arXiv 2106.15739).  One run
-of GD (or SGD) with weight decay :math:`\\lambda` on a
-:class:`~eoslab.curvature.scale_invariance.ScaleInvariantMLP`; the chart shows the train loss, the
-weight norm :math:`\\lVert w\\rVert` of the scale-invariant weights, the effective step
-:math:`\\eta/\\lVert w\\rVert^2` and the edge ratio :math:`\\eta\\lambda_{\\max}/2` against the
-step, with a rule at each destabilisation that :func:`eoslab.chapters.ch12_bn_wd_periodic.periodic.period_summary` finds.
-Its median period times :math:`\\eta\\lambda` is the chapter's figure.
+Lobacheva, Kodryan, Chirkova, Malinin, Vetrov (NeurIPS 2021, arXiv 2106.15739).  A thin
+:class:`~eoslab.ui.app.ChapterApp` over
+:func:`~eoslab.chapters.ch12_bn_wd_periodic.experiment.experiment`: the step size
+(``eoslab-lr-slider``) and the weight decay (``eoslab-wd-slider``) set one run; the four
+panels of :func:`bn_wd_layout` show the train loss, the weight norm, the effective step
+:math:`\\eta/\\lVert w\\rVert^2` and the edge ratio :math:`\\eta\\lambda_{\\max}/2` against
+the step, with a rule at each destabilisation.
 
-Since :math:`\\lambda_{\\max}(\\nabla^2 L(w)) = S_{\\rm sph}/\\lVert w\\rVert^2`, the edge ratio is
-the effective step times the spherical sharpness over 2: weight decay raises it through the
-quiet phase and each spike comes when it reaches 1, the edge of stability of chapter 02.
+Usage (in a notebook)::
+
+    from eoslab.chapters.ch12_bn_wd_periodic.app import BNWeightDecayApp
+    app = BNWeightDecayApp()      # preset: preset_for("12")
+    app.run()                     # trains in the background
+    app
 """
 
 from __future__ import annotations
 
 import html
-import math
 import statistics
-import threading
 
 import altair as alt
-import torch
 
-from eoslab.chapters.ch12_bn_wd_periodic.periodic import period_summary
-from eoslab.core.data import load_dataset
-from eoslab.core.train import fit
-from eoslab.curvature.scale_invariance import ScaleInvariantMLP, ScaleInvariantProbe
+from eoslab.chapters.ch12_bn_wd_periodic.experiment import experiment
+from eoslab.ui.app import ChapterApp, divergence_text
 from eoslab.ui.base import slider
-from eoslab.ui.staged import StagedApp, divergence_text
 
-__all__ = ["BNWeightDecayApp", "bn_wd_experiment", "bn_wd_layout", "build_si_model",
-           "edge_before_spikes"]
-
-STAGE = "GD + weight decay"
-
-
-def build_si_model(values, data) -> ScaleInvariantMLP:
-    """The preset's scale-invariant MLP for ``data`` (same dtype and device)."""
-    net = ScaleInvariantMLP(math.prod(data.input_shape), data.n_outputs, width=values["width"],
-                            depth=values["depth"], norm=values.get("norm", "batch"),
-                            out_scale=values.get("out_scale", 10.0),
-                            eps=values.get("eps", 1e-5), seed=values.get("model_seed", 0))
-    return net.to(device=data.x_train.device, dtype=data.x_train.dtype)
-
-
-def _row(r: dict, lr: float) -> dict:
-    keep = ("step", "loss", "acc", "si_norm", "eff_lr", "sharpness")
-    row = {k: (None if isinstance(r.get(k), float) and not math.isfinite(r[k]) else r.get(k))
-           for k in keep}
-    row["edge_ratio"] = lr * row["sharpness"] / 2 if row["sharpness"] is not None else None
-    return row
-
-
-def edge_before_spikes(history: list[dict], events: list[dict]) -> list[float | None]:
-    """The edge ratio :math:`\\eta\\lambda_{\\max}/2` at the last probe before each event.
-
-    >>> rows = [{"step": 0, "edge_ratio": 0.2}, {"step": 10, "edge_ratio": 0.9},
-    ...         {"step": 20, "edge_ratio": None}, {"step": 30, "edge_ratio": 0.1}]
-    >>> edge_before_spikes(rows, [{"step": 20}, {"step": 0}])
-    [0.9, None]
-    """
-    out = []
-    for event in events:
-        before = [r["edge_ratio"] for r in history
-                  if r["step"] < event["step"] and r.get("edge_ratio") is not None]
-        out.append(before[-1] if before else None)
-    return out
-
-
-def bn_wd_experiment(values, settings: dict, emit=None,
-                     stop: threading.Event | None = None) -> dict:
-    """Train at ``settings["lr"]`` and ``settings["wd"]``; returns the JSON-ready result.
-
-    Keys: ``status``, ``lr``, ``wd``, ``history`` (step, loss, acc, si_norm, eff_lr),
-    ``summary`` (:func:`~eoslab.chapters.ch12_bn_wd_periodic.periodic.period_summary`), ``seconds``, ``datasets``
-    (``history`` and ``events``) and, if the run blew up, ``diverged``.
-    """
-    lr, wd = float(settings["lr"]), float(settings["wd"])
-    data = load_dataset(values["dataset"], n_train=values["n_train"], loss=values["loss"],
-                        dtype=values.get("dtype", "float32"), device=values.get("device"))
-    model = build_si_model(values, data)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd)
-    rows: list[dict] = []
-
-    def on_row(row):
-        rows.append(_row(row, lr))
-        if emit is not None:
-            emit({"history": list(rows)}, row["step"])
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small nets: one thread avoids OpenMP oversubscription stalls
-    try:
-        run = fit(model, data, values["loss"], opt, steps=values["steps"],
-                  batch_size=values.get("batch_size"), record_every=values["record_every"],
-                  probes=[ScaleInvariantProbe(values["record_every"]),
-                          ScaleInvariantProbe(values["sharpness_every"], sharpness=True)],
-                  callbacks=[on_row],
-                  stop=stop, eval_test=False)
-    finally:
-        torch.set_num_threads(threads)
-    summary = period_summary(rows, lr, wd)
-    summary["edge_before"] = edge_before_spikes(rows, summary["events"])
-    events = [{"step": e["step"]} for e in summary["events"]]
-    result = {"status": run.status, "lr": lr, "wd": wd, "history": rows, "summary": summary,
-              "seconds": run.seconds, "datasets": {"history": rows, "events": events}}
-    if run.diverged:
-        step, value = run.diverged_at
-        result["diverged"] = {"step": step, "loss": value if math.isfinite(value) else 1e308,
-                              "lr": lr, "stage": STAGE}
-    return result
+__all__ = ["BNWeightDecayApp", "bn_wd_layout"]
 
 
 def bn_wd_layout():
@@ -139,7 +57,7 @@ def bn_wd_layout():
     ).properties(datasets={"history": [], "events": []})
 
 
-class BNWeightDecayApp(StagedApp):
+class BNWeightDecayApp(ChapterApp):
     """Step size (``eoslab-lr-slider``) and weight decay (``eoslab-wd-slider``); Run/Stop; chart.
 
     The step-size slider reaches past :math:`2/\\lambda`, where the weight-decay step alone,
@@ -149,36 +67,32 @@ class BNWeightDecayApp(StagedApp):
     CHAPTER = "12"
     KIND = "ch12_bn_wd_periodic"
     LR_RANGE = (0.01, 25.0, 0.01)
+    experiment = staticmethod(experiment)
 
     def make_sliders(self) -> dict:
-        return {"wd": slider("weight decay lambda", self.preset["wd"], 0.0, 0.5, 0.005,
+        return {"wd": slider("weight decay lambda", self.preset.wd, 0.0, 0.5, 0.005,
                              "eoslab-wd-slider", continuous=False)}
 
-    def layout(self):
+    def layout(self, settings: dict):
         return bn_wd_layout()
 
     def total_work(self, settings: dict) -> int:
-        return self.preset["steps"]
+        return self.preset.steps
 
-    def compute(self, settings: dict, emit, stop: threading.Event) -> dict:
-        return bn_wd_experiment(self.preset.values, settings, emit, stop)
-
-    def _status(self, result: dict) -> str:
-        if result.get("status") != "diverged":
-            return super()._status(result)
-        lr, wd = result["lr"], result["wd"]
+    def describe_diverged(self, result: dict) -> str:
+        lr, wd = result["diverged"]["lr"], result.get("wd")
         text = divergence_text(result)
-        if lr * wd > 2:
+        if wd is not None and lr * wd > 2:
             text += (f"; here eta * lambda = {lr * wd:.3g} > 2, so the weight-decay step "
                      f"w <- (1 - eta lambda) w alone overshoots and |w| explodes")
-        return html.escape(text) + (" (from the store)" if result.get("from_store") else "")
+        return html.escape(text)
 
     def describe(self, result: dict) -> str:
         s, lr, wd = result["summary"], result["lr"], result["wd"]
         last = result["history"][-1] if result["history"] else {}
         if s["count"] == 0:
             return html.escape(
-                f"no destabilisation in {self.preset['steps']} steps (eta * lambda = "
+                f"no destabilisation in {result['steps']} steps (eta * lambda = "
                 f"{lr * wd:.3g}); final ||w|| = {last.get('si_norm', float('nan')):.3g}, "
                 f"effective step {last.get('eff_lr', float('nan')):.3g}: raise eta or lambda")
         events = s["events"]

@@ -85,15 +85,16 @@ def destabilisations(history: Sequence[dict], key: str = "si_norm", jump: float 
 
 
 def period_summary(history: Sequence[dict], lr: float, wd: float, **options) -> dict:
-    """Destabilisations, the periods between them, and the period in units of :math:`1/(\\eta\\lambda)`.
+    """Destabilisations, the periods between them, and the period in units of 1/(eta lambda).
 
     Returns ``events`` (see :func:`destabilisations`), ``count``, ``periods`` (steps
     between consecutive events), ``median_period`` and ``scaled_period``
-    (median period :math:`\\times\\,\\eta\\lambda`; roughly constant across :math:`\\eta,\\lambda`
-    according to the paper), ``mean_period`` (first to last event over the number of
-    periods: less noisy than the median for few events), ``shrink`` (per period, the norm after one event over the
-    norm before the next: the effective step grows by its square) and ``median_shrink``;
-    the medians are ``None`` with fewer than two events.
+    (median period :math:`\\times\\,\\eta\\lambda`; roughly constant across
+    :math:`\\eta,\\lambda` according to the paper), ``mean_period`` (first to last event
+    over the number of periods: less noisy than the median for few events), ``shrink`` (per
+    period, the norm after one event over the norm before the next: the effective step
+    grows by its square) and ``median_shrink``; the medians are ``None`` with fewer than
+    two events.
     """
     events = destabilisations(history, **options)
     steps = [e["step"] for e in events]
