@@ -60,9 +60,13 @@ Emit = Callable[[dict, int], None]
 def divergence_text(result: dict) -> str:
     """The status sentence of a diverged result (names the stage that blew up).
 
-    >>> divergence_text({"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "endpoint 1"}})
-    'endpoint 1 diverged at step 12: loss 3e+04 — eta = 5 is too large for this curvature (2/eta = 0.4)'
-    """  # noqa: E501 - a doctest output line
+    >>> text = divergence_text(
+    ...     {"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "endpoint 1"}})
+    >>> for part in text.split(" — "):
+    ...     print(part)
+    endpoint 1 diverged at step 12: loss 3e+04
+    eta = 5 is too large for this curvature (2/eta = 0.4)
+    """
     info = result["diverged"]
     text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]))
     return f"{info.get('stage', 'training')} {text}"
