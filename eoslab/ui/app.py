@@ -25,10 +25,13 @@ partial datasets and a progress count, and the returned dict has ``"status"``
 carries ``"diverged": {"step", "loss", "lr", "stage"}``.
 
 Example:
-    >>> class Doubler(ChapterApp):  # doctest: +SKIP
+    >>> def doubler(preset, settings, *, emit=None, stop=None):
+    ...     return {"status": "finished", "datasets": {"points": [{"y": 2 * settings["lr"]}]}}
+    >>> class DoublerApp(ChapterApp):
     ...     CHAPTER, KIND = "06", "doubler"
-    ...     experiment = staticmethod(lambda preset, settings, emit=None, stop=None: {
-    ...         "status": "finished", "datasets": {"points": [{"y": 2 * settings["lr"]}]}})
+    ...     experiment = staticmethod(doubler)
+    >>> DoublerApp.experiment(None, {"lr": 0.25})["datasets"]
+    {'points': [{'y': 0.5}]}
 """
 
 from __future__ import annotations
