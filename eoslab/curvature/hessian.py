@@ -8,9 +8,10 @@ needs products :math:`v \\mapsto H v` with
     H = \\nabla^2_\\theta L(\\theta), \\qquad L(\\theta) = h\\Big(\\sum_c \\tfrac{n_c}{n}
     \\bar\\ell_c(\\theta)\\Big),
 
-evaluated through :class:`~eoslab.curvature.objective.Objective`, i.e. ``torch.func.functional_call``
-on a parameter dict, so the model itself is never touched.  Products are accumulated over
-data chunks weighted by their share ``n_c / n`` and computed in one of two ways:
+evaluated through :class:`~eoslab.curvature.objective.Objective`, i.e.
+``torch.func.functional_call`` on a parameter dict, so the model itself is never touched.
+Products are accumulated over data chunks weighted by their share ``n_c / n`` and computed
+in one of two ways:
 
 ``method="forward"``
     forward-over-reverse (``jvp`` of ``grad``, Pearlmutter 1994), batched over several

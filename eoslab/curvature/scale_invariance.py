@@ -21,7 +21,8 @@ coupled ``weight_decay``) the update is :math:`w \\leftarrow (1-\\eta\\lambda) w
 
 .. math::
 
-    \\lVert w_{t+1}\\rVert^2 = (1-\\eta\\lambda)^2 \\lVert w_t\\rVert^2 + \\eta^2 \\lVert g_t\\rVert^2:
+    \\lVert w_{t+1}\\rVert^2 = (1-\\eta\\lambda)^2 \\lVert w_t\\rVert^2
+    + \\eta^2 \\lVert g_t\\rVert^2:
 
 weight decay shrinks the norm (raising the effective step), the gradient grows it.
 
@@ -192,12 +193,18 @@ def effective_lr(lr: float, norm: float) -> float:
 
 
 def spherical_sharpness(sharpness: float, norm: float) -> float:
-    """:math:`\\lVert w\\rVert^2\\, \\lambda_{\\max}(\\nabla^2 L(w))`, the sharpness at :math:`w/\\lVert w\\rVert`."""
+    """Spherical sharpness :math:`\\lVert w\\rVert^2\\, \\lambda_{\\max}(\\nabla^2 L(w))`.
+
+    It is the sharpness at :math:`w/\\lVert w\\rVert`.
+    """
     return float(sharpness) * _check_norm(norm) ** 2
 
 
 def wd_norm_step(norm_sq: float, grad_sq: float, lr: float, wd: float) -> float:
-    """:math:`\\lVert w_{t+1}\\rVert^2` after one GD + weight-decay step (gradient :math:`\\perp w`)."""
+    """:math:`\\lVert w_{t+1}\\rVert^2` after one GD + weight-decay step.
+
+    The gradient is taken orthogonal to the weights, :math:`g \\perp w`.
+    """
     lr = check_lr(lr)
     if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
         raise ValueError(f"wd={wd!r} is not allowed; weight decay must be a finite number >= 0")

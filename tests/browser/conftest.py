@@ -111,10 +111,11 @@ class Server:
             try:
                 with urllib.request.urlopen(self.url.rstrip("/") + ready_path, timeout=5):
                     break
-            except OSError:
+            except OSError as err:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("server did not answer in 180 s:\n" + self.log_tail())
+                    raise RuntimeError("server did not answer in 180 s:\n"
+                                       + self.log_tail()) from err
                 time.sleep(0.5)
 
     def log_tail(self, chars: int = 4000) -> str:

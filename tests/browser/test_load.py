@@ -123,14 +123,14 @@ def test_eight_pages_then_culled_back_to_baseline(playwright_instance, tmp_path)
             finish_run(page)
             try:
                 wait_changed(page, before, timeout_s=60)
-            except AssertionError:
+            except AssertionError as err:
                 screenshot(page, f"load-page-{i + 1}-stuck")
                 state = page.evaluate("""() => [...document.querySelectorAll(
                     '.eoslab-chart, .eoslab-chart *')].filter(e => e.dataset.embeds)
                     .map(e => JSON.stringify(e.dataset))""")
                 raise AssertionError(f"page {i + 1}: the chart did not change; slider "
                                      f"reads {readout(page, LR)}; view {state}; console "
-                                     f"{consoles[i][-20:]}; {server.log_tail(1500)}")
+                                     f"{consoles[i][-20:]}; {server.log_tail(1500)}") from err
             rss, kernels = tree_rss(pid, seen)
             peak_rss, peak_kernels = max(peak_rss, rss), max(peak_kernels, kernels)
         all_done = time.monotonic() - start
