@@ -19,8 +19,8 @@ in one of two ways:
 ``method="cached"``
     the gradient graph of each chunk is built once (``create_graph=True``) and every
     product is one backward pass through it (``is_grads_batched`` for several vectors).
-    It skips the forward pass of each product, about twice as fast on the digits default,
-    but keeps the graphs of all chunks alive.
+    It skips the forward pass of each product, so each product costs less, but it keeps
+    the graphs of all chunks alive.
 ``method="auto"`` (default)
     ``cached`` when the data is one chunk, ``forward`` when it is chunked (chunking is
     asked for to bound memory).

@@ -154,8 +154,8 @@ def _vega_lite_version() -> str:
 def vega_bundle() -> str:
     """Vega, Vega-Lite and Vega-Embed as one ES module exporting ``vegaEmbed`` (offline).
 
-    Built once per process by ``vl_convert.javascript_bundle`` (~1 s), for the Vega-Lite
-    version Altair writes.
+    Built once per process (building it is slow) by ``vl_convert.javascript_bundle``, for
+    the Vega-Lite version Altair writes.
     """
     import vl_convert as vlc
 

@@ -1,7 +1,7 @@
 """Load: 8 browser pages at once on one ``eoslab serve``, then their kernels are culled.
 
 A tab that disappears without its unload hook (a crash, a lost network, Playwright's
-``page.close()``) leaves its kernel running: about 350 MB each.  The server's idle-kernel
+``page.close()``) leaves its kernel running, memory and all.  The server's idle-kernel
 culling must reclaim them.  This test serves chapter 01 alone with a short cull timeout,
 opens 8 pages concurrently, runs each to completion, closes them, and checks that the
 kernels go away and that the resident memory of the Voila process and its kernels returns
