@@ -119,9 +119,10 @@ def main() -> int:
               "--device cpu --synthetic measures this CPU instead.")
         for name, tflops, tbs in [("H100 SXM", 67.0, 3.35), ("A100 SXM", 19.5, 2.04)]:
             t_flop, t_mem = floor["flops"] / (tflops * 1e12), floor["bytes"] / (tbs * 1e12)
+            bound = "compute" if t_flop > t_mem else "memory"
             print(f"#   e.g. {name} (nominal {tflops} TFLOP/s fp32, {tbs} TB/s): floor "
                   f"{1e3 * max(t_flop, t_mem):.3f} ms/step = "
-                  f"{1 / max(t_flop, t_mem):,.0f} steps/s ({'compute' if t_flop > t_mem else 'memory'} bound)")
+                  f"{1 / max(t_flop, t_mem):,.0f} steps/s ({bound} bound)")
         return 0
     device = torch.device("cuda" if want_cuda else args.device)
     try:
@@ -174,9 +175,10 @@ def main() -> int:
             sync()
             times[name].append((time.perf_counter() - start) / (args.steps * copies))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    bound = "compute" if floor["flops"] / peak_flops > floor["bytes"] / peak_bw else "memory"
     print(f"# {where}, torch {torch.__version__}, data: {data.name}; measured peaks "
           f"{peak_flops / 1e12:.2f} TFLOP/s fp32 matmul, {peak_bw / 1e9:.0f} GB/s copy; floor "
-          f"{1e3 * t_floor:.3f} ms/step ({'compute' if floor['flops'] / peak_flops > floor['bytes'] / peak_bw else 'memory'} bound); "
+          f"{1e3 * t_floor:.3f} ms/step ({bound} bound); "
           f"median of {args.reps} x {args.steps} steps")
     print(f"{'loop':28s} {'ms/step':>9s} {'steps/s':>9s} {'TFLOP/s':>8s} {'of floor':>8s}")
     for name, values in times.items():

@@ -207,9 +207,10 @@ def cifar_features(x_tr_img, y_tr, x_te_img, y_te, n_train, n_test, classes):
 
 
 def quadratic_features(spectrum: Sequence[float], seed: int = 0, rotate: bool = True):
-    """Features ``X`` (d x d) with :math:`\\frac1d X^\\top X = Q\\,\\mathrm{diag}(\\lambda)\\,Q^\\top`.
+    """Features ``X`` with :math:`\\frac1d X^\\top X = Q\\,\\mathrm{diag}(\\lambda)\\,Q^\\top`.
 
-    For a linear model :math:`f(x) = w^\\top x` and the Cohen MSE, the loss is the quadratic
+    ``X`` is d x d with d = ``len(spectrum)``.  For a linear model :math:`f(x) = w^\\top x`
+    and the Cohen MSE, the loss is the quadratic
     :math:`\\tfrac12 (w - w^*)^\\top A (w - w^*)` with :math:`A = \\frac1d X^\\top X`, so its
     Hessian has exactly the spectrum asked for.  Returns ``(X, A, Q)``.
 
@@ -222,7 +223,10 @@ def quadratic_features(spectrum: Sequence[float], seed: int = 0, rotate: bool = 
         raise ValueError(f"spectrum={spectrum!r} must be a non-empty list of finite "
                          "non-negative eigenvalues")
     d = lam.size
-    q = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))[0] if rotate else np.eye(d)
+    if rotate:
+        q = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))[0]
+    else:
+        q = np.eye(d)
     x = math.sqrt(d) * np.diag(np.sqrt(lam)) @ q.T
     return x, q @ np.diag(lam) @ q.T, q
 
@@ -282,7 +286,8 @@ def load_dataset(name: str, *, n_train: int | None = None, n_test: int | None = 
 
     Args:
         name: one of :data:`DATASET_NAMES` (``cifar10-5k`` for ``cifar10-<n>k``).
-        n_train, n_test: subset sizes (defaults depend on the dataset).
+        n_train: training subset size (the default depends on the dataset).
+        n_test: test subset size (the default depends on the dataset).
         classes: keep only these classes (a count ``k`` keeps classes ``0..k-1``).
         seed: seed of the shuffle / generator.
         loss: ``"mse"`` gives one-hot targets for classification, anything else indices.

@@ -1,7 +1,8 @@
-"""From a :class:`~eoslab.core.config.TrainConfig` to a finished, stored :class:`~eoslab.core.train.Run`.
+"""From a :class:`~eoslab.core.config.TrainConfig` to a finished, stored run.
 
 ``run(config)`` loads the data, builds the model and optimiser, attaches the probes the
-config asks for, trains, and saves the result in the store.  When the store already holds
+config asks for, trains, and saves the resulting :class:`~eoslab.core.train.Run` in the
+store.  When the store already holds
 the run it is returned at once (``reuse=True``); an unfinished run with a checkpoint is
 resumed (``resume=True``).
 """

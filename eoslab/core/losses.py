@@ -131,8 +131,8 @@ class Loss:
         """``per_example_mean(outputs[c], target)`` for every copy ``c``, shape ``(C,)``.
 
         A sweep's ``C`` stacked models share the data; the built-in losses reduce all
-        copies at once (``vmap`` of the per-copy call costs about 0.9 ms per call on a
-        2-core CPU, more than the reduction itself).
+        copies at once, since a ``vmap`` of the per-copy call costs more per call than the
+        reduction itself.  Other losses fall back to that ``vmap``.
         """
         if self.per_copy_mean is not None:
             return self.per_copy_mean(outputs, target)

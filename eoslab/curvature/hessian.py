@@ -8,9 +8,10 @@ needs products :math:`v \\mapsto H v` with
     H = \\nabla^2_\\theta L(\\theta), \\qquad L(\\theta) = h\\Big(\\sum_c \\tfrac{n_c}{n}
     \\bar\\ell_c(\\theta)\\Big),
 
-evaluated through :class:`~eoslab.curvature.objective.Objective`, i.e. ``torch.func.functional_call``
-on a parameter dict, so the model itself is never touched.  Products are accumulated over
-data chunks weighted by their share ``n_c / n`` and computed in one of two ways:
+evaluated through :class:`~eoslab.curvature.objective.Objective`, i.e.
+``torch.func.functional_call`` on a parameter dict, so the model itself is never touched.
+Products are accumulated over data chunks weighted by their share ``n_c / n`` and computed
+in one of two ways:
 
 ``method="forward"``
     forward-over-reverse (``jvp`` of ``grad``, Pearlmutter 1994), batched over several
@@ -18,8 +19,8 @@ data chunks weighted by their share ``n_c / n`` and computed in one of two ways:
 ``method="cached"``
     the gradient graph of each chunk is built once (``create_graph=True``) and every
     product is one backward pass through it (``is_grads_batched`` for several vectors).
-    It skips the forward pass of each product, about twice as fast on the digits default,
-    but keeps the graphs of all chunks alive.
+    It skips the forward pass of each product, so each product costs less, but it keeps
+    the graphs of all chunks alive.
 ``method="auto"`` (default)
     ``cached`` when the data is one chunk, ``forward`` when it is chunked (chunking is
     asked for to bound memory).

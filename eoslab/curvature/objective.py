@@ -146,7 +146,10 @@ class Objective:
     @torch.no_grad()
     def metrics(self, params: Params, x: torch.Tensor | None = None,
                 y: torch.Tensor | None = None) -> dict[str, float]:
-        """Loss (and accuracy for classification) at ``params`` on ``(x, y)`` (default: own data)."""
+        """Loss (and accuracy for classification) at ``params`` on ``(x, y)``.
+
+        ``x`` and ``y`` default to the objective's own data.
+        """
         x = self.x if x is None else x
         y = self.y if y is None else y
         loss_sum, acc_sum = 0.0, 0.0

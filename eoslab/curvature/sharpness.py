@@ -10,8 +10,9 @@ other optimisers, on a quadratic with curvature :math:`\\lambda`:
 GD                                :math:`\\lambda < 2/\\eta`
 heavy ball (PyTorch convention)   :math:`\\lambda < (2 + 2\\beta)/\\eta`
 Nesterov (PyTorch convention)     :math:`\\lambda < (2 + 2\\beta)/((1 + 2\\beta)\\eta)`
-Adam / RMSProp, frozen            :math:`\\lambda_{\\max}(P^{-1} H) < (2 + 2\\beta_1)/((1-\\beta_1)\\eta)`
-preconditioner                    (38/η for :math:`\\beta_1 = 0.9`; 2/η for RMSProp)
+Adam / RMSProp, frozen P          :math:`\\lambda_{\\max}(P^{-1} H)
+                                  < (2 + 2\\beta_1)/((1-\\beta_1)\\eta)`
+                                  (38/η for :math:`\\beta_1 = 0.9`; 2/η for RMSProp)
 ================================  ==========================================================
 
 For adaptive methods the relevant curvature is the *preconditioned* sharpness

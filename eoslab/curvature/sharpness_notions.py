@@ -121,7 +121,8 @@ def rho_sharpness(objective, params=None, *, rho: float, steps: int = 20,
 
     Starts at :math:`\\rho\\, g/\\lVert g\\rVert` (SAM's first-order maximiser; a random
     direction at a stationary point), then repeats :math:`\\epsilon \\leftarrow
-    \\Pi_\\rho(\\epsilon + \\alpha\\, \\nabla L(w+\\epsilon)/\\lVert\\nabla L(w+\\epsilon)\\rVert)` with
+    \\Pi_\\rho(\\epsilon + \\alpha\\, \\nabla L(w+\\epsilon)
+    /\\lVert\\nabla L(w+\\epsilon)\\rVert)` with
     :math:`\\alpha` = ``step_size`` (default :math:`\\rho`), keeping the best point.  A lower
     bound of the true maximum; on a quadratic at its minimum it converges like power
     iteration to :math:`\\tfrac12\\rho^2\\lambda_{\\max}`.

@@ -65,8 +65,10 @@ class SLQResult:
         return gaussian_density(self.nodes, self.weights, grid, sigma, n_points)
 
     def integrate(self, f) -> float:
-        """:math:`\\frac1R \\sum_r \\sum_j w^{(r)}_j f(\\theta^{(r)}_j) \\approx \\frac1n
-        \\operatorname{tr} f(H)`.
+        """Stochastic Lanczos quadrature estimate of :math:`\\frac1n \\operatorname{tr} f(H)`.
+
+        The mean over runs of the quadrature sums,
+        :math:`\\frac1R \\sum_r \\sum_j w^{(r)}_j f(\\theta^{(r)}_j)`.
         """
         return float((self.weights * f(self.nodes)).sum(dim=1).mean())
 

@@ -95,8 +95,8 @@ def hutchinson(op, m: int = 100, *, dist: str = "rademacher", seed: int = 0,
     """Hutchinson's estimate of :math:`\\operatorname{tr} H` from ``m`` probes.
 
     Args:
-        op: a :class:`~eoslab.curvature.hessian.HessianOperator` (or any operator with ``matmat``), or
-            a dense symmetric tensor.
+        op: a :class:`~eoslab.curvature.hessian.HessianOperator` (or any operator with
+            ``matmat``), or a dense symmetric tensor.
         m: number of probes (= products).
         dist: ``"rademacher"`` (lower variance) or ``"gaussian"``.
         seed: seed of the CPU generator drawing the probes.

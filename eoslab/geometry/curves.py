@@ -230,8 +230,10 @@ def evaluate_curve(curve: Curve, objective: Objective, ts=None, *,
 
 
 def barrier(losses: Sequence[float], ts: Sequence[float] | None = None) -> float:
-    """Height of the path above the chord between its ends:
-    :math:`\\max_t \\big[L(t) - ((1-t)L(0) + tL(1))\\big]` (``ts`` default: evenly spaced).
+    """Height of the path above the chord between its ends.
+
+    It is :math:`\\max_t \\big[L(t) - ((1-t)L(0) + tL(1))\\big]` (``ts`` default: evenly
+    spaced).
 
     >>> barrier([1.0, 3.0, 2.0])
     1.5

@@ -2,7 +2,8 @@
 
 A *direction* :math:`d` has one tensor per probed parameter, of the parameter's shape, so
 that :math:`\\theta + \\alpha d` is again a parameter dict.  Slices, planes and curves
-(:mod:`eoslab.geometry.landscape`, :mod:`eoslab.geometry.plane`, :mod:`eoslab.geometry.curves`) are built from them.
+(:mod:`eoslab.geometry.landscape`, :mod:`eoslab.geometry.plane`,
+:mod:`eoslab.geometry.curves`) are built from them.
 
 Kinds provided here:
 
@@ -127,7 +128,8 @@ def filter_normalize(direction: Params, params: Params, bias: str = "zero",
     """Li et al. (2018) filter normalisation of ``direction`` against ``params``.
 
     Args:
-        direction, params: dicts with the same keys and shapes.
+        direction: the direction to rescale, a dict of tensors.
+        params: the weights it is normalised against, with the same keys and shapes.
         bias: what to do with 1-D parameters (biases, BatchNorm): ``"zero"`` (default),
             ``"copy"`` (:math:`d=\\theta`) or ``"filter"`` (the whole vector is one filter).
         eps: guards the division for all-zero filters.
@@ -173,9 +175,9 @@ def difference(a: Params, b: Params) -> Params:
 
 
 def gradient_direction(objective, params: Params | None = None, unit: bool = True) -> Params:
-    """:math:`\\nabla L(\\theta)` of an :class:`~eoslab.curvature.objective.Objective` (unit norm if ``unit``).
+    """:math:`\\nabla L(\\theta)` of an :class:`~eoslab.curvature.objective.Objective`.
 
-    The ascent direction; negate it for the descent direction.
+    Of unit norm if ``unit``.  The ascent direction; negate it for the descent direction.
     """
     params = objective.params() if params is None else params
     params = {k: v.detach() for k, v in params.items()}

@@ -1,4 +1,6 @@
-"""Weight averaging (SWA, EMA), FGE snapshots and ensembles, as probes of :func:`eoslab.core.train.fit`.
+"""Weight averaging (SWA, EMA), FGE snapshots and ensembles, as probes of the training loop.
+
+Each is a probe of :func:`eoslab.core.train.fit`.
 
 * SWA -- Izmailov, Podoprikhin, Garipov, Vetrov, Wilson, "Averaging Weights Leads to Wider
   Optima and Better Generalization", UAI 2018 (arXiv 1803.05407): the running mean of the
@@ -135,7 +137,9 @@ class Snapshots:
 
 
 class SWASchedule:
-    """Learning rate for SWA: ``base`` scheduler (or constant) until ``swa_start``, then
+    """Learning rate for SWA.
+
+    The ``base`` scheduler (or a constant rate) until ``swa_start``, then
 
     * ``cycle=None``: ``SWALR`` annealing linearly to the constant ``swa_lr`` over
       ``anneal_steps``;

@@ -137,8 +137,10 @@ class Lookahead(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One inner step; after every ``k``-th, :math:`\\phi \\leftarrow \\phi + \\alpha
-        (\\theta - \\phi)` and :math:`\\theta \\leftarrow \\phi`.
+        """One inner step of the base optimiser, then a slow update after every ``k``-th.
+
+        The slow update is :math:`\\phi \\leftarrow \\phi + \\alpha (\\theta - \\phi)` and
+        :math:`\\theta \\leftarrow \\phi`.
         """
         loss = self.base.step(closure) if closure is not None else self.base.step()
         self.inner_steps += 1
@@ -222,10 +224,10 @@ def lookahead_paths(quadratic, start: Sequence[float], lr: float, steps: int, *,
 
     The gradient is :math:`A(w - w^*) + \\sigma\\xi_t` with :math:`\\xi_t \\sim N(0, I)`
     drawn from ``seed`` (the same draws for both runs); both are cut at the first step
-    whose loss exceeds ``blowup`` times the first one (or ``blowup`` if that is below 1).  ``quadratic`` is an
-    :class:`eoslab.chapters.ch01_quadratic_stability.quadratic.Quadratic`.  ``batch=S`` runs ``S`` independent noisy copies
-    at once (arrays gain a copy axis after the step axis; a run is cut when any copy
-    passes ``blowup``).
+    whose loss exceeds ``blowup`` times the first one (or ``blowup`` if that is below 1).
+    ``quadratic`` is an :class:`eoslab.chapters.ch01_quadratic_stability.quadratic.Quadratic`.
+    ``batch=S`` runs ``S`` independent noisy copies at once (arrays gain a copy axis after
+    the step axis; a run is cut when any copy passes ``blowup``).
     """
     alpha, k = _check(alpha, k)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -265,9 +267,9 @@ def noise_floors(quadratic, lr: float, noise: float, steps: int, seeds: int, *,
     """Mean stationary loss of SGD alone and of Lookahead's slow weights over ``seeds`` runs.
 
     The ``seeds`` runs go as one batch from the minimiser, so only the noise moves them;
-    the second half of the paths is averaged over steps and copies (:func:`stationary_loss`).  Returns ``{"inner", "slow", "fast",
-    "ratio"}`` with ``ratio = slow / inner`` (< 1: Lookahead has the lower variance,
-    Zhang et al. 2019, Prop. 2).
+    the second half of the paths is averaged over steps and copies (:func:`stationary_loss`).
+    Returns ``{"inner", "slow", "fast", "ratio"}`` with ``ratio = slow / inner`` (< 1:
+    Lookahead has the lower variance, Zhang et al. 2019, Prop. 2).
     """
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"seeds={seeds!r} is not allowed; use an integer >= 1")
@@ -294,7 +296,10 @@ def exact_noise_floors(eigenvalues: Sequence[float], lr: float, noise: float, *,
 
     Returns ``{"inner", "slow", "ratio"}`` (``nan`` where a method is unstable).
 
-    >>> f = exact_noise_floors((1.0,), 1.0, 0.1)  # r = 0: Var_slow = alpha^2 eta^2 s^2/(1-(1-alpha)^2)
+    With :math:`\\eta\\lambda = 1` (so :math:`r = 0`),
+    :math:`\\mathrm{Var}_\\phi = \\alpha^2\\eta^2\\sigma^2/(1-(1-\\alpha)^2)`:
+
+    >>> f = exact_noise_floors((1.0,), 1.0, 0.1)
     >>> round(f["inner"], 6), round(f["slow"], 6)
     (0.005, 0.001667)
     """

@@ -9,9 +9,11 @@ gradient shrinks:
 
   .. math::
 
-      \\theta_{t+1} = \\theta_t - \\eta\\, \\frac{\\nabla L(\\theta_t)}{\\lVert \\nabla L(\\theta_t)\\rVert},
+      \\theta_{t+1} = \\theta_t
+      - \\eta\\, \\frac{\\nabla L(\\theta_t)}{\\lVert \\nabla L(\\theta_t)\\rVert},
 
-  which is GD with the effective step size :math:`\\eta_{\\mathrm{eff}} = \\eta/\\lVert\\nabla L\\rVert`;
+  which is GD with the effective step size
+  :math:`\\eta_{\\mathrm{eff}} = \\eta/\\lVert\\nabla L\\rVert`;
 * plain GD on :math:`\\sqrt L` (the loss ``sqrt-mse``), since
   :math:`\\nabla\\sqrt L = \\nabla L / (2\\sqrt L)`: GD on :math:`L` with
   :math:`\\eta_{\\mathrm{eff}} = \\eta / (2\\sqrt{L})`.

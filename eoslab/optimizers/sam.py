@@ -93,7 +93,8 @@ class SAM(torch.optim.Optimizer):
 
     Attributes:
         last_perturbation_norm: :math:`\\lVert\\epsilon\\rVert` (ASAM:
-            :math:`\\lVert T_w^{-1}\\epsilon\\rVert`) of the last step's (last group's) perturbation.
+            :math:`\\lVert T_w^{-1}\\epsilon\\rVert`) of the last step's (last group's)
+            perturbation.
     """
 
     needs_closure = True
@@ -138,8 +139,9 @@ class SAM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One SAM step; returns the loss at the perturbed point (m-sharpness: the
-        size-weighted mean over the groups).
+        """One SAM step; returns the loss at the perturbed point.
+
+        With m-sharpness (``m`` set) the loss is the size-weighted mean over the groups.
         """
         if closure is None:
             raise ValueError("SAM.step needs a closure that recomputes the gradient "
@@ -188,8 +190,10 @@ class SAM(torch.optim.Optimizer):
 
     @staticmethod
     def _clear_grads(params) -> None:
-        """Drop the used gradients: a later step must not mistake them for the gradient at w
-        (``step`` reuses ``.grad`` when present, as :func:`eoslab.core.train.fit` leaves it).
+        """Drop the used gradients.
+
+        A later step must not mistake them for the gradient at w (``step`` reuses ``.grad``
+        when present, as :func:`eoslab.core.train.fit` leaves it).
         """
         for p in params:
             p.grad = None

@@ -263,7 +263,8 @@ def catapults(history: Sequence[dict], window: int = 60, jump: float = 1.5) -> l
     >>> rows = [{"step": 0, "lr": 0.1, "loss": 1.0, "sharpness": 9.0},
     ...         {"step": 10, "lr": 0.4, "loss": 3.0, "sharpness": 8.0},
     ...         {"step": 20, "lr": 0.4, "loss": 0.5, "sharpness": 4.5}]
-    >>> c = catapults(rows)[0]; c["step"], c["spike"], c["sharp_before"], c["sharp_after"], c["edge"]
+    >>> c = catapults(rows)[0]
+    >>> c["step"], c["spike"], c["sharp_before"], c["sharp_after"], c["edge"]
     (10, 3.0, 9.0, 4.5, 5.0)
     """
     out = []

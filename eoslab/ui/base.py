@@ -132,7 +132,8 @@ class Throttle:
     [1, 3]
     """
 
-    def __init__(self, fn: Callable, interval: float = 0.2, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, fn: Callable, interval: float = 0.2,
+                 clock: Callable[[], float] = time.monotonic):
         if not (isinstance(interval, (int, float)) and math.isfinite(interval) and interval >= 0):
             raise ValueError(f"interval={interval!r} is not allowed; use seconds >= 0")
         self.fn, self.interval, self.clock = fn, float(interval), clock

@@ -39,8 +39,10 @@ def clip_loss(values, floor: float = 1e-4, ceiling: float | None = None) -> np.n
 
 def plane_layout(title: str = "train loss on the plane", color_title: str = "train loss",
                  x_title: str = "along w2 - w1", y_title: str = "orthogonal, in the plane"):
-    """Heat map (dataset ``plane_grid``), paths (``plane_paths``: x, y, order, path) and
-    labelled points (``plane_points``: x, y, label) on the plane's coordinates.
+    """Heat map, paths and labelled points on the plane's coordinates.
+
+    Datasets: ``plane_grid`` (the heat map), ``plane_paths`` (x, y, order, path) and
+    ``plane_points`` (x, y, label).
     """
     heat = alt.Chart(alt.Data(name="plane_grid")).mark_rect().encode(
         x=alt.X("x1:Q", title=x_title), x2="x2:Q",
@@ -65,9 +67,11 @@ def plane_data(xs: Sequence[float], ys: Sequence[float], values,
                paths: Mapping[str, Sequence[Sequence[float]]] | None = None,
                points: Sequence[dict] = (), floor: float = 1e-4,
                ceiling: float | None = None) -> dict:
-    """Datasets of :func:`plane_layout`: ``values[i][j]`` is the loss at ``(xs[i], ys[j])``
-    (the layout of :meth:`eoslab.geometry.plane.Plane.evaluate`); ``paths`` maps a name to
-    ``(x, y)`` pairs; ``points`` are dicts with ``x``, ``y``, ``label``.
+    """Datasets of :func:`plane_layout`.
+
+    ``values[i][j]`` is the loss at ``(xs[i], ys[j])`` (the layout of
+    :meth:`eoslab.geometry.plane.Plane.evaluate`); ``paths`` maps a name to ``(x, y)``
+    pairs; ``points`` are dicts with ``x``, ``y``, ``label``.
     """
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     v = np.asarray(values, dtype=np.float64)

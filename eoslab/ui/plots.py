@@ -120,8 +120,10 @@ def history_chart(histories: Mapping[str, Sequence[dict]], y: str = "loss",
 # -- chapter 02: edge of stability -------------------------------------------------------
 
 def eos_layout(momentum: float = 0.0):
-    """Four panels: loss and sharpness vs step with :math:`(2+2\\beta)/\\eta` lines,
-    sharpness divided by its threshold (1 is the edge), and loss vs time :math:`\\eta t`.
+    """Four panels of the edge-of-stability runs.
+
+    Loss and sharpness vs step with :math:`(2+2\\beta)/\\eta` lines, sharpness divided by
+    its threshold (1 is the edge), and loss vs time :math:`\\eta t`.
 
     Datasets: ``history`` (run, lr, step, time, loss, sharpness, ratio), ``thresholds``
     (run, lr, threshold) and ``crossings`` (run, lr, step, time): where each run's
@@ -185,7 +187,9 @@ def eos_chart(histories: Mapping[float, Sequence[dict]], momentum: float = 0.0):
 # -- chapter 01: a quadratic -------------------------------------------------------------
 
 def quadratic_layout(view: float, max_lr: float):
-    """Contours + trajectory in the box ``[-view, view]^2``, loss vs step, and the rate
+    """Three panels of GD on a 2-D quadratic.
+
+    Contours + trajectory in the box ``[-view, view]^2``, loss vs step, and the rate
     :math:`\\rho` vs :math:`\\eta` on ``[0, max_lr]`` with the thresholds.
 
     Datasets: ``levels`` (level, order, x, y), ``axis`` (order, x, y), ``trajectory``
@@ -283,8 +287,10 @@ def slice_chart(alphas: Sequence[float], losses: Mapping[str, Sequence[float]],
 
 def surface_chart(xs: Sequence[float], ys: Sequence[float], values, log_color: bool = True,
                   points: Sequence[dict] = ()):
-    """A 2-D slice as a heat map (``values[i, j]`` at ``(xs[j], ys[i])``), with optional
-    labelled points (dicts with ``x``, ``y``, ``label``) drawn on top.
+    """A 2-D slice as a heat map, with optional labelled points drawn on top.
+
+    ``values[i, j]`` is drawn at ``(xs[j], ys[i])``; points are dicts with ``x``, ``y``,
+    ``label``.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.shape != (len(ys), len(xs)):

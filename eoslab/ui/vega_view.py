@@ -1,10 +1,10 @@
 """A Vega-Lite chart widget whose data can change without rebuilding the chart.
 
 ``alt.JupyterChart`` answers every change of its ``spec`` by re-embedding: compiling
-Vega-Lite to Vega, building a new Vega view and drawing it from scratch (about 300 ms in
-Chromium for chapter 01's three panels, measured in ``benchmarks/bench_app.md``).  A slider
-only changes the *data* of a figure, so :class:`VegaView` keeps the Vega view it built and
-streams the named datasets that changed into it:
+Vega-Lite to Vega, building a new Vega view and drawing it from scratch (timed in
+``benchmarks/bench_app.md``).  A slider only changes the *data* of a figure, so
+:class:`VegaView` keeps the Vega view it built and streams the named datasets that changed
+into it:
 
 .. code-block:: javascript
 
@@ -18,17 +18,17 @@ rejects the model's readiness, and from then on *every message the kernel sends 
 model is dropped*: the chart stays drawn but never updates again (the page error
 "[anywidget] Failed to initialize model." is the only trace).  The deadline is wall time
 on the page's main thread, so it is missed whenever the page is busy while its widgets are
-created: eight chapter pages opened at once on a 2-core machine missed it in two full CI
-runs (``tests/browser/test_load.py``).  So nothing that changes travels to the anywidget
-model.  ``spec``, ``datasets`` and ``embed_options`` are mirrored onto :class:`LiveFigure`,
-a plain ``@jupyter-widgets/base`` model with no deadline, and the module finds it through
-the widget manager and listens to it.  The anywidget model carries only what never changes: the module and Vega.
+created, e.g. when several chapter pages open at once (``tests/browser/test_load.py``).  So
+nothing that changes travels to the anywidget model.  ``spec``, ``datasets`` and
+``embed_options`` are mirrored onto :class:`LiveFigure`, a plain ``@jupyter-widgets/base``
+model with no deadline, and the module finds it through the widget manager and listens to
+it.  The anywidget model carries only what never changes: the module and Vega.
 
-**Loading Vega.**  ``_esm`` is only the ~85 lines of :data:`MODULE`.  Vega, Vega-Lite and
+**Loading Vega.**  ``_esm`` is only the short script :data:`MODULE`.  Vega, Vega-Lite and
 Vega-Embed travel in the ``_vega`` trait, bundled offline by ``vl_convert.javascript_bundle``
 (the bundle ``alt.JupyterChart.enable_offline`` uses, so nothing is fetched from a CDN), and
 the module imports them inside ``render``, once per page for all the charts of the page
-(keyed by ``_vega_key``): a page with three charts parses the 0.9 MB once, not three times.
+(keyed by ``_vega_key``): a page with three charts parses the bundle once, not three times.
 
 Each figure is embedded into a fresh element that replaces the previous one only when it is
 still the newest, so two figures sent in quick succession cannot leave the older view on
@@ -57,7 +57,8 @@ function loadVegaEmbed(model) {
     const cache = (globalThis[LIBRARIES] ??= new Map());
     const key = model.get("_vega_key");
     if (!cache.has(key)) {
-        const url = URL.createObjectURL(new Blob([model.get("_vega")], { type: "text/javascript" }));
+        const blob = new Blob([model.get("_vega")], { type: "text/javascript" });
+        const url = URL.createObjectURL(blob);
         cache.set(key, import(url).then(
             (module) => { URL.revokeObjectURL(url); return module.vegaEmbed; },
             (error) => { URL.revokeObjectURL(url); cache.delete(key); throw error; }));
@@ -71,7 +72,8 @@ function count(el, name) {
 
 async function render({ model, el }) {
     // spec and datasets arrive on a plain ipywidgets model (see the Python docstring)
-    const live = await model.widget_manager.get_model(model.get("_live").replace(/^IPY_MODEL_/, ""));
+    const liveId = model.get("_live").replace(/^IPY_MODEL_/, "");
+    const live = await model.widget_manager.get_model(liveId);
     const listening = {};    // the context of this view's listeners on `live`
     let view = null, finalize = null, generation = 0;
     let shown = {};          // dataset name -> JSON of the rows the view holds
@@ -85,7 +87,8 @@ async function render({ model, el }) {
             if (shown[name] === key) continue;
             shown[name] = key;
             try {
-                view.change(name, view.changeset().remove(() => true).insert(structuredClone(rows)));
+                const changes = view.changeset().remove(() => true).insert(structuredClone(rows));
+                view.change(name, changes);
                 changed = true;
             } catch (error) {
                 console.warn("eoslab VegaView: dataset", name, error);
@@ -112,14 +115,17 @@ async function render({ model, el }) {
             api = await vegaEmbed(target, spec, live.get("embed_options") || {});
         } catch (error) {
             if (mine !== generation) return;
-            target.innerHTML = '<div style="color:red">Vega-Lite error: ' + error.message + '</div>';
+            target.innerHTML =
+                '<div style="color:red">Vega-Lite error: ' + error.message + '</div>';
             el.replaceChildren(target);
             return;
         }
         if (mine !== generation) { api.finalize(); return; }   // a newer spec arrived meanwhile
         el.replaceChildren(target);
         view = api.view; finalize = api.finalize;
-        for (const [name, rows] of Object.entries(spec.datasets || {})) shown[name] = JSON.stringify(rows);
+        for (const [name, rows] of Object.entries(spec.datasets || {})) {
+            shown[name] = JSON.stringify(rows);
+        }
         count(el, "embeds");
         await push();
     }
@@ -148,8 +154,8 @@ def _vega_lite_version() -> str:
 def vega_bundle() -> str:
     """Vega, Vega-Lite and Vega-Embed as one ES module exporting ``vegaEmbed`` (offline).
 
-    Built once per process by ``vl_convert.javascript_bundle`` (~1 s), for the Vega-Lite
-    version Altair writes.
+    Built once per process (building it is slow) by ``vl_convert.javascript_bundle``, for
+    the Vega-Lite version Altair writes.
     """
     import vl_convert as vlc
 

@@ -12,9 +12,8 @@ A browser test whose Chromium *browser process* dies under it (a crash signal or
 context closes without the test closing it) fails with :class:`BrowserCrashed` and is run
 once more in a fresh browser (``pytest-rerunfailures``, ``only_rerun=[BrowserCrashed]``).
 Any other failure, a renderer crash or a page the test closed included, fails at once.
-CI saw this once: in chapter 10's JupyterLab test the browser process died 4 s after launch,
-leaving crashpad's lines in its log, as a crash signal does here (SIGSEGV or SIGABRT sent to
-the browser process by hand leave the same lines; SIGKILL, the OOM killer's signal, none).
+A crash signal to the browser process (SIGSEGV, SIGABRT) leaves crashpad's lines in its
+log; SIGKILL, the OOM killer's signal, leaves none.
 """
 
 from __future__ import annotations
@@ -44,7 +43,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
-# a page executes its notebook (torch import, quick training) on a shared 2-core CI box
+# a page executes its notebook (torch import, quick training) before it shows, on a machine
+# that may be shared with other jobs
 PAGE_TIMEOUT_MS = 240_000
 
 
@@ -111,10 +111,11 @@ class Server:
             try:
                 with urllib.request.urlopen(self.url.rstrip("/") + ready_path, timeout=5):
                     break
-            except OSError:
+            except OSError as err:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("server did not answer in 180 s:\n" + self.log_tail())
+                    raise RuntimeError("server did not answer in 180 s:\n"
+                                       + self.log_tail()) from err
                 time.sleep(0.5)
 
     def log_tail(self, chars: int = 4000) -> str:
@@ -170,8 +171,9 @@ def voila(tmp_path_factory):
     """One ``eoslab serve`` of the book for the whole session.
 
     No pre-heated pool here: a pool re-executes every chapter in the background after each
-    visit, which on a 2-core CI box starves the pages under test (the benchmark covers the
-    pooled path); culling is slow enough never to hit a page while a test drives it.
+    visit, which on a machine with few cores starves the pages under test (the benchmark
+    covers the pooled path); culling is slow enough never to hit a page while a test drives
+    it.
     """
     server = serve_book(tmp_path_factory.mktemp("voila"), pool_size=0, cull_idle_timeout=600,
                         cull_interval=30)

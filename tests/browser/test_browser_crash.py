@@ -69,8 +69,9 @@ def test_only_a_crashed_browser_process_reruns_a_test(tmp_path):
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER_TESTS))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "--rerun-show-tracebacks", "-p", "no:cacheprovider",
-         "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-q", "-rA", "--rerun-show-tracebacks",
+         "-p", "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"),
+         "--rootdir", str(tmp_path), str(tmp_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
     text = out.stdout + out.stderr
     summary = text.strip().splitlines()[-1]

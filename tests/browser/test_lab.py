@@ -4,8 +4,8 @@ JupyterLab serves a copy of ``book/`` in a temporary folder with autosave off, s
 the chapters can never write outputs into the repository's notebooks.  Each chapter opens
 in a fresh workspace (``/lab/workspaces/<id>/tree/book/<nb>?reset``); all cells are run
 through JupyterLab's own ``notebook:run-all-cells`` command.  Each test shuts its chapter's
-kernel down at the end, as "Shut Down Kernel" would: a chapter's kernel holds ~500 MB, and
-with all 19 left running the machine had 8.0 GB in use by the last chapter.
+kernel down at the end, as "Shut Down Kernel" would, so that the kernels of the chapters
+already tested do not pile up in memory.
 """
 
 import http.cookiejar
@@ -96,7 +96,8 @@ def test_chapter_runs_in_jupyterlab(lab, shut_down_after, browser_page, notebook
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                            " && window.jupyterapp.shell.currentWidget.sessionContext"
                            " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel")
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                           ".kernel")
     page.wait_for_function("() => window.jupyterapp.shell.currentWidget.sessionContext"
                            ".session.kernel.status === 'idle'")
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")

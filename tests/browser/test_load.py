@@ -1,7 +1,7 @@
 """Load: 8 browser pages at once on one ``eoslab serve``, then their kernels are culled.
 
 A tab that disappears without its unload hook (a crash, a lost network, Playwright's
-``page.close()``) leaves its kernel running: about 350 MB each.  The server's idle-kernel
+``page.close()``) leaves its kernel running, memory and all.  The server's idle-kernel
 culling must reclaim them.  This test serves chapter 01 alone with a short cull timeout,
 opens 8 pages concurrently, runs each to completion, closes them, and checks that the
 kernels go away and that the resident memory of the Voila process and its kernels returns
@@ -123,14 +123,14 @@ def test_eight_pages_then_culled_back_to_baseline(playwright_instance, tmp_path)
             finish_run(page)
             try:
                 wait_changed(page, before, timeout_s=60)
-            except AssertionError:
+            except AssertionError as err:
                 screenshot(page, f"load-page-{i + 1}-stuck")
                 state = page.evaluate("""() => [...document.querySelectorAll(
                     '.eoslab-chart, .eoslab-chart *')].filter(e => e.dataset.embeds)
                     .map(e => JSON.stringify(e.dataset))""")
                 raise AssertionError(f"page {i + 1}: the chart did not change; slider "
                                      f"reads {readout(page, LR)}; view {state}; console "
-                                     f"{consoles[i][-20:]}; {server.log_tail(1500)}")
+                                     f"{consoles[i][-20:]}; {server.log_tail(1500)}") from err
             rss, kernels = tree_rss(pid, seen)
             peak_rss, peak_kernels = max(peak_rss, rss), max(peak_kernels, kernels)
         all_done = time.monotonic() - start

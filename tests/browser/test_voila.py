@@ -79,8 +79,8 @@ def test_tree_page_asks_only_cosmetic_outside_hosts(voila, browser_page):
 
 def test_slider_moves_update_the_chart_in_place(voila, browser_page):
     """A step-size move streams new data into the Vega view the page already has: the chart
-    changes, but it is embedded once (no re-compiling of the figure per move; that costs
-    ~300 ms, see benchmarks/bench_app.md)."""
+    changes, but it is embedded once (no re-compiling of the figure per move; its cost is
+    timed in benchmarks/bench_app.md)."""
     page, log = browser_page
     open_app(page, chapter_url(voila.url, "01_quadratic_stability.ipynb"), server=voila)
     wait_chart(page)
@@ -103,8 +103,8 @@ def test_slider_moves_update_the_chart_in_place(voila, browser_page):
 
 # anywidget 0.11 gives a model's module 2 s (``AbortSignal.timeout(2000)``) to load; on this
 # page that deadline passes at the first microtask checkpoint, before any module can have
-# loaded, so anywidget always gives up on the chart's model.  (A 1 ms timer instead lost the
-# race to a fast module load once in a full browser run.)
+# loaded, so anywidget always gives up on the chart's model.  (A timer, however short, can
+# lose the race to a fast module load; the microtask cannot.)
 MISSED_DEADLINE = """
 const timeout = AbortSignal.timeout.bind(AbortSignal);
 AbortSignal.timeout = (ms) => {
@@ -119,10 +119,10 @@ GAVE_UP = "pageerror: [anywidget] Failed to initialize model."
 
 def test_the_chart_updates_after_anywidget_gave_up_on_its_model(voila, browser_page):
     """anywidget drops every kernel message to a model whose module loaded past its deadline,
-    which a busy page misses (8 pages at once on 2 cores did, in two full CI runs).  The
-    chart was then drawn once and never changed.  Its figure and data now travel on a plain
-    ipywidgets model (``eoslab.ui.vega_view``), so with the deadline always missed a
-    slider move still redraws the data and a preset change still draws a new figure."""
+    which a busy page misses; a chart on that model is drawn once and never changes.  Its
+    figure and data travel on a plain ipywidgets model (``eoslab.ui.vega_view``), so with
+    the deadline always missed a slider move still redraws the data and a preset change
+    still draws a new figure."""
     page, log = browser_page
     page.add_init_script(MISSED_DEADLINE)
     open_app(page, chapter_url(voila.url, "01_quadratic_stability.ipynb"), server=voila)

@@ -19,7 +19,7 @@ from eoslab.geometry.landscape import interpolate
 
 @pytest.fixture
 def one_thread():
-    """Small nets on a shared 2-core machine: intra-op threads only add contention."""
+    """Small nets: intra-op threads only add contention."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

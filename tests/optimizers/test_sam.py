@@ -12,7 +12,7 @@ from eoslab.optimizers.sam import SAM, sam_perturbation
 
 @pytest.fixture
 def one_thread():
-    """Tiny nets on a shared 2-core machine: intra-op threads only add contention."""
+    """Tiny nets: intra-op threads only add contention."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -1,4 +1,7 @@
-"""The in-place Vega view widget: offline bundle, figure vs data updates, which model carries them."""
+"""The in-place Vega view widget.
+
+Its offline bundle, figure vs data updates, and which model carries them.
+"""
 
 import re
 
@@ -28,7 +31,10 @@ def test_the_widget_module_is_small_and_imports_nothing():
 
 
 def test_what_changes_is_synced_on_the_plain_model_only():
-    """Messages to an anywidget model are dropped when its module loaded late; a plain one's are not."""
+    """Messages to an anywidget model are dropped when its module loaded late.
+
+    A plain model's messages are not.
+    """
     view = VegaView(spec={"mark": "point"})
     synced = set(view.keys)
     assert {"spec", "datasets", "embed_options"}.isdisjoint(synced)
