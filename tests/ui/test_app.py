@@ -41,7 +41,8 @@ def test_result_is_stored_and_shown_at_once_for_the_same_settings(tmp_path):
     assert "press Run" in app.controls.status.value
     app.run_sync()
     assert app.controls.status.value == "done with 3 points"
-    assert app.chart.spec["datasets"]["points"][2]["y"] == pytest.approx(2 * app.sliders["lr"].value)
+    lr = app.sliders["lr"].value
+    assert app.chart.spec["datasets"]["points"][2]["y"] == pytest.approx(2 * lr)
     calls = _Toy.calls
     again = _Toy("quick", store=store, chart_mode="svg", auto_run=False)
     assert _Toy.calls == calls  # nothing recomputed
