@@ -60,8 +60,8 @@ Emit = Callable[[dict, int], None]
 def divergence_text(result: dict) -> str:
     """The status sentence of a diverged result (names the stage that blew up).
 
-    >>> divergence_text({"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "endpoint 1"}})
-    'endpoint 1 diverged at step 12: loss 3e+04 — eta = 5 is too large for this curvature (2/eta = 0.4)'
+    >>> divergence_text({"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "SWA"}})
+    'SWA diverged at step 12: loss 3e+04 — eta = 5 is too large for this curvature (2/eta = 0.4)'
     """
     info = result["diverged"]
     text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]))
@@ -147,6 +147,13 @@ class ChapterApp:
     def describe(self, result: dict) -> str:
         """The status line of a finished result (HTML allowed, escape your own text)."""
         raise NotImplementedError
+
+    def describe_diverged(self, result: dict) -> str:
+        """The status line of a diverged result (HTML allowed).
+
+        By default :func:`divergence_text`: the stage, the step, the loss and 2/eta.
+        """
+        return html.escape(divergence_text(result))
 
     def total_work(self, settings: dict) -> int:
         """The progress bar's maximum for ``settings``."""
@@ -239,7 +246,7 @@ class ChapterApp:
 
     def _status(self, result: dict) -> str:
         if result.get("status") == "diverged":
-            text = html.escape(divergence_text(result))
+            text = self.describe_diverged(result)
         elif result.get("status") == "stopped":
             text = "stopped; press Run to train again"
         else:
