@@ -156,7 +156,10 @@ class ChapterApp:
         raise NotImplementedError
 
     def describe_diverged(self, result: dict) -> str:
-        """The status line of a diverged result (HTML allowed, escape your own text)."""
+        """The status line of a diverged result (HTML allowed).
+
+        By default :func:`divergence_text`: the stage, the step, the loss and 2/eta.
+        """
         return html.escape(divergence_text(result))
 
     def total_work(self, settings: dict) -> int:

@@ -10,8 +10,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from eoslab.chapters.ch01_quadratic_stability.app import QuadraticApp
-from eoslab.chapters.ch01_quadratic_stability.quadratic import stability_threshold
 from eoslab.chapters.ch02_edge_of_stability.app import EdgeOfStabilityApp, edge_band
 
 BOOK = Path(__file__).resolve().parents[2] / "book"
@@ -113,21 +111,6 @@ def test_widget_updates_from_a_background_thread_reach_the_front_end(tmp_path, m
 
 
 # -- the phenomena, on the quick presets -----------------------------------------------------
-
-@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9])
-def test_chapter01_converges_below_and_diverges_above_the_threshold(momentum):
-    app = QuadraticApp("quick")
-    app.set(momentum=momentum, lambda1=2.0, lambda2=0.3, angle=25.0)
-    edge = stability_threshold(app.quadratic.lambda_max, momentum)
-    assert edge < app.lr.max
-    app.set(lr=0.95 * edge)
-    assert app.status.value.startswith("converges")
-    assert app.trajectory.diverged_at is None
-    assert app.trajectory.losses[-1] < app.trajectory.losses[0]
-    app.set(lr=1.15 * edge)
-    assert app.status.value.startswith(("diverged", "does not converge"))
-    assert app.trajectory.losses[-1] > app.trajectory.losses[0]
-
 
 def test_chapter02_quick_run_reaches_and_hovers_at_the_edge():
     app = EdgeOfStabilityApp("quick", chart_mode="jupyter", store=False)

@@ -141,6 +141,6 @@ def test_bad_inputs_name_the_value():
 def test_vectorised_rates_match_companion_eigenvalues(beta):
     lam = (3.0, 0.4)
     lrs = np.linspace(0.01, 2.0, 57)
-    brute = [max(abs(np.linalg.eigvals(iteration_matrix(lr, l, beta))).max() for l in lam)
+    brute = [max(abs(np.linalg.eigvals(iteration_matrix(lr, v, beta))).max() for v in lam)
              for lr in lrs]
     assert np.allclose(convergence_rates(lrs, lam, beta), brute, atol=1e-7)

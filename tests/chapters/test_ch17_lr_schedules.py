@@ -1,34 +1,66 @@
-"""Chapter 17's phenomenon on its quick preset, through the app the chapter shows: under
+"""Chapter 17's phenomenon on its quick preset, through the widget-free experiment: under
 SGDR the sharpness stays at or below 2/eta(t), and the warm restart (2/eta dropping below
 the sharpness) is followed by a loss spike and a fall of the sharpness to about the new
 2/eta: a catapult. The range test brackets a range of rates below its blow-up."""
 
+import pytest
+
 from eoslab.chapters.ch17_lr_schedules.app import ScheduleApp
+from eoslab.chapters.ch17_lr_schedules.experiment import experiment
+from eoslab.chapters.presets import get_preset
 from eoslab.optimizers.schedules import catapults, edge_ratios
 
+QUICK = get_preset("17", "quick")
 
-def test_sgdr_restart_catapults_and_sharpness_stays_below_2_over_eta():
-    app = ScheduleApp("quick", store=False, auto_run=False)
-    app.run(wait=True)
-    history = app.result.history
-    assert app.result.status == "finished"
+
+@pytest.fixture(scope="module")
+def sgdr():
+    """The quick preset's own settings (SGDR, one restart), trained once for the module."""
+    streamed = []
+    result = experiment(QUICK, {}, emit=lambda datasets, done: streamed.append(done))
+    return result, streamed
+
+
+def test_sgdr_restart_catapults_and_sharpness_stays_below_2_over_eta(sgdr):
+    result, _ = sgdr
+    history = result["history"]
+    assert result["status"] == "finished"
     found = [c for c in catapults(history, window=60) if c["sharp_after"] is not None]
-    assert len(found) == 1
+    assert len(found) == 1 and result["catapults"] == found
     c = found[0]
     assert c["sharp_before"] > 1.2 * c["edge"]         # the restart makes GD unstable ...
     assert c["spike"] > 1.3                              # ... the loss spikes ...
     assert c["sharp_after"] < 0.9 * c["sharp_before"]    # ... and the sharpness falls
     assert c["sharp_after"] < 1.25 * c["edge"]           # to about the new 2/eta
     restart = c["step"]
-    end = app.config().steps  # the last row holds theta_T with the next cycle's eta
+    end = result["steps"]  # the last row holds theta_T with the next cycle's eta
     calm = [r for s, r in edge_ratios(history) if not restart <= s <= restart + 60 and s < end]
     assert max(calm) < 1.15                # elsewhere the sharpness stays below ~2/eta(t)
     early = [r for s, r in edge_ratios(history) if s < restart]
     assert max(early) > 0.8                # and reaches it while eta is near its peak
-    assert "restart at step" in app.controls.status.value
-    rt = app.range_test
-    assert rt.low < rt.steepest < rt.high < rt.lrs[-1] and rt.stopped_early
-    assert rt.losses[-1] > 4 * min(rt.losses)
+
+
+def test_the_range_test_brackets_rates_below_its_blow_up(sgdr):
+    rt = sgdr[0]["range_test"]
+    assert rt["low"] < rt["steepest"] < rt["high"] < rt["lrs"][-1] and rt["stopped_early"]
+    assert rt["losses"][-1] > 4 * min(rt["losses"])
+
+
+def test_the_experiment_streams_the_curve_first_then_the_training(sgdr):
+    result, streamed = sgdr
+    assert streamed[0] == 0 and streamed[1] == QUICK.range_test.steps
+    assert streamed == sorted(streamed) and streamed[-1] == QUICK.range_test.steps + QUICK.net.steps
+    assert len(result["datasets"]["curve"]) == QUICK.net.steps
+    assert result["datasets"]["range"] and result["datasets"]["sharpness"]
+
+
+def test_the_app_says_each_restart_and_the_range_test(sgdr):
+    app = ScheduleApp("quick", store=False, chart_mode="svg", auto_run=False)
+    assert app.sliders["period"].max == QUICK.net.steps
+    text = app.describe(sgdr[0])
+    assert "restart at step" in text and "range test:" in text
+    app.preset_menu.value = "default"
+    assert app.sliders["period"].max == get_preset("17", "default").net.steps
 
 
 def test_stop_ends_the_background_run_at_once():
@@ -36,5 +68,6 @@ def test_stop_ends_the_background_run_at_once():
     app.run()
     assert app.runner.running
     app.stop()
-    assert app.controls.stop.disabled and app.controls.status.value == "stopped"
     assert app.wait(60) and not app.runner.running
+    assert app.result["status"] == "stopped" and app.controls.stop.disabled
+    assert app.controls.status.value.startswith("stopped")

@@ -1,33 +1,63 @@
-"""Chapter 19's phenomenon on its quick preset, through the app the chapter shows:
+"""Chapter 19's phenomenon on its quick preset, through the widget-free experiment:
 Lookahead(alpha=0.5, k=5) converges at step sizes where GD alone diverges, up to the derived
 threshold and not beyond, and its slow weights sit at a lower noise floor than SGD alone."""
 
 import numpy as np
 
 from eoslab.chapters.ch19_lookahead.app import LookaheadApp
+from eoslab.chapters.ch19_lookahead.experiment import experiment, floor_text
+from eoslab.chapters.presets import get_preset
 from eoslab.optimizers.lookahead import lookahead_threshold
+
+QUICK = get_preset("19", "quick")
+
+
+def _losses(result, path):
+    return [r["loss"] for r in result["datasets"]["paths"] if r["path"] == path]
+
+
+def _classes(widget):
+    found = set(getattr(widget, "_dom_classes", ()))
+    for child in getattr(widget, "children", ()):
+        found |= _classes(child)
+    return found
 
 
 def test_lookahead_is_stable_between_2_over_lambda_and_its_threshold():
-    app = LookaheadApp("quick", chart_mode="svg")
-    lam, alpha, k = app.quadratic.lambda_max, app.alpha.value, app.k.value
+    lam, alpha, k = max(QUICK.eigenvalues), QUICK.alpha, QUICK.k
     edge = lookahead_threshold(lam, alpha, k)
     assert edge > 2 / lam
     for lr in np.linspace(2 / lam + 0.02, edge - 0.02, 5):
-        app.set(lr=float(lr))
-        inner = app.paths.inner_loss
+        result = experiment(QUICK, {"lr": float(lr)})
+        inner, slow = _losses(result, "GD alone"), _losses(result, "slow weights")
         assert inner[-1] > inner[0], lr  # GD alone grows (blows up if the run is long enough)
-        assert app.paths.lookahead_diverged is None, lr
-        assert app.paths.slow_loss[-1] < 1e-2 * app.paths.slow_loss[0], lr
-    app.set(lr=edge + 0.1)
-    assert app.paths.lookahead_diverged is not None
-    assert "diverged" in app.status.value
-    app.set(lr=1.0)  # the app keeps working after a divergence
-    assert app.paths.inner_diverged is None and "converges" in app.status.value
+        assert result["lookahead_diverged"] is None and result["status"] == "finished", lr
+        assert slow[-1] < 1e-2 * slow[0], lr
+    past = experiment(QUICK, {"lr": edge + 0.1})
+    assert past["lookahead_diverged"] is not None and past["status"] == "diverged"
+    assert past["diverged"]["stage"] == "Lookahead" and "diverged" in past["verdict"]
+    calm = experiment(QUICK, {"lr": 1.0})
+    assert calm["inner_diverged"] is None and "converges" in calm["verdict"]
 
 
 def test_slow_weights_have_a_lower_noise_floor_than_sgd():
+    floors = experiment(QUICK, {})["floors"]
+    assert floors["slow"] < 0.6 * floors["inner"]
+    assert floors["exact"]["slow"] < 0.6 * floors["exact"]["inner"]
+    assert "ratio" in floor_text(floors)
+
+
+def test_the_live_app_recomputes_on_each_move_and_keeps_working_after_a_divergence():
     app = LookaheadApp("quick", chart_mode="svg")
-    app.measure_noise_floors(wait=True)
-    assert app.floors["slow"] < 0.6 * app.floors["inner"]
-    assert "ratio" in app.floor_text.value
+    assert {"eoslab-app", "eoslab-preset", "eoslab-lr-slider", "eoslab-alpha-slider",
+            "eoslab-k-slider", "eoslab-noise-slider", "eoslab-status",
+            "eoslab-chart"} <= _classes(app.widget)
+    assert "eoslab-run" not in _classes(app.widget)  # live: no Run button
+    assert "Noise floor" in app.controls.status.value
+    app.set(lr=app.sliders["lr"].max)
+    assert "diverged" in app.controls.status.value
+    app.set(lr=1.0)
+    assert app.result["status"] == "finished" and "converges" in app.controls.status.value
+    app.set(k=4)
+    assert app.result["datasets"]["paths"] == app.chart.spec["datasets"]["paths"]
+    assert "k=4" in app.controls.status.value

@@ -4,11 +4,8 @@ import os
 import threading
 import time
 
-import numpy as np
 import pytest
 
-from eoslab.chapters.ch01_quadratic_stability.app import QuadraticApp
-from eoslab.chapters.ch01_quadratic_stability.quadratic import Quadratic, simulate
 from eoslab.chapters.ch02_edge_of_stability.app import EdgeOfStabilityApp, edge_band, eos_configs
 from eoslab.chapters.presets import Preset
 from eoslab.ui import plots
@@ -97,52 +94,6 @@ def test_live_chart_swaps_datasets_and_keeps_the_layout(mode):
         assert chart.widget.datasets == chart.spec["datasets"]
     else:
         assert chart.widget.value.startswith("<svg")
-
-
-# -- chapter 01 ----------------------------------------------------------------------------
-
-def test_quadratic_app_exposes_its_css_classes():
-    app = QuadraticApp("quick")
-    assert {"eoslab-preset", "eoslab-lr-slider", "eoslab-momentum-slider", "eoslab-angle-slider",
-            "eoslab-lambda1-slider", "eoslab-lambda2-slider", "eoslab-status",
-            "eoslab-chart"} <= _classes(app.widget)
-
-
-def test_quadratic_app_slider_moves_update_data_in_place_across_the_threshold():
-    app = QuadraticApp("quick")
-    app.set(lambda1=2.0, lambda2=0.5, angle=30.0, momentum=0.0)
-    base = {k: v for k, v in app.chart.spec.items() if k != "datasets"}
-    app.set(lr=0.9)
-    assert app.status.value.startswith("converges: eta = 0.9 < 2/lambda_max = 1")
-    app.set(lr=1.3)
-    assert app.status.value.startswith("diverged at step")
-    assert "too large for this curvature" in app.status.value
-    expected = simulate(Quadratic((2.0, 0.5), 30.0), app.preset["start"], 1.3,
-                        app.preset["steps"])
-    got = [[r["x"], r["y"]] for r in app.chart.spec["datasets"]["trajectory"]]
-    assert np.allclose(got, expected.points)
-    assert {k: v for k, v in app.chart.spec.items() if k != "datasets"} == base
-    app.set(momentum=0.5)  # heavy ball: threshold (2 + 2*0.5)/2 = 1.5 > 1.3
-    assert app.status.value.startswith("converges: eta = 1.3 < (2+2beta)/lambda_max = 1.5")
-
-
-def test_quadratic_app_rotation_and_stretch_move_the_threshold():
-    app = QuadraticApp("quick")
-    app.set(lr=0.9, lambda1=2.5, lambda2=0.5)  # 2/2.5 = 0.8 < 0.9
-    assert app.status.value.startswith("diverged") or "does not converge" in app.status.value
-    app.set(angle=-60.0)
-    assert app.quadratic.hessian[0, 1] != 0
-    assert app.trajectory.diverged_at is not None or app.trajectory.losses[-1] > 1
-    with pytest.raises(ValueError, match="unknown control 'eta'"):
-        app.set(eta=1.0)
-
-
-def test_quadratic_app_preset_switch_restores_the_preset():
-    app = QuadraticApp("quick")
-    app.set(lr=2.0)
-    app.preset_menu.value = "default"
-    assert app.lr.value == app.preset["lr"] and app.preset.name == "default"
-    assert len(app.trajectory.losses) == app.preset["steps"] + 1
 
 
 # -- chapter 02 ----------------------------------------------------------------------------

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Quadratic", "Trajectory", "stability_threshold", "iteration_matrix",
-           "spectral_radius", "convergence_rate", "convergence_rates", "converges", "simulate", "level_sets",
-           "default_levels"]
+           "spectral_radius", "convergence_rate", "convergence_rates", "converges", "simulate",
+           "level_sets", "default_levels"]
 
 
 def _finite(name: str, value) -> float:

@@ -1,65 +1,100 @@
-"""Chapter 17 presets: schedules (SGDR, cyclical) for full-batch GD with sharpness tracking,
-and Smith's range test, on the edge-of-stability setting of chapter 02.
+"""Chapter 17 presets: learning-rate schedules for full-batch GD, with the sharpness.
 
-fc-tanh on digits with the Cohen MSE starts with sharpness about 4, so with a peak
-eta = 0.4 (2/eta = 5) GD reaches the edge within ~50 steps; cosine decay to eta_min = 0.1
-lets the sharpness climb to ~7-12 by the end of a period, so each warm restart throws it
-past 2/eta_max (a catapult).
+SGDR and cyclical schedules, and Smith's range test, on the edge-of-stability setting of
+chapter 02: fc-tanh on digits with the MSE of Cohen et al. (arXiv 2103.00065) starts with
+a sharpness below 2/eta at the peak eta = 0.4 (2/eta = 5), so GD reaches the edge early
+in a period; the cosine decay to eta_min = low * eta = 0.1 lets the sharpness climb after
+2/eta(t), above 2/eta_max, so each warm restart throws it past the edge (a catapult).
 """
 
-from eoslab.chapters.presets import Preset
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
 
 NUMBER = "17"
 SLUG = "lr_schedules"
 
-_BASE = {
-    "dataset": "digits",
-    "model": "fc-tanh",
-    "width": 200,
-    "depth": 2,
-    "loss": "mse",
-    "optimizer": "gd",
-    "lr": 0.4,
-    "schedule": "cosine-restarts",
-    "low": 0.25,
-    "gamma": 0.5,
-    "record_every": 10,
-    "sharpness_every": 10,
-    "range_min": 1e-3,
-    "range_max": 10.0,
-    "range_batch": None,
-}
+
+@dataclass(frozen=True, kw_only=True)
+class NetSpec:
+    """The training problem: :class:`~eoslab.core.config.TrainConfig` fields of the same names.
+
+    Attributes:
+        dataset, n_train: the data (``None``: the whole set).
+        model, width, depth: the network.
+        loss, optimizer: the objective and full-batch GD.
+        steps: training steps; ``record_every``, ``sharpness_every``: how often a history
+            row and the top Hessian eigenvalue are recorded.
+    """
+
+    dataset: str = "digits"
+    n_train: int | None
+    model: str = "fc-tanh"
+    width: int = 200
+    depth: int = 2
+    loss: str = "mse"
+    optimizer: str = "gd"
+    steps: int
+    record_every: int = 10
+    sharpness_every: int = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class RangeSpec:
+    """Smith's range test: the rate grows from ``lr_min`` to ``lr_max`` over ``steps`` steps.
+
+    Attributes:
+        lr_min, lr_max: the rates of the first and the last step.
+        steps: the length of the test; ``batch``: its batch size (``None``: full batch).
+    """
+
+    lr_min: float = 1e-3
+    lr_max: float = 10.0
+    steps: int
+    batch: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulePreset(ChapterPreset):
+    """A designed schedule on one training problem, and the range test of that problem.
+
+    Attributes:
+        schedule, lr, period, low, gamma: the designer's controls (name, peak eta, period
+            in steps, lowest eta / peak, step decay factor).
+        net: the training problem (:class:`NetSpec`).
+        range_test: the range test (:class:`RangeSpec`).
+    """
+
+    NUMBER = "17"
+    schedule: str = "cosine-restarts"
+    lr: float = 0.4
+    period: int
+    low: float = 0.25
+    gamma: float = 0.5
+    net: NetSpec
+    range_test: RangeSpec
+
 
 PRESETS = {
-    "quick": Preset(
-        NUMBER,
-        "quick",
-        dict(_BASE, n_train=250, steps=300, period=150, range_steps=60),
-        "quick: 250 digits, 300 GD steps, one restart, ~15 s on a CPU",
+    "quick": SchedulePreset(
+        name="quick", period=150, net=NetSpec(n_train=250, steps=300),
+        range_test=RangeSpec(steps=60),
+        label="quick: 250 digits, 300 GD steps, one restart, ~15 s on a CPU",
     ),
-    "default": Preset(
-        NUMBER,
-        "default",
-        dict(_BASE, n_train=500, steps=900, period=300, range_steps=100),
-        "default: 500 digits, 900 GD steps, two restarts, ~2 min on a CPU",
+    "default": SchedulePreset(
+        name="default", period=300, net=NetSpec(n_train=500, steps=900),
+        range_test=RangeSpec(steps=100),
+        label="default: 500 digits, 900 GD steps, two restarts, ~2 min on a CPU",
     ),
-    "paper": Preset(
-        NUMBER,
-        "paper",
-        dict(
-            _BASE,
-            dataset="cifar10-5k",
-            n_train=None,
-            lr=0.1,
-            steps=6000,
-            period=2000,
-            record_every=20,
-            sharpness_every=50,
-            range_steps=300,
-        ),
-        "paper: CIFAR-10 5k (Cohen et al.'s subset), 6000 GD steps, two restarts, ~30 min on a GPU",
-        "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-        "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-        "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
+    "paper": SchedulePreset(
+        name="paper", lr=0.1, period=2000,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, steps=6000, record_every=20,
+                    sharpness_every=50),
+        range_test=RangeSpec(steps=300),
+        label="paper: CIFAR-10 5k (Cohen et al.'s subset), 6000 GD steps, two restarts, "
+              "~30 min on a GPU",
+        needs="torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+              "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+              "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
     ),
 }
