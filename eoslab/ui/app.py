@@ -60,11 +60,15 @@ Emit = Callable[[dict, int], None]
 def divergence_text(result: dict) -> str:
     """The status sentence of a diverged result (names the stage that blew up).
 
-    >>> divergence_text({"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "endpoint 1"}})
-    'endpoint 1 diverged at step 12: loss 3e+04 — eta = 5 is too large for this curvature (2/eta = 0.4)'
+    ``result["diverged"]`` may also carry ``"sharpness"`` (the last one measured) and
+    ``"momentum"`` (heavy-ball beta, whose edge is (2+2beta)/eta); the sentence names them.
+
+    >>> divergence_text({"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "run"}})
+    'run diverged at step 12: loss 3e+04 — eta = 5 is too large for this curvature (2/eta = 0.4)'
     """
     info = result["diverged"]
-    text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]))
+    text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]),
+                               info.get("sharpness"), float(info.get("momentum", 0.0)))
     return f"{info.get('stage', 'training')} {text}"
 
 
