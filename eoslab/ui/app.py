@@ -63,6 +63,9 @@ Emit = Callable[[dict, int], None]
 def divergence_text(result: dict) -> str:
     """The status sentence of a diverged result (names the stage that blew up).
 
+    ``result["diverged"]`` may also carry ``"sharpness"`` (the last one measured) and
+    ``"momentum"`` (heavy-ball beta, whose edge is (2+2beta)/eta); the sentence names them.
+
     >>> text = divergence_text(
     ...     {"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "endpoint 1"}})
     >>> for part in text.split(" — "):
@@ -71,7 +74,8 @@ def divergence_text(result: dict) -> str:
     eta = 5 is too large for this curvature (2/eta = 0.4)
     """
     info = result["diverged"]
-    text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]))
+    text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]),
+                               info.get("sharpness"), float(info.get("momentum", 0.0)))
     return f"{info.get('stage', 'training')} {text}"
 
 

@@ -1,16 +1,25 @@
-"""Chapter 18's phenomena on its quick preset, through the app the chapter shows: full-batch
+"""Chapter 18's phenomena on its quick preset, through the widget-free experiment: full-batch
 Adam's preconditioned sharpness hovers at 38/eta (while the raw sharpness stays far below
 GD's 2/eta), and on the (lr, lambda) grid (scale-invariant net, cosine schedule, the paper's
 decay convention) the best L2 coefficient of Adam + L2 moves with the learning rate while the
-best decoupled lambda of AdamW stays put (Loshchilov & Hutter 2019, Figure 2)."""
+best decoupled lambda of AdamW stays put (Loshchilov & Hutter 2019, arXiv 1711.05101,
+Figure 2)."""
 
 import math
 
 import numpy as np
 
-from eoslab.chapters.ch18_adamw.app import AdamWApp, grid_base, precond_band
-from eoslab.chapters.ch18_adamw.grid import best_per_lr, optimum_spread, run_grid
+from eoslab.chapters.ch18_adamw.app import AdamWApp
+from eoslab.chapters.ch18_adamw.experiment import experiment, grid_base, precond_band
+from eoslab.chapters.ch18_adamw.grid import GridResult, best_per_lr, optimum_spread, run_grid
 from eoslab.chapters.presets import get_preset
+
+
+def _classes(widget):
+    found = set(getattr(widget, "_dom_classes", ()))
+    for child in getattr(widget, "children", ()):
+        found |= _classes(child)
+    return found
 
 
 def _shift(grid, optimizer):
@@ -28,29 +37,57 @@ def _assert_decoupled_optimum_stays(grid):
 
 
 def test_adam_edge_of_stability_and_the_decoupled_optimum():
-    app = AdamWApp("quick", store=False, auto_run=False)
-    app.run(wait=True)
-    lr = app.lr.value
-    res = app.result
-    assert res.status == "finished"
-    low, median, high = precond_band(res.history, lr, 0.9)
+    p = get_preset("18", "quick")
+    seen = []
+    result = experiment(p, {"lr": p.lr, "metric": "test_loss"}, store=False,
+                        emit=lambda data, done: seen.append(done))
+    assert result["status"] == "finished"
+    adam, lr = result["adam"], result["lr"]
+    assert adam["status"] == "finished"
+    low, median, high = precond_band(adam["history"], lr, p.eos.beta1)
     assert 0.85 < median < 1.15 and low > 0.7 and high < 1.3
-    raw = [r["sharpness"] for r in res.history if r.get("sharpness") is not None]
+    assert adam["band"] == [low, median, high]
+    raw = [r["sharpness"] for r in adam["history"] if r.get("sharpness") is not None]
     assert max(raw) < 0.2 * (2 / lr)  # GD's edge says nothing about Adam
-    assert "preconditioned sharpness" in app.controls.status.value
 
-    p = app.preset
+    grid = GridResult(result["grid"])
     for opt in ("adam", "adamw"):
-        table = app.grid.table(opt, "test_loss")[2]
-        assert table.shape == (len(p["grid_lrs"]), len(p["grid_wds"][opt]))
+        table = grid.table(opt, "test_loss")[2]
+        assert table.shape == (len(p.grid.lrs), len(getattr(p.grid.wds, opt)))
         assert not np.isnan(table).any()
-    _assert_decoupled_optimum_stays(app.grid)
-    assert "decade(s) of lambda" in app.controls.status.value
+    _assert_decoupled_optimum_stays(grid)
+    assert seen[-1] == p.eos.steps + len(result["grid"])
+
+    app = AdamWApp("quick", store=False, chart_mode="jupyter", auto_run=False)
+    status = app.describe(result)
+    assert "preconditioned sharpness" in status and "decade(s) of lambda" in status
 
 
 def test_the_contrast_holds_for_other_seeds():
     p = get_preset("18", "quick")
     for seed in (1, 2):  # each seed on its own: no averaging hides a failing one
-        grid = run_grid(grid_base(p), p["grid_lrs"], p["grid_wds"], decay=p["grid_decay"],
-                        seeds=(seed,), store=False)
+        grid = run_grid(grid_base(p), p.grid.lrs, p.grid.wds.by_optimizer(),
+                        decay=p.grid.decay, seeds=(seed,), store=False)
         _assert_decoupled_optimum_stays(grid)
+
+
+def test_the_metric_menu_relays_the_heatmaps_and_reaches_the_experiment(monkeypatch):
+    seen = []
+
+    def stand_in(preset, settings, *, emit=None, stop=None):
+        seen.append(dict(settings))
+        return {"status": "stopped", "datasets": {}}
+
+    monkeypatch.setattr(AdamWApp, "experiment", staticmethod(stand_in))
+    app = AdamWApp("quick", store=False, chart_mode="jupyter", auto_run=False)
+    assert {"eoslab-app", "eoslab-preset", "eoslab-lr-slider", "eoslab-metric-menu",
+            "eoslab-run", "eoslab-stop", "eoslab-progress", "eoslab-status",
+            "eoslab-chart"} <= _classes(app.widget)
+    assert "final test loss" in str(app.chart.spec)
+    app.auto_run = True
+    app.set(metric="test_acc")
+    app.wait(30)
+    assert "final test accuracy" in str(app.chart.spec)
+    assert seen[-1] == {"lr": app.preset.lr, "metric": "test_acc"}
+    app.preset_menu.value = "default"
+    assert app.metric.value == "test_acc" and app.lr.value == app.preset.lr

@@ -52,14 +52,14 @@ def test_presets_are_read_only_and_name_missing_keys():
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_eos_presets_make_valid_train_configs(name):
     preset = get_preset("02", name)
-    fields = {k: preset[k] for k in ("dataset", "model", "loss", "optimizer", "width", "depth",
-                                     "momentum", "n_train", "steps", "record_every",
-                                     "sharpness_every")}
-    for ratio in preset["lr_ratios"]:
-        TrainConfig(lr=preset["lr"] * ratio, **fields)
+    fields = {k: getattr(preset, k) for k in ("dataset", "model", "loss", "optimizer", "width",
+                                              "depth", "momentum", "n_train", "steps",
+                                              "record_every", "sharpness_every")}
+    for ratio in preset.lr_ratios:
+        TrainConfig(lr=preset.lr * ratio, **fields)
 
 
 def test_paper_preset_says_what_it_needs():
     paper = get_preset("02", "paper")
-    assert paper["dataset"] == "cifar10-5k"
+    assert paper.dataset == "cifar10-5k"
     assert "torchvision" in paper.needs and "GPU" in paper.label

@@ -6,8 +6,6 @@ import time
 
 import pytest
 
-from eoslab.chapters.ch02_edge_of_stability.app import EdgeOfStabilityApp, edge_band, eos_configs
-from eoslab.chapters.presets import Preset
 from eoslab.ui import plots
 from eoslab.ui.base import BackgroundRunner, LiveChart, Throttle, describe_divergence
 
@@ -96,97 +94,6 @@ def test_live_chart_swaps_datasets_and_keeps_the_layout(mode):
         assert chart.widget.value.startswith("<svg")
 
 
-# -- chapter 02 ----------------------------------------------------------------------------
-
-def _tiny(lr=0.3, ratios=(1.0, 0.5), steps=40, sharpness_every=0):
-    return Preset("02", "quick", dict(dataset="digits", model="fc-tanh", loss="mse",
-                                      optimizer="gd", width=16, depth=2, momentum=0.0,
-                                      n_train=64, lr=lr, lr_ratios=ratios, steps=steps,
-                                      record_every=5, sharpness_every=sharpness_every),
-                  "quick: tiny test preset")
-
-
-def test_eos_configs_follow_the_ratios_largest_first():
-    configs = eos_configs(_tiny(lr=0.4, ratios=(0.5, 1.0, 0.25)), momentum=0.5)
-    assert [c.lr for c in configs] == [0.4, 0.2, 0.1]
-    assert all(c.momentum == 0.5 and c.sharpness_every == 0 for c in configs)
-
-
-def test_edge_band_reads_the_second_half():
-    rows = [{"step": s, "sharpness": v} for s, v in [(0, 1.0), (50, 2.0), (60, 5.0), (100, 4.0)]]
-    assert edge_band(rows, lr=0.4) == (0.4, 0.8, 1.0)  # 2/eta = 5; steps >= 50 only
-    assert edge_band([{"step": 0}], lr=0.4) is None
-    with pytest.raises(ValueError, match="last=0"):
-        edge_band(rows, 0.4, last=0)
-
-
-@pytest.mark.parametrize("parallel", [True, False])
-def test_eos_app_trains_streams_and_then_reuses_the_store(parallel):
-    app = EdgeOfStabilityApp(_tiny(), chart_mode="jupyter", parallel=parallel, throttle=0.0)
-    assert {"eoslab-run", "eoslab-stop", "eoslab-progress", "eoslab-status",
-            "eoslab-lr-slider", "eoslab-preset", "eoslab-chart"} <= _classes(app.widget)
-    app.run_sync()
-    assert sorted(app.histories) == [0.15, 0.3]
-    assert all(h[-1]["step"] == 40 for h in app.histories.values())
-    shown = app.chart.spec["datasets"]["history"]
-    assert {r["lr"] for r in shown} == {0.15, 0.3} and len(shown) == 2 * 9
-    assert app.controls.progress.value == app.controls.progress.max == 80
-    assert "finished" in app.controls.status.value
-    assert "from the store" not in app.controls.status.value
-    again = EdgeOfStabilityApp(_tiny(), chart_mode="jupyter", parallel=parallel)
-    assert again.show_stored() == 2  # shown at once on creation
-    again.run_sync()
-    assert again.controls.status.value.count("(from the store)") == 2
-
-
-def test_eos_app_reports_divergence_in_words():
-    app = EdgeOfStabilityApp(_tiny(lr=20.0, ratios=(1.0,)), chart_mode="jupyter", store=False)
-    app.run_sync()
-    status = app.controls.status.value
-    assert "diverged at step" in status and "too large for this curvature" in status
-
-
-def test_eos_app_stop_and_second_run_cancel_the_background_job():
-    app = EdgeOfStabilityApp(_tiny(steps=100000, ratios=(1.0,)), chart_mode="jupyter", store=False)
-    app.run()
-    deadline = time.time() + 30
-    while not app.histories.get(0.3) and time.time() < deadline:
-        time.sleep(0.05)
-    first = app.runner._stop
-    app.run()  # a second Run cancels the first
-    assert first.is_set()
-    time.sleep(0.3)
-    app.stop()
-    assert app.wait(30)
-    assert "stopped at step" in app.controls.status.value
-    assert app.controls.stop.disabled and app.controls.run.description == "Run"
-
-
-def test_eos_app_slider_change_shows_stored_runs_or_trains():
-    app = EdgeOfStabilityApp(_tiny(ratios=(1.0,)), chart_mode="jupyter", auto_run=False)
-    app.run_sync()
-    app.lr.value = 0.2
-    assert app.histories == {} and "press Run" in app.controls.status.value
-    app.lr.value = 0.3
-    assert list(app.histories) == [0.3]  # back from the store without training
-
-
-def test_eos_app_background_errors_reach_the_status_line_and_wait():
-    preset = Preset("02", "paper", dict(_tiny().values, dataset="cifar10-1k"), "paper: test")
-    app = EdgeOfStabilityApp(preset, chart_mode="jupyter", store=False)
-    app.run()
-    with pytest.raises((ImportError, FileNotFoundError)):
-        app.wait(60)
-    assert app.controls.status.value.startswith("error: ")
-    assert app.controls.stop.disabled
-
-
-def test_eos_app_momentum_redraws_the_layout_with_the_heavy_ball_edge():
-    app = EdgeOfStabilityApp(_tiny(ratios=(1.0,)), chart_mode="jupyter", auto_run=False)
-    assert "(2+2beta)/eta" not in str(app.chart.spec)
-    app.momentum.value = 0.5
-    assert "(2+2beta)/eta" in str(app.chart.spec)
-    assert app.configs()[0].momentum == 0.5
 
 
 def test_background_jobs_in_a_preheated_kernel_wait_for_the_visitor(monkeypatch):

@@ -60,16 +60,18 @@ DECAY_CONVENTIONS = ("torch", "paper")
 
 @dataclass
 class GridResult:
-    """The cells of a grid: one dict per run with ``optimizer, lr, weight_decay`` (the grid's
-    :math:`\\lambda`), ``seed, status`` and the final ``loss, acc, test_loss, test_acc``
-    (``None`` when absent).
+    """The cells of a grid, one dict per run.
+
+    Each cell has ``optimizer, lr, weight_decay`` (the grid's :math:`\\lambda`), ``seed,
+    status`` and the final ``loss, acc, test_loss, test_acc`` (``None`` when absent).
     """
 
     cells: list = field(default_factory=list)
 
     def table(self, optimizer: str, metric: str = "test_loss") -> tuple[list, list, np.ndarray]:
-        """``(lrs, wds, values)`` with ``values[i, j]`` the metric at ``(lrs[i], wds[j])``,
-        averaged over the seeds that finished (``nan`` where none did).
+        """``(lrs, wds, values)``: ``values[i, j]`` is the metric at ``(lrs[i], wds[j])``.
+
+        The metric is averaged over the seeds that finished (``nan`` where none did).
         """
         cells = [c for c in self.cells if c["optimizer"] == optimizer]
         lrs = sorted({c["lr"] for c in cells})
@@ -176,8 +178,9 @@ def cell_of(cell: dict, res) -> dict:
 
 def best_per_lr(result: GridResult, optimizer: str, metric: str = "test_loss",
                 maximize: bool = False) -> list[tuple[float, float | None]]:
-    """``(lr, best weight decay)`` for each learning rate (``None`` if no cell finished),
-    on the seed-averaged table.
+    """``(lr, best weight decay)`` for each learning rate, on the seed-averaged table.
+
+    The best weight decay is ``None`` where no cell of that learning rate finished.
 
     >>> g = GridResult([{"optimizer": "a", "lr": 0.1, "weight_decay": w, "status": "finished",
     ...                  "test_loss": v} for w, v in [(0.0, 2.0), (0.1, 1.0), (1.0, 3.0)]])
@@ -198,8 +201,9 @@ def best_per_lr(result: GridResult, optimizer: str, metric: str = "test_loss",
 
 def optimum_spread(result: GridResult, optimizer: str, metric: str = "test_loss",
                    maximize: bool = False, units: str = "columns") -> float:
-    """How far the best weight decay moves across learning rates (0: the optimum does not
-    depend on the learning rate).
+    """How far the best weight decay moves across learning rates.
+
+    0 means the optimum does not depend on the learning rate.
 
     ``units="columns"``: grid columns between the smallest and largest best-``wd`` index;
     ``units="decades"``: :math:`\\log_{10}(\\lambda^*_{\\max}/\\lambda^*_{\\min})` (``nan``

@@ -1,110 +1,127 @@
-"""Chapter 18 presets: Adam with L2 vs decoupled weight decay on an (lr, lambda) grid, and
-full-batch Adam at its own edge of stability (preconditioned sharpness near 38/eta).
+"""Chapter 18 presets: Adam + L2 vs decoupled weight decay, and Adam's own edge of stability.
+
+The grid compares Adam with L2 and AdamW over (lr, lambda) (Loshchilov & Hutter, ICLR 2019,
+arXiv 1711.05101); full-batch Adam's preconditioned sharpness settles near
+(2 + 2 beta1)/((1 - beta1) eta) = 38/eta (Cohen et al., arXiv 2207.14484).
 
 The grid follows the paper's recipe at a CPU's scale: a scale-invariant net (``si-mlp``:
 bias-free layers each followed by BatchNorm and a fixed last layer, the analogue of the
 paper's BatchNorm ResNets), cosine annealing of the step-size multiplier eta_t to 0, and the
-paper's convention for the decoupled decay (``grid_decay="paper"``: AdamW shrinks the
+paper's convention for the decoupled decay (``grid.decay="paper"``: AdamW shrinks the
 weights by eta_t * lambda per step, independent of the learning rate; Adam + L2 adds
 lambda * w to the gradient).  Each optimiser has its own lambda axis (half decades).
-Measured on the default preset (test loss, 2 seeds averaged): the best lambda of Adam + L2
-moves over about 2 decades across the four learning rates, AdamW's over half a decade.
 The edge-of-stability run is chapter 02's problem (fc-tanh, MSE, full batch) with Adam.
 """
 
-from eoslab.chapters.presets import Preset
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
 
 NUMBER = "18"
 SLUG = "adamw"
-
-_GRID = {
-    "grid_dataset": "digits",
-    "grid_model": "si-mlp",
-    "grid_width": 100,
-    "grid_depth": 2,
-    "grid_loss": "cross-entropy",
-    "grid_batch": 50,
-    "grid_schedule": "cosine",
-    "grid_decay": "paper",
-    "grid_seeds": (0,),
-}
 
 
 def _half_decades(low: int, high: int) -> tuple:
     """10**(k/2) for k = low..high: the lambda axis, two columns per decade."""
     return tuple(float(f"{10 ** (k / 2):.1g}") for k in range(low, high + 1))
-_EOS = {
-    "dataset": "digits",
-    "model": "fc-tanh",
-    "width": 200,
-    "depth": 2,
-    "loss": "mse",
-    "lr": 0.004,
-    "beta1": 0.9,
-    "record_every": 10,
-    "sharpness_every": 10,
-}
 
 
-def _merge(**changes) -> dict:
-    return {**_GRID, **_EOS, **changes}
+@dataclass(frozen=True, kw_only=True)
+class Decays:
+    """The grid's lambda axis of each optimiser (L2 coefficient, decoupled decay)."""
+
+    adam: tuple[float, ...]
+    adamw: tuple[float, ...]
+
+    def by_optimizer(self) -> dict:
+        """``{"adam": ..., "adamw": ...}``: the ``wds`` argument of :func:`.grid.run_grid`."""
+        return {"adam": self.adam, "adamw": self.adamw}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GridSpec:
+    """The (lr, lambda) grid: its net, data, schedule, lambda convention and axes.
+
+    ``decay`` is the convention of :func:`eoslab.chapters.ch18_adamw.grid.grid_cells`
+    (``"paper"``: AdamW shrinks by eta_t * lambda per step; ``"torch"``: by lr_t * lambda).
+    """
+
+    dataset: str = "digits"
+    n_train: int | None = 500
+    model: str = "si-mlp"
+    width: int = 100
+    depth: int = 2
+    loss: str = "cross-entropy"
+    batch: int = 50
+    steps: int = 300
+    schedule: str = "cosine"
+    decay: str = "paper"
+    seeds: tuple[int, ...] = (0,)
+    lrs: tuple[float, ...]
+    wds: Decays
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdamEosSpec:
+    """Full-batch Adam's edge-of-stability problem (chapter 02's net and loss)."""
+
+    dataset: str = "digits"
+    n_train: int | None = 500
+    model: str = "fc-tanh"
+    width: int = 200
+    depth: int = 2
+    loss: str = "mse"
+    beta1: float = 0.9
+    steps: int = 500
+    record_every: int = 10
+    sharpness_every: int = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdamWPreset(ChapterPreset):
+    """Chapter 18's settings: Adam's step size, its problem and the (lr, lambda) grid.
+
+    ``lr``: full-batch Adam's step size (the slider); ``eos``: its problem; ``grid``: the
+    (lr, lambda) grid of Adam + L2 and AdamW.
+    """
+
+    NUMBER = "18"
+    lr: float = 0.004
+    eos: AdamEosSpec
+    grid: GridSpec
 
 
 PRESETS = {
-    "quick": Preset(
-        NUMBER,
-        "quick",
-        _merge(
-            grid_n_train=300,
-            grid_steps=250,
-            grid_lrs=(1e-3, 3e-2),
-            grid_wds={"adam": _half_decades(-6, 0), "adamw": _half_decades(-5, -2)},
-            n_train=250,
-            steps=200,
-        ),
-        "quick: 2 lrs x 7 (Adam + L2) and 4 (AdamW) lambdas (22 runs of 250 steps) "
-        "and 200 full-batch Adam steps (~20 s on a CPU)",
+    "quick": AdamWPreset(
+        name="quick",
+        label="quick: 2 lrs x 7 (Adam + L2) and 4 (AdamW) lambdas (22 runs of 250 steps) "
+              "and 200 full-batch Adam steps (~20 s on a CPU)",
+        eos=AdamEosSpec(n_train=250, steps=200),
+        grid=GridSpec(n_train=300, steps=250, lrs=(1e-3, 3e-2),
+                      wds=Decays(adam=_half_decades(-6, 0), adamw=_half_decades(-5, -2))),
     ),
-    "default": Preset(
-        NUMBER,
-        "default",
-        _merge(
-            grid_n_train=500,
-            grid_steps=300,
-            grid_lrs=(1e-3, 3e-3, 1e-2, 3e-2),
-            grid_wds={"adam": _half_decades(-8, 0), "adamw": _half_decades(-8, -1)},
-            grid_seeds=(0, 1),
-            n_train=500,
-            steps=500,
-        ),
-        "default: 4 lrs x 9 (Adam + L2) and 8 (AdamW) lambdas, 2 seeds (136 runs "
-        "of 300 steps) and 500 full-batch Adam steps (~2 min on a busy 2-core CPU; "
-        "the grid is stored, so it trains once)",
+    "default": AdamWPreset(
+        name="default",
+        label="default: 4 lrs x 9 (Adam + L2) and 8 (AdamW) lambdas, 2 seeds (136 runs "
+              "of 300 steps) and 500 full-batch Adam steps (~2 min on a busy 2-core CPU; "
+              "the grid is stored, so it trains once)",
+        eos=AdamEosSpec(n_train=500, steps=500),
+        grid=GridSpec(n_train=500, steps=300, lrs=(1e-3, 3e-3, 1e-2, 3e-2), seeds=(0, 1),
+                      wds=Decays(adam=_half_decades(-8, 0), adamw=_half_decades(-8, -1))),
     ),
-    "paper": Preset(
-        NUMBER,
-        "paper",
-        _merge(
-            grid_dataset="cifar10-5k",
-            grid_model="resnet-small",
-            grid_width=32,
-            grid_depth=2,
-            grid_n_train=None,
-            grid_batch=128,
-            grid_steps=4000,
-            grid_lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
-            grid_wds={"adam": _half_decades(-10, -1), "adamw": _half_decades(-10, -3)},
-            dataset_eos="cifar10-5k",
-            n_train=None,
-            steps=3000,
-            sharpness_every=50,
-            record_every=20,
-        ),
-        "paper: CIFAR-10 5k, a BatchNorm residual net, 5 lrs x 10 (Adam + L2) and "
-        "8 (AdamW) lambdas (90 runs of 4000 cosine-annealed steps) and 3000 full-"
-        "batch Adam steps, ~4 h on a GPU",
-        "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-        "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-        "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
+    "paper": AdamWPreset(
+        name="paper",
+        label="paper: CIFAR-10 5k, a BatchNorm residual net, 5 lrs x 10 (Adam + L2) and "
+              "8 (AdamW) lambdas (90 runs of 4000 cosine-annealed steps) and 3000 full-"
+              "batch Adam steps, ~4 h on a GPU",
+        needs="torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+              "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+              "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
+        eos=AdamEosSpec(dataset="cifar10-5k", n_train=None, steps=3000, sharpness_every=50,
+                        record_every=20),
+        grid=GridSpec(dataset="cifar10-5k", model="resnet-small", width=32, depth=2,
+                      n_train=None, batch=128, steps=4000,
+                      lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+                      wds=Decays(adam=_half_decades(-10, -1), adamw=_half_decades(-10, -3))),
     ),
 }
