@@ -1,4 +1,4 @@
-"""App pieces and the chapter apps, driven from Python as a reader would drive the widgets."""
+"""The UI pieces the apps share: throttle, background runner, live chart, visitor wait."""
 
 import os
 import threading
