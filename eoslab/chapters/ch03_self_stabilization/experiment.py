@@ -18,13 +18,10 @@ Example (the quick preset):
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from eoslab.chapters.ch03_self_stabilization.constrained import SelfStabilizationProbe
+from eoslab.chapters.ch03_self_stabilization.meta import SelfStabilizationPreset
 from eoslab.core.probe_run import probe_run
-
-if TYPE_CHECKING:  # the registry imports meta: meta is imported through it
-    from eoslab.chapters.ch03_self_stabilization.meta import SelfStabilizationPreset
 
 __all__ = ["cycle_summary", "experiment"]
 

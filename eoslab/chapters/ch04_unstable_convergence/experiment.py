@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import statistics
 import threading
-from typing import TYPE_CHECKING
 
+from eoslab.chapters.ch04_unstable_convergence.meta import UnstableConvergencePreset
 from eoslab.chapters.ch04_unstable_convergence.progress import UnstableConvergenceProbe
 from eoslab.core.probe_run import probe_run
-
-if TYPE_CHECKING:  # the registry imports meta: meta is imported through it
-    from eoslab.chapters.ch04_unstable_convergence.meta import UnstableConvergencePreset
 
 __all__ = ["experiment", "unstable_summary"]
 

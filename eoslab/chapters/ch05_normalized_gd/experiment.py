@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import statistics
 import threading
-from typing import TYPE_CHECKING
 
+from eoslab.chapters.ch05_normalized_gd.meta import NormalizedGDPreset
 from eoslab.core.probe_run import probe_run
 from eoslab.optimizers.normalized import EffectiveSharpnessProbe
-
-if TYPE_CHECKING:  # the registry imports meta: meta is imported through it
-    from eoslab.chapters.ch05_normalized_gd.meta import NormalizedGDPreset
 
 __all__ = ["METHODS", "experiment", "run_label", "sharpness_reduction"]
 

@@ -26,10 +26,10 @@ import copy
 import functools
 import math
 import threading
-from typing import TYPE_CHECKING
 
 import torch
 
+from eoslab.chapters.ch09_sgd_stability.meta import GDMinimum, SgdStabilityPreset
 from eoslab.chapters.ch09_sgd_stability.sgd_noise import (
     noise_alignment,
     per_sample_gradients,
@@ -39,9 +39,6 @@ from eoslab.chapters.ch09_sgd_stability.sgd_noise import (
 from eoslab.core.probe_run import NetSpec, build_net
 from eoslab.core.train import fit
 from eoslab.curvature.objective import Objective
-
-if TYPE_CHECKING:  # the registry imports meta: meta is imported through it
-    from eoslab.chapters.ch09_sgd_stability.meta import GDMinimum, SgdStabilityPreset
 
 __all__ = ["RATIOS", "escape_summary", "experiment", "gd_minimum", "minimum_alignment"]
 
