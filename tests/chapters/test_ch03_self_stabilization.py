@@ -8,7 +8,7 @@ from eoslab.chapters.ch03_self_stabilization.experiment import experiment
 from eoslab.chapters.presets import get_preset
 
 
-@pytest.mark.slow  # a projection (Lanczos + third derivative) per step: ~1 min on 2 cores
+@pytest.mark.slow  # a projection (Lanczos + third derivative) per step
 def test_the_four_phase_cycle_and_the_constrained_trajectory():
     preset = get_preset("03", "quick")
     lr = preset.lr

@@ -38,7 +38,7 @@ def test_small_batch_sgd_escapes_a_minimum_gd_can_stay_at(small_batch):
         values = [grid[s][key] for s in sizes]
         assert all(x >= y - 1e-9 for x, y in itertools.pairwise(values)), (key, values)
     assert grid[1]["trace_ratio"] > 1 and grid[sizes[-1]]["ms_rate"] <= 1
-    # measured: SGD leaves the minimum (loss up by orders), GD from the same point does not
+    # trained: SGD leaves the minimum (loss up by orders), GD from the same point does not
     s = result["summary"]
     assert s["escaped"] and s["sgd_peak"] > 1e4, s
     assert s["gd_peak"] < 10, s

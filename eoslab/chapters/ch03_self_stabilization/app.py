@@ -6,9 +6,12 @@ sharpness of GD and of the constrained run, the displacement :math:`x` along the
 eigenvector, the :math:`(|x|, y)` phase portrait with :math:`y = S - 2/\\eta`, the distance
 between the two trajectories, and the losses.
 
-Example:
-    >>> app = SelfStabilizationApp("quick", store=False, auto_run=False)  # doctest: +SKIP
-    >>> app.run(wait=True); app.result["summary"]  # doctest: +SKIP
+Usage (in a notebook)::
+
+    from eoslab.chapters.ch03_self_stabilization.app import SelfStabilizationApp
+    app = SelfStabilizationApp()  # preset: preset_for("03")
+    app.run()  # trains in the background
+    app
 """
 
 from __future__ import annotations

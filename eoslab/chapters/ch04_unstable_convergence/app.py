@@ -5,9 +5,12 @@ Ahn, Zhang, Sra (ICML 2022, arXiv 2204.01050).  The step-size slider and Run dri
 loss, :math:`\\eta S` against 2, the relative progress ratio RP and the alignment
 :math:`|\\cos(\\nabla L, u_1)|` against the step.
 
-Example:
-    >>> app = UnstableConvergenceApp("quick", store=False, auto_run=False)  # doctest: +SKIP
-    >>> app.run(wait=True); app.result["summary"]  # doctest: +SKIP
+Usage (in a notebook)::
+
+    from eoslab.chapters.ch04_unstable_convergence.app import UnstableConvergenceApp
+    app = UnstableConvergenceApp()  # preset: preset_for("04")
+    app.run()  # trains in the background
+    app
 """
 
 from __future__ import annotations

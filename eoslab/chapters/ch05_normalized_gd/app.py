@@ -6,9 +6,12 @@ and GD on :math:`\\sqrt L`) and Run drive
 :math:`L`, the sharpness :math:`S` of :math:`L`, and the effective edge ratio
 :math:`\\eta_{\\mathrm{eff}} S / 2` of every run against the step.
 
-Example:
-    >>> app = NormalizedGDApp("quick", store=False, auto_run=False)  # doctest: +SKIP
-    >>> app.set(sqrt_lr=0.1); app.wait(); app.result["runs"]  # doctest: +SKIP
+Usage (in a notebook)::
+
+    from eoslab.chapters.ch05_normalized_gd.app import NormalizedGDApp
+    app = NormalizedGDApp()  # preset: preset_for("05")
+    app.run()  # trains in the background
+    app
 """
 
 from __future__ import annotations

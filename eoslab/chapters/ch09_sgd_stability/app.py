@@ -7,9 +7,12 @@ stability ratios at GD's minimum against the batch size, the loss of SGD and of 
 at that minimum, and the ratios at the minimum and where SGD ends.  The batch slider's
 maximum follows the preset's ``n_train``.
 
-Example:
-    >>> app = SgdStabilityApp("quick", store=False, auto_run=False)  # doctest: +SKIP
-    >>> app.set(batch_size=16); app.wait(); app.result["summary"]  # doctest: +SKIP
+Usage (in a notebook)::
+
+    from eoslab.chapters.ch09_sgd_stability.app import SgdStabilityApp
+    app = SgdStabilityApp()  # preset: preset_for("09")
+    app.run()  # trains in the background
+    app
 """
 
 from __future__ import annotations
