@@ -4,15 +4,15 @@ self-stabilisation back to 2/eta, and GD staying near the constrained trajectory
 
 import pytest
 
-from eoslab.chapters.ch03_self_stabilization.app import self_stabilization_experiment
+from eoslab.chapters.ch03_self_stabilization.experiment import experiment
 from eoslab.chapters.presets import get_preset
 
 
-@pytest.mark.slow  # a projection (Lanczos + third derivative) per step: ~1 min on 2 cores
+@pytest.mark.slow  # a projection (Lanczos + third derivative) per step
 def test_the_four_phase_cycle_and_the_constrained_trajectory():
     preset = get_preset("03", "quick")
-    lr = preset["lr"]
-    result = self_stabilization_experiment(preset.values, {"lr": lr})
+    lr = preset.lr
+    result = experiment(preset, {"lr": lr})
     assert result["status"] == "finished"
     s = result["summary"]
     assert s is not None, "phase 1: progressive sharpening should carry S past 2/eta"
@@ -22,6 +22,6 @@ def test_the_four_phase_cycle_and_the_constrained_trajectory():
     # phase 3-4: the cubic term brings S back to (below) the edge after the overshoot
     assert s["return_y"] < 0.15 * s["peak_y"], s
     # the constrained trajectory respects S <= 2/eta (projection tolerance) ...
-    assert s["dagger_max_ratio"] <= 1.0 + 2 * preset["rtol"], s
+    assert s["dagger_max_ratio"] <= 1.0 + 2 * preset.projection.rtol, s
     # ... and GD stays close to it compared with how far it travels
     assert s["max_distance"] < 0.25 * s["travel"], s

@@ -2,17 +2,17 @@
 making less progress per step than the descent lemma's, its gradient aligned with u_1
 (Ahn, Zhang, Sra 2022)."""
 
-from eoslab.chapters.ch04_unstable_convergence.app import unstable_convergence_experiment
+from eoslab.chapters.ch04_unstable_convergence.experiment import experiment
 from eoslab.chapters.presets import get_preset
 
 
 def test_loss_converges_while_eta_lambda_max_exceeds_two():
     preset = get_preset("04", "quick")
-    result = unstable_convergence_experiment(preset.values, {"lr": preset["lr"]})
+    result = experiment(preset, {"lr": preset.lr})
     assert result["status"] == "finished"
     s = result["summary"]
     assert s is not None, "the quick run should cross eta * lambda_max = 2"
-    assert s["entry_step"] <= 0.5 * preset["steps"]
+    assert s["entry_step"] <= 0.5 * preset.steps
     # unstable: after entry, eta * lambda_max is above 2 at a good share of the probes ...
     assert s["above_fraction"] >= 0.3 and s["eta_sharpness_median"] >= 1.9, s
     # ... yet the loss keeps converging

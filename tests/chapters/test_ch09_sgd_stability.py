@@ -4,14 +4,30 @@ settles where the curvature is lower; the SGD criterion tightens as the batch sh
 
 import itertools
 
-from eoslab.chapters.ch09_sgd_stability.app import SgdStabilityApp, sgd_stability_experiment
+import pytest
+
+from eoslab.chapters.ch09_sgd_stability.app import SgdStabilityApp
+from eoslab.chapters.ch09_sgd_stability.experiment import experiment, gd_minimum
 from eoslab.chapters.presets import get_preset
 
 
-def test_small_batch_sgd_escapes_a_minimum_gd_can_stay_at():
-    preset = get_preset("09", "quick")
-    lr, b = preset["lr"], preset["batch_size"]
-    result = sgd_stability_experiment(preset.values, lr, b)
+@pytest.fixture(scope="module")
+def quick():
+    return get_preset("09", "quick")
+
+
+@pytest.fixture(scope="module")
+def small_batch(quick):
+    return experiment(quick, {"lr": quick.lr, "batch_size": quick.batch_size})
+
+
+@pytest.fixture(scope="module")
+def large_batch(quick):
+    return experiment(quick, {"lr": quick.lr, "batch_size": 16})
+
+
+def test_small_batch_sgd_escapes_a_minimum_gd_can_stay_at(small_batch):
+    result = small_batch
     assert result["status"] == "finished", result.get("diverged")
     grid = {r["batch_size"]: r for r in result["grid"]}
     # GD's criterion holds at the minimum; the exact SGD one fails for the chosen batch ...
@@ -22,7 +38,7 @@ def test_small_batch_sgd_escapes_a_minimum_gd_can_stay_at():
         values = [grid[s][key] for s in sizes]
         assert all(x >= y - 1e-9 for x, y in itertools.pairwise(values)), (key, values)
     assert grid[1]["trace_ratio"] > 1 and grid[sizes[-1]]["ms_rate"] <= 1
-    # measured: SGD leaves the minimum (loss up by orders), GD from the same point does not
+    # trained: SGD leaves the minimum (loss up by orders), GD from the same point does not
     s = result["summary"]
     assert s["escaped"] and s["sgd_peak"] > 1e4, s
     assert s["gd_peak"] < 10, s
@@ -34,23 +50,38 @@ def test_small_batch_sgd_escapes_a_minimum_gd_can_stay_at():
     assert 0.3 < result["alignment"] <= 1.5, result["alignment"]
 
 
-def test_a_large_batch_stays_where_the_small_one_escapes():
-    preset = get_preset("09", "quick")
-    result = sgd_stability_experiment(preset.values, preset["lr"], 16)
-    assert result["at_min"]["ms_rate"] <= 1
-    assert not result["summary"]["escaped"] and result["summary"]["sgd_peak"] < 10
+def test_a_large_batch_stays_where_the_small_one_escapes(large_batch):
+    assert large_batch["at_min"]["ms_rate"] <= 1
+    assert not large_batch["summary"]["escaped"] and large_batch["summary"]["sgd_peak"] < 10
 
 
-def test_app_batch_slider_and_divergence_at_the_top_of_the_step_size_slider():
+def test_the_minimum_is_found_once_per_net_and_gd_setting(quick):
+    assert gd_minimum(quick) is gd_minimum(quick.replace(lr=1.0, batch_size=8))
+
+
+def test_experiment_rejects_a_batch_larger_than_the_data(quick):
+    with pytest.raises(ValueError, match=r"batch_size=33 is not allowed; use an integer in "
+                                         r"\[1, 32\]"):
+        experiment(quick, {"lr": quick.lr, "batch_size": 33})
+
+
+def test_app_status_says_who_stays_and_the_top_step_size_diverges(small_batch, large_batch):
     app = SgdStabilityApp("quick", store=False, chart_mode="jupyter", auto_run=False)
     assert "eoslab-batch-slider" in app.sliders["batch_size"]._dom_classes
-    app.lr.value = app.lr.max
-    app.run_sync()
+    assert "cannot stay" in app.describe(small_batch)
+    assert "left the minimum" in app.describe(small_batch)
+    assert "SGD stayed" in app.describe(large_batch)
+    app.sliders["lr"].value = app.sliders["lr"].max
+    app.run(wait=True)
+    assert app.result["status"] == "diverged"
     assert "diverg" in app.controls.status.value
-    app.lr.value = get_preset("09", "quick")["lr"]
-    app.run_sync()
-    assert "cannot stay" in app.controls.status.value and "left the minimum" in \
-        app.controls.status.value
-    app.sliders["batch_size"].value = 16
-    app.run_sync()
-    assert "SGD stayed" in app.controls.status.value
+
+
+def test_the_batch_slider_spans_the_presets_training_set():
+    app = SgdStabilityApp("quick", store=False, chart_mode="jupyter", auto_run=False)
+    batch = app.sliders["batch_size"]
+    assert (batch.min, batch.max, batch.value) == (1, 32, 4)
+    app.preset_menu.value = "paper"
+    assert (batch.min, batch.max, batch.value) == (1, 256, 16)
+    app.preset_menu.value = "quick"
+    assert (batch.min, batch.max, batch.value) == (1, 32, 4)

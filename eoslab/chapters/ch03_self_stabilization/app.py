@@ -1,95 +1,29 @@
 """Chapter 03's app: the self-stabilisation cycle and GD tracking the constrained trajectory.
 
-Damian, Nichani, Lee (ICLR 2023, arXiv 2209.15594).  One GD run of the preset's net with
-:class:`~eoslab.chapters.ch03_self_stabilization.constrained.SelfStabilizationProbe`, which runs projected GD on
-:math:`\\{S \\le 2/\\eta\\}` beside it.  The chart shows the sharpness of both, the
-displacement :math:`x` along the top eigenvector, the :math:`(|x|, y)` phase portrait with
-:math:`y = S - 2/\\eta`, the distance between the two trajectories, and the losses.
-:func:`cycle_summary` gives the chapter's figures.
+Damian, Nichani, Lee (ICLR 2023, arXiv 2209.15594).  The step-size slider and Run drive
+:func:`~eoslab.chapters.ch03_self_stabilization.experiment.experiment`; the chart shows the
+sharpness of GD and of the constrained run, the displacement :math:`x` along the top
+eigenvector, the :math:`(|x|, y)` phase portrait with :math:`y = S - 2/\\eta`, the distance
+between the two trajectories, and the losses.
+
+Usage (in a notebook)::
+
+    from eoslab.chapters.ch03_self_stabilization.app import SelfStabilizationApp
+    app = SelfStabilizationApp()  # preset: preset_for("03")
+    app.run()  # trains in the background
+    app
 """
 
 from __future__ import annotations
 
 import html
-import threading
 
 import altair as alt
 
-from eoslab.chapters.ch03_self_stabilization.constrained import SelfStabilizationProbe
-from eoslab.core.probe_run import probe_run
-from eoslab.ui.staged import StagedApp
+from eoslab.chapters.ch03_self_stabilization.experiment import experiment
+from eoslab.ui.app import ChapterApp
 
-__all__ = ["SelfStabilizationApp", "cycle_summary", "self_stabilization_experiment"]
-
-
-def cycle_summary(history: list[dict], lr: float) -> dict | None:
-    """The four phases in numbers, or ``None`` if the sharpness never crossed :math:`2/\\eta`.
-
-    ``entry_step`` (first :math:`y > 0`), ``peak_y`` and ``peak_step`` (largest overshoot),
-    ``return_y`` (smallest :math:`y` after the peak: the self-stabilised sharpness),
-    ``max_abs_x``, ``x_at_entry``, ``max_distance``, ``travel`` (final
-    :math:`\\lVert\\theta_T - \\theta_0\\rVert`), ``dagger_max_ratio`` (largest
-    :math:`S(\\theta^\\dagger)\\,\\eta/2`) and ``blowups`` (times :math:`|x|` first exceeds
-    half its maximum after being below a tenth of it).
-
-    >>> rows = [{"step": s, "y": y, "x": x, "distance": d, "travel": 1.0,
-    ...          "dagger_sharpness": 3.0} for s, y, x, d in
-    ...         [(0, -1.0, 0.0, 0.0), (2, 0.5, 0.001, 0.01), (4, 1.0, 0.3, 0.1), (6, -0.1, 0.01, 0.05)]]
-    >>> s = cycle_summary(rows, 0.66)
-    >>> s["entry_step"], s["peak_y"], s["return_y"], s["blowups"]
-    (2, 1.0, -0.1, 1)
-    """
-    rows = [r for r in history if r.get("y") is not None]
-    entry = next((r for r in rows if r["y"] > 0), None)
-    if entry is None:
-        return None
-    peak = max(rows, key=lambda r: r["y"])
-    after = [r for r in rows if r["step"] >= peak["step"]]
-    xs = [abs(r["x"]) for r in rows]
-    top = max(xs)
-    blowups, armed = 0, True
-    for value in xs:
-        if armed and value > 0.5 * top:
-            blowups, armed = blowups + 1, False
-        elif value < 0.1 * top:
-            armed = True
-    return {"entry_step": entry["step"], "x_at_entry": abs(entry["x"]), "peak_y": peak["y"],
-            "peak_step": peak["step"], "return_y": min(r["y"] for r in after),
-            "max_abs_x": top, "max_distance": max(r["distance"] for r in rows),
-            "travel": rows[-1]["travel"], "blowups": blowups,
-            "dagger_max_ratio": max(r["dagger_sharpness"] for r in rows) * lr / 2}
-
-
-def _chart_rows(history: list[dict], lr: float) -> list[dict]:
-    out = []
-    for r in history:
-        if r.get("y") is None:
-            continue
-        out.append({"step": r["step"], "loss": r.get("loss"), "dagger_loss": r.get("dagger_loss"),
-                    "sharpness": r["sharpness"], "dagger_sharpness": r["dagger_sharpness"],
-                    "edge": 2 / lr, "x": r["x"], "abs_x": abs(r["x"]), "y": r["y"],
-                    "distance": r["distance"], "travel": r["travel"]})
-    return out
-
-
-def self_stabilization_experiment(values, settings: dict, emit=None,
-                                  stop: threading.Event | None = None) -> dict:
-    """One GD run at ``settings["lr"]`` with the constrained trajectory beside it."""
-    lr = settings["lr"]
-    live: list[dict] = []
-
-    def on_row(row):
-        live.append(row)
-        if emit is not None:
-            emit({"history": _chart_rows(live, lr)}, row["step"])
-
-    probe = SelfStabilizationProbe(values["probe_every"], eig_tol=values["eig_tol"],
-                                   eig_max_iter=values["eig_max_iter"], rtol=values["rtol"],
-                                   max_steps=values["newton_steps"])
-    out = probe_run(values, lr, probes=[probe], stop=stop, on_row=on_row)
-    out["summary"] = cycle_summary(out["history"], lr)
-    out["datasets"] = {"history": _chart_rows(out["history"], lr)}
-    return out
+__all__ = ["SelfStabilizationApp", "cycle_layout"]
 
 
 def cycle_layout():
@@ -127,21 +61,19 @@ def cycle_layout():
         datasets={"history": []})
 
 
-class SelfStabilizationApp(StagedApp):
+class SelfStabilizationApp(ChapterApp):
     """The step-size slider (``eoslab-lr-slider``), Run/Stop and the five panels."""
 
     CHAPTER = "03"
     KIND = "ch03_self_stabilization"
     LR_RANGE = (0.05, 4.0, 0.01)
+    experiment = staticmethod(experiment)
 
-    def layout(self):
+    def layout(self, settings: dict):
         return cycle_layout()
 
     def total_work(self, settings: dict) -> int:
-        return self.preset["steps"]
-
-    def compute(self, settings: dict, emit, stop: threading.Event) -> dict:
-        return self_stabilization_experiment(self.preset.values, settings, emit, stop)
+        return self.preset.steps
 
     def describe(self, result: dict) -> str:
         s = result["summary"]

@@ -1,4 +1,4 @@
-"""The constrained trajectory of self-stabilisation: GD projected onto :math:`S(\\theta)\\le 2/\\eta`.
+"""The constrained trajectory of self-stabilisation: GD projected onto :math:`S \\le 2/\\eta`.
 
 Damian, Nichani, Lee, "Self-Stabilization: The Implicit Bias of Gradient Descent at the
 Edge of Stability", ICLR 2023 (arXiv 2209.15594), explain the edge of stability by a
@@ -121,9 +121,10 @@ def project_sharpness(objective: Objective, params: Params, threshold: float, *,
                       max_steps: int = 8, rtol: float = 1e-3, eig_tol: float = 1e-4,
                       eig_max_iter: int | None = None, init: torch.Tensor | None = None
                       ) -> Projection:
-    """Move ``params`` onto :math:`\\{S \\le \\text{threshold}\\}` by Newton steps along :math:`\\nabla S`.
+    """Move ``params`` onto :math:`\\{S \\le \\text{threshold}\\}` by Newton steps.
 
-    Stops when :math:`S \\le \\text{threshold}\\,(1 + \\text{rtol})` or after ``max_steps``.
+    The steps go along :math:`\\nabla S`; they stop when
+    :math:`S \\le \\text{threshold}\\,(1 + \\text{rtol})` or after ``max_steps``.
 
     Raises:
         ValueError: a threshold that is not a finite positive number, or ``max_steps < 1``.
@@ -151,7 +152,7 @@ def project_sharpness(objective: Objective, params: Params, threshold: float, *,
 
 
 class ConstrainedTrajectory:
-    """:math:`\\theta^\\dagger`: gradient descent on ``objective`` projected onto :math:`S \\le 2/\\eta`.
+    """:math:`\\theta^\\dagger`: GD on ``objective`` projected onto :math:`S \\le 2/\\eta`.
 
     Args:
         objective: the training loss (its data and chunking).

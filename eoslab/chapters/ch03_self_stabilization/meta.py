@@ -1,28 +1,68 @@
 """Presets of chapter 03, self-stabilisation (Damian, Nichani, Lee, ICLR 2023, arXiv 2209.15594)."""
 
-from eoslab.chapters.presets import Preset
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
+from eoslab.core.probe_run import NetSpec
 
 NUMBER = "03"
 SLUG = "self_stabilization"
 
-# projection accuracy: S(theta_dagger) <= 2/eta within rtol; Lanczos capped for speed
-_BASE = dict(dataset="digits", model="fc-tanh", depth=2, loss="mse", eig_tol=1e-3,
-             eig_max_iter=30, rtol=1e-2, newton_steps=4)
+_CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+                "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+                "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Projection:
+    """The constrained trajectory's projection onto :math:`\\{S \\le 2/\\eta\\}`.
+
+    Attributes:
+        every: project (and record) every this many steps.
+        eig_tol, eig_max_iter: the Lanczos solver's relative tolerance and iteration cap.
+        rtol: accepted :math:`S(\\theta^\\dagger) \\le (1 + \\mathrm{rtol})\\,2/\\eta`.
+        newton_steps: Newton steps along :math:`\\nabla S` per projection.
+    """
+
+    every: int
+    eig_tol: float = 1e-3
+    eig_max_iter: int = 30
+    rtol: float = 1e-2
+    newton_steps: int = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelfStabilizationPreset(ChapterPreset):
+    """Chapter 03's settings: GD on ``net`` with the constrained trajectory beside it.
+
+    GD runs at step size ``lr`` for ``steps`` steps, recording every ``record_every``; the
+    constrained trajectory follows :class:`Projection`.
+    """
+
+    NUMBER = NUMBER
+    net: NetSpec
+    lr: float
+    steps: int
+    record_every: int
+    projection: Projection
+
+
+def _digits(width: int) -> NetSpec:
+    return NetSpec(dataset="digits", n_train=100, model="fc-tanh", width=width, depth=2)
+
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=100, width=50, lr=0.66, steps=84,
-                                          record_every=2, probe_every=2),
-                    "quick: 100 digits, width 50, one cycle, ~1-2 min on a CPU"),
-    "default": Preset(NUMBER, "default", dict(_BASE, n_train=100, width=50, lr=0.66,
-                                              steps=150, record_every=1, probe_every=1),
-                      "default: 100 digits, width 50, the first cycle and the hover after "
-                      "it, ~3-6 min on a CPU"),
-    "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None,
-                                          width=200, lr=2 / 30, steps=3000, record_every=1,
-                                          probe_every=1, eig_max_iter=50),
-                    "paper: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, as in the "
-                    "paper's figures), ~1 h on a GPU (a projection per step)",
-                    "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                    "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                    "or point EOSLAB_DATA at a folder holding cifar-10-batches-py"),
+    "quick": SelfStabilizationPreset(
+        name="quick", label="quick: 100 digits, width 50, one cycle, ~1-2 min on a CPU",
+        net=_digits(50), lr=0.66, steps=84, record_every=2, projection=Projection(every=2)),
+    "default": SelfStabilizationPreset(
+        name="default", label="default: 100 digits, width 50, the first cycle and the hover "
+        "after it, ~3-6 min on a CPU",
+        net=_digits(50), lr=0.66, steps=150, record_every=1, projection=Projection(every=1)),
+    "paper": SelfStabilizationPreset(
+        name="paper", label="paper: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, as in "
+        "the paper's figures), ~1 h on a GPU (a projection per step)",
+        needs=_CIFAR_NEEDS,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, model="fc-tanh", width=200, depth=2),
+        lr=2 / 30, steps=3000, record_every=1, projection=Projection(every=1, eig_max_iter=50)),
 }

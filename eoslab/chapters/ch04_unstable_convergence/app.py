@@ -1,81 +1,28 @@
 """Chapter 04's app: the loss converges while eta * lambda_max > 2.
 
-Ahn, Zhang, Sra (ICML 2022, arXiv 2204.01050).  One GD run of the preset's net, probed by
-:class:`~eoslab.chapters.ch04_unstable_convergence.progress.UnstableConvergenceProbe`: :math:`\\eta S`, the relative progress
-ratio RP and the alignment :math:`|\\cos(\\nabla L, u_1)|`.  :func:`unstable_summary` splits
-the run at the first step with :math:`\\eta S > 2` and compares the stable part with the
-unstable part, which is the chapter's figure.
+Ahn, Zhang, Sra (ICML 2022, arXiv 2204.01050).  The step-size slider and Run drive
+:func:`~eoslab.chapters.ch04_unstable_convergence.experiment.experiment`; the chart shows the
+loss, :math:`\\eta S` against 2, the relative progress ratio RP and the alignment
+:math:`|\\cos(\\nabla L, u_1)|` against the step.
+
+Usage (in a notebook)::
+
+    from eoslab.chapters.ch04_unstable_convergence.app import UnstableConvergenceApp
+    app = UnstableConvergenceApp()  # preset: preset_for("04")
+    app.run()  # trains in the background
+    app
 """
 
 from __future__ import annotations
 
 import html
-import statistics
-import threading
 
 import altair as alt
 
-from eoslab.chapters.ch04_unstable_convergence.progress import UnstableConvergenceProbe
-from eoslab.core.probe_run import probe_run
-from eoslab.ui.staged import StagedApp
+from eoslab.chapters.ch04_unstable_convergence.experiment import experiment
+from eoslab.ui.app import ChapterApp
 
-__all__ = ["UnstableConvergenceApp", "unstable_convergence_experiment", "unstable_summary"]
-
-
-def unstable_summary(history: list[dict]) -> dict | None:
-    """Stable part (before :math:`\\eta S` first exceeds 2) vs unstable part (after).
-
-    Returns the entry step, the fraction of unstable-part probes with :math:`\\eta S > 2`,
-    median RP and mean alignment in each part, and the loss at entry and at the end;
-    ``None`` if the run never crossed.
-
-    >>> rows = [{"step": 0, "loss": 1.0, "eta_sharpness": 1.0, "rp": -0.9, "alignment": 0.1},
-    ...         {"step": 5, "loss": 0.5, "eta_sharpness": 2.2, "rp": -0.1, "alignment": 0.6},
-    ...         {"step": 10, "loss": 0.4, "eta_sharpness": 1.9, "rp": 0.1, "alignment": 0.8}]
-    >>> s = unstable_summary(rows)
-    >>> s["entry_step"], s["above_fraction"], s["rp_stable"], s["loss_end"]
-    (5, 0.5, -0.9, 0.4)
-    """
-    rows = [r for r in history if r.get("eta_sharpness") is not None]
-    entry = next((r for r in rows if r["eta_sharpness"] > 2.0), None)
-    if entry is None:
-        return None
-    before = [r for r in rows if r["step"] < entry["step"]]
-    after = [r for r in rows if r["step"] >= entry["step"]]
-
-    def med(part, key):
-        vals = [r[key] for r in part if r.get(key) is not None]
-        return statistics.median(vals) if vals else None
-
-    def mean(part, key):
-        vals = [r[key] for r in part if r.get(key) is not None]
-        return sum(vals) / len(vals) if vals else None
-
-    return {"entry_step": entry["step"],
-            "above_fraction": sum(r["eta_sharpness"] > 2.0 for r in after) / len(after),
-            "eta_sharpness_median": med(after, "eta_sharpness"),
-            "rp_stable": med(before, "rp"), "rp_unstable": med(after, "rp"),
-            "alignment_stable": mean(before, "alignment"),
-            "alignment_unstable": mean(after, "alignment"),
-            "loss_entry": entry["loss"], "loss_end": rows[-1]["loss"]}
-
-
-def unstable_convergence_experiment(values, settings: dict, emit=None,
-                                    stop: threading.Event | None = None) -> dict:
-    """One GD run at ``settings["lr"]``; returns ``status``, ``history``, ``summary``, ``datasets``."""
-    lr = settings["lr"]
-    live: list[dict] = []
-
-    def on_row(row):
-        live.append(row)
-        if emit is not None:
-            emit({"history": list(live)}, row["step"])
-
-    out = probe_run(values, lr, probes=[UnstableConvergenceProbe(values["probe_every"])],
-                    stop=stop, on_row=on_row)
-    out["summary"] = unstable_summary(out["history"])
-    out["datasets"] = {"history": out["history"]}
-    return out
+__all__ = ["UnstableConvergenceApp", "unstable_layout"]
 
 
 def unstable_layout():
@@ -108,21 +55,19 @@ def unstable_layout():
                        ).properties(datasets={"history": []})
 
 
-class UnstableConvergenceApp(StagedApp):
+class UnstableConvergenceApp(ChapterApp):
     """The step-size slider (``eoslab-lr-slider``), Run/Stop and the four panels."""
 
     CHAPTER = "04"
     KIND = "ch04_unstable_convergence"
     LR_RANGE = (0.01, 4.0, 0.01)
+    experiment = staticmethod(experiment)
 
-    def layout(self):
+    def layout(self, settings: dict):
         return unstable_layout()
 
     def total_work(self, settings: dict) -> int:
-        return self.preset["steps"]
-
-    def compute(self, settings: dict, emit, stop: threading.Event) -> dict:
-        return unstable_convergence_experiment(self.preset.values, settings, emit, stop)
+        return self.preset.steps
 
     def describe(self, result: dict) -> str:
         s = result["summary"]

@@ -1,25 +1,47 @@
 """Presets of chapter 04, unstable convergence (Ahn, Zhang, Sra, ICML 2022, arXiv 2204.01050)."""
 
-from eoslab.chapters.presets import Preset
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
+from eoslab.core.probe_run import NetSpec
 
 NUMBER = "04"
 SLUG = "unstable_convergence"
 
-_BASE = dict(dataset="digits", model="fc-tanh", depth=2, loss="mse")
+
+@dataclass(frozen=True, kw_only=True)
+class UnstableConvergencePreset(ChapterPreset):
+    """Chapter 04's settings: one GD run of ``net`` at step size ``lr``.
+
+    The run lasts ``steps`` steps, records every ``record_every`` steps and probes
+    :math:`\\eta S`, RP and the alignment every ``probe_every`` steps.
+    """
+
+    NUMBER = NUMBER
+    net: NetSpec
+    lr: float
+    steps: int
+    record_every: int
+    probe_every: int
+
+
+def _digits(n_train: int, width: int) -> NetSpec:
+    return NetSpec(dataset="digits", n_train=n_train, model="fc-tanh", width=width, depth=2)
+
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=100, width=50, lr=0.6, steps=300,
-                                          record_every=5, probe_every=5),
-                    "quick: 100 digits, width 50, ~15 s on a CPU"),
-    "default": Preset(NUMBER, "default", dict(_BASE, n_train=250, width=100, lr=0.4,
-                                              steps=800, record_every=4, probe_every=4),
-                      "default: 250 digits, width 100, ~2 min on a CPU"),
-    "paper": Preset(NUMBER, "paper", dict(_BASE, dataset="cifar10-5k", n_train=None, width=200,
-                                          lr=2 / 30, steps=5000, record_every=10,
-                                          probe_every=10),
-                    "paper: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, which the "
-                    "paper reuses), ~15 min on a GPU",
-                    "torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                    "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                    "or point EOSLAB_DATA at a folder holding cifar-10-batches-py"),
+    "quick": UnstableConvergencePreset(
+        name="quick", label="quick: 100 digits, width 50, ~15 s on a CPU",
+        net=_digits(100, 50), lr=0.6, steps=300, record_every=5, probe_every=5),
+    "default": UnstableConvergencePreset(
+        name="default", label="default: 250 digits, width 100, ~2 min on a CPU",
+        net=_digits(250, 100), lr=0.4, steps=800, record_every=4, probe_every=4),
+    "paper": UnstableConvergencePreset(
+        name="paper", label="paper: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, which "
+        "the paper reuses), ~15 min on a GPU",
+        needs="torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+        "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+        "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
+        net=NetSpec(dataset="cifar10-5k", n_train=None, model="fc-tanh", width=200, depth=2),
+        lr=2 / 30, steps=5000, record_every=10, probe_every=10),
 }

@@ -1,30 +1,72 @@
-"""Presets of chapter 09, which minima SGD can stay at (Wu and Su, ICML 2023, arXiv 2305.17490;
-Wu, Ma, E, NeurIPS 2018).
+"""Presets of chapter 09, which minima SGD can stay at.
+
+Wu and Su, ICML 2023 (arXiv 2305.17490); Wu, Ma, E, NeurIPS 2018.
 """
 
-from eoslab.chapters.presets import Preset
+from dataclasses import dataclass
+
+from eoslab.chapters.presets import ChapterPreset
+from eoslab.core.probe_run import NetSpec
 
 NUMBER = "09"
 SLUG = "sgd_stability"
 
-# GD (lr_gd, gd_steps) finds an interpolating minimum once per preset; SGD at the slider's
-# (lr, batch_size) then starts there.  batch_grid: batch sizes of the stability panel.
-_BASE = {"dataset": "teacher", "model": "fc-tanh", "depth": 1, "loss": "mse", "dtype": "float64",
-             "model_seed": 0, "lr_gd": 0.5, "lr": 0.5, "sgd_seed": 0}
+
+@dataclass(frozen=True, kw_only=True)
+class GDMinimum:
+    """Full-batch GD from the net's initialisation, which finds the interpolating minimum.
+
+    Attributes:
+        lr: GD's step size.
+        steps: GD's number of steps.
+    """
+
+    lr: float = 0.5
+    steps: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SgdStabilityPreset(ChapterPreset):
+    """Chapter 09's settings.
+
+    GD (``minimum``) finds an interpolating minimum of ``net`` once per preset; SGD at the
+    sliders' step size ``lr`` and batch size ``batch_size`` (and GD at ``lr``, for
+    reference) then starts there for ``steps`` steps, recording every ``record_every``,
+    its batches drawn with seed ``sgd_seed``.  ``batch_grid``: the batch sizes of the
+    stability panel.
+    """
+
+    NUMBER = NUMBER
+    net: NetSpec
+    minimum: GDMinimum
+    lr: float = 0.5
+    batch_size: int
+    steps: int
+    record_every: int
+    sgd_seed: int = 0
+    batch_grid: tuple[int, ...]
+
+
+def _teacher(n_train: int, width: int) -> NetSpec:
+    return NetSpec(dataset="teacher", n_train=n_train, model="fc-tanh", width=width, depth=1,
+                   loss="mse", dtype="float64", model_seed=0)
+
 
 PRESETS = {
-    "quick": Preset(NUMBER, "quick", dict(_BASE, n_train=32, width=32, gd_steps=700,
-                                          batch_size=4, steps=300, record_every=10,
-                                          batch_grid=(1, 2, 4, 8, 16, 32)),
-                    "quick: 32 teacher examples, width 32, ~10 s on a CPU"),
-    "default": Preset(NUMBER, "default", dict(_BASE, n_train=64, width=64, gd_steps=2000,
-                                              batch_size=8, steps=1500, record_every=10,
-                                              batch_grid=(1, 2, 4, 8, 16, 32, 64)),
-                      "default: 64 teacher examples, width 64, ~20 s on an idle 2-core CPU"),
-    "paper": Preset(NUMBER, "paper", dict(_BASE, n_train=256, width=256, gd_steps=5000,
-                                          batch_size=16, steps=5000, record_every=20,
-                                          batch_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256)),
-                    "paper-scale: 256 teacher examples, width 256 (the papers' fully connected "
-                    "regression experiments at a size a GPU runs in ~10 min; the exact "
-                    "mean-square analysis works on a 256 x 256 Gram matrix)"),
+    "quick": SgdStabilityPreset(
+        name="quick", label="quick: 32 teacher examples, width 32, ~10 s on a CPU",
+        net=_teacher(32, 32), minimum=GDMinimum(steps=700), batch_size=4, steps=300,
+        record_every=10, batch_grid=(1, 2, 4, 8, 16, 32)),
+    "default": SgdStabilityPreset(
+        name="default",
+        label="default: 64 teacher examples, width 64, ~20 s on an idle 2-core CPU",
+        net=_teacher(64, 64), minimum=GDMinimum(steps=2000), batch_size=8, steps=1500,
+        record_every=10, batch_grid=(1, 2, 4, 8, 16, 32, 64)),
+    "paper": SgdStabilityPreset(
+        name="paper",
+        label="paper-scale: 256 teacher examples, width 256 (the papers' fully connected "
+        "regression experiments at a size a GPU runs in ~10 min; the exact mean-square "
+        "analysis works on a 256 x 256 Gram matrix)",
+        net=_teacher(256, 256), minimum=GDMinimum(steps=5000), batch_size=16, steps=5000,
+        record_every=20, batch_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256)),
 }

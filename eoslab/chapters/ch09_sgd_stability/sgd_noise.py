@@ -6,7 +6,8 @@ without replacement from :math:`n` examples is
 
 .. math::
 
-    \\Sigma_B = c_B\\, \\Sigma_1, \\quad \\Sigma_1 = \\frac1n \\sum_i g_i g_i^\\top - \\bar g\\bar g^\\top,
+    \\Sigma_B = c_B\\, \\Sigma_1, \\quad
+    \\Sigma_1 = \\frac1n \\sum_i g_i g_i^\\top - \\bar g\\bar g^\\top,
     \\quad c_B = \\frac{n - B}{B(n-1)} \\;(\\text{with replacement: } c_B = 1/B),
 
 and its *alignment* with the Hessian is :math:`\\mu = \\mathrm{Tr}(\\Sigma_1 H) /
@@ -91,9 +92,10 @@ def _one(objective: Objective, params: Params, x: torch.Tensor) -> torch.Tensor:
 
 
 def per_sample_gradients(objective: Objective, params: Params | None = None) -> torch.Tensor:
-    """``(n, p)``: row ``i`` is :math:`\\nabla_\\theta \\ell(f_\\theta(x_i), y_i)` (flat, in
-    ``objective.param_names`` order), by ``vmap`` of ``grad`` (no BatchNorm: one example
-    per call).
+    """``(n, p)``: row ``i`` is :math:`\\nabla_\\theta \\ell(f_\\theta(x_i), y_i)`.
+
+    Flat, in ``objective.param_names`` order, by ``vmap`` of ``grad`` (no BatchNorm: one
+    example per call).
     """
     params = _params(objective, params)
     loss = objective.loss
@@ -106,7 +108,7 @@ def per_sample_gradients(objective: Objective, params: Params | None = None) -> 
 
 
 def per_sample_jacobian(objective: Objective, params: Params | None = None) -> torch.Tensor:
-    """``(n, k, p)``: the output Jacobians :math:`J_i = \\partial f_\\theta(x_i)/\\partial\\theta`."""
+    """``(n, k, p)``: output Jacobians :math:`J_i = \\partial f_\\theta(x_i)/\\partial\\theta`."""
     params = _params(objective, params)
 
     def single(p, x):
@@ -137,8 +139,9 @@ def batch_factor(n: int, batch_size: int, replace: bool = False) -> float:
 
 def noise_covariance(grads: torch.Tensor, batch_size: int = 1, replace: bool = False
                      ) -> torch.Tensor:
-    """:math:`\\Sigma_B = c_B(\\frac1n\\sum_i g_ig_i^\\top - \\bar g\\bar g^\\top)`, the covariance
-    of the minibatch gradient, from per-sample gradients ``(n, p)``.
+    """The covariance of the minibatch gradient, from per-sample gradients ``(n, p)``.
+
+    :math:`\\Sigma_B = c_B(\\frac1n\\sum_i g_ig_i^\\top - \\bar g\\bar g^\\top)`.
     """
     n = grads.shape[0]
     centred = grads - grads.mean(dim=0, keepdim=True)
@@ -155,8 +158,9 @@ def noise_alignment(grads: torch.Tensor, hessian: torch.Tensor, loss: float) -> 
 
 def pair_probabilities(sample: np.ndarray, n: int, batch_size: int,
                        replace: bool = False) -> np.ndarray:
-    """:math:`P_{ab} = E[m_{i(a)} m_{i(b)}]/1`, the batch multiplicities' second moment for
-    rows ``a, b`` belonging to examples ``sample[a], sample[b]`` (0/1 without replacement).
+    """:math:`P_{ab} = E[m_{i(a)} m_{i(b)}]/1`, the batch multiplicities' second moment.
+
+    Rows ``a, b`` belong to examples ``sample[a], sample[b]`` (0/1 without replacement).
     """
     b = _check_batch(batch_size, n)
     same = sample[:, None] == sample[None, :]
