@@ -25,47 +25,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-__all__ = ["ChapterPreset", "Preset", "PRESET_NAMES", "CHAPTER_SLUGS", "get_preset", "preset_for",
-           "chapter_id", "quick_mode"]
+__all__ = ["CHAPTER_SLUGS", "PRESET_NAMES", "ChapterPreset", "chapter_id", "get_preset",
+           "preset_for", "quick_mode"]
 
 PRESET_NAMES = ("quick", "default", "paper")
 CHAPTER_SLUGS: dict[str, str] = {}
-
-
-@dataclass(frozen=True)
-class Preset:
-    """One scale of one chapter.
-
-    Attributes:
-        chapter: the chapter number, e.g. ``"02"``.
-        name: ``"quick"``, ``"default"`` or ``"paper"``.
-        values: the chapter's settings (read-only mapping; index the preset directly).
-        label: the text shown in the dropdown, with the expected time.
-        needs: what the preset needs beyond the base install, or ``""``.
-    """
-
-    chapter: str
-    name: str
-    values: Mapping[str, Any] = field(default_factory=dict)
-    label: str = ""
-    needs: str = ""
-
-    def __post_init__(self):
-        object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return self.values[key]
-        except KeyError:
-            raise KeyError(f"preset {self.chapter}/{self.name} has no setting {key!r}; it has "
-                           f"{sorted(self.values)}") from None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,7 +107,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_PRESETS: dict[str, dict[str, Preset]] = {}
+_PRESETS: dict[str, dict[str, ChapterPreset]] = {}
 
 
 def chapter_id(chapter: str) -> str:
@@ -159,7 +127,7 @@ def chapter_id(chapter: str) -> str:
     raise ValueError(f"chapter {chapter!r} has no presets; chapters with presets: {known}")
 
 
-def get_preset(chapter: str, name: str) -> Preset:
+def get_preset(chapter: str, name: str) -> ChapterPreset:
     """The preset ``name`` (quick/default/paper) of ``chapter``."""
     number = chapter_id(chapter)
     if name not in PRESET_NAMES:
@@ -172,7 +140,7 @@ def quick_mode() -> bool:
     return os.environ.get("EOSLAB_QUICK", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def preset_for(chapter: str) -> Preset:
+def preset_for(chapter: str) -> ChapterPreset:
     """``quick`` when ``EOSLAB_QUICK=1`` is set, else ``default``."""
     return get_preset(chapter, "quick" if quick_mode() else "default")
 
@@ -191,6 +159,11 @@ def _discover_chapter_modules() -> None:
         missing = set(PRESET_NAMES) - set(module.PRESETS)
         if missing:
             raise ValueError(f"{module.__name__} lacks presets {sorted(missing)}")
+        for name, preset in module.PRESETS.items():
+            if not (isinstance(preset, ChapterPreset) and preset.NUMBER == module.NUMBER
+                    and preset.name == name):
+                raise ValueError(f"{module.__name__}.PRESETS[{name!r}] must be a ChapterPreset "
+                                 f"of chapter {module.NUMBER} named {name!r}")
         CHAPTER_SLUGS[module.NUMBER] = module.SLUG
         _PRESETS[module.NUMBER] = dict(module.PRESETS)
 

@@ -7,7 +7,6 @@ which ipywidgets 8 sends to the front end from any thread.
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 import os
@@ -24,7 +23,6 @@ __all__ = [
     "BackgroundRunner",
     "LiveChart",
     "RunControls",
-    "RunLifecycle",
     "Throttle",
     "describe_divergence",
     "enable_offline_charts",
@@ -322,49 +320,3 @@ def describe_divergence(step: int, loss: float, lr: float, sharpness: float | No
     if sharpness is not None and math.isfinite(sharpness):
         text += f", last sharpness {sharpness:.3g}"
     return text + ")"
-
-
-class RunLifecycle:
-    """Run / wait / re-run-on-change for apps that train through a :class:`BackgroundRunner`.
-
-    The app provides ``self.runner``, a job ``self._job(token, stop)``, ``self.auto_run`` and
-    ``self.show_stored()`` (truthy when the store already answered the current settings).
-    """
-
-    def run(self, wait: bool = False) -> None:
-        """Train the current settings (cancelling a run in progress); ``wait`` blocks."""
-        if wait:
-            self.runner.run_sync(self._job)
-        else:
-            self.runner.start(self._job)
-
-    def run_sync(self) -> None:
-        """Train in the calling thread (tests and ``EOSLAB_QUICK``)."""
-        self.run(wait=True)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the background run ends (``False`` on timeout); re-raises its error."""
-        finished = self.runner.wait(timeout)
-        if self.runner.error is not None:
-            raise self.runner.error
-        return finished
-
-    def _on_error(self, err: BaseException) -> None:
-        """A run raised: the controls go idle and the status line names the error."""
-        self.controls.set_running(False)
-        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(str(err))}")
-
-    def stop(self) -> None:
-        """Stop the background run; the controls go idle at once."""
-        self.runner.stop()
-        self.controls.set_running(False)
-        self.controls.say("stopped")
-
-    def _on_setting(self, _change) -> None:
-        """A control moved: stop the run, show a stored result, or train again."""
-        if self.runner.running:
-            self.runner.stop()
-        if self.show_stored():
-            return
-        if self.auto_run:
-            self.run()

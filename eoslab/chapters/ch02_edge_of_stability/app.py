@@ -5,9 +5,11 @@ A thin :class:`~eoslab.ui.app.ChapterApp` over
 arXiv 2103.00065). The step-size slider sets the largest eta; the preset's ``lr_ratios``
 give the others (default: eta, 2/3 eta, 1/2 eta).
 
-Example:
-    >>> app = EdgeOfStabilityApp("quick", store=False)  # doctest: +SKIP
-    >>> app.set(lr=0.3, momentum=0.5)  # doctest: +SKIP
+Usage (in a notebook)::
+
+    app = EdgeOfStabilityApp("quick", store=False)
+    app.set(lr=0.3, momentum=0.5)     # trains again in the background
+    app
 """
 
 from __future__ import annotations

@@ -7,12 +7,12 @@ both, the displacement :math:`x` along the top eigenvector, :math:`y = S - 2/\\e
 distance between the two trajectories and the losses.  :func:`cycle_summary` gives the
 chapter's figures.
 
-Example (the quick preset):
-    >>> from eoslab.chapters.presets import get_preset
-    >>> preset = get_preset("03", "quick")
-    >>> result = experiment(preset, {"lr": preset.lr})  # doctest: +SKIP
-    >>> result["summary"]["return_y"] < result["summary"]["peak_y"]  # doctest: +SKIP
-    True
+Usage (the quick preset; tests/chapters/test_ch03_self_stabilization.py asserts it)::
+
+    from eoslab.chapters.presets import get_preset
+    preset = get_preset("03", "quick")
+    result = experiment(preset, {"lr": preset.lr})
+    result["summary"]["return_y"] < result["summary"]["peak_y"]   # True
 """
 
 from __future__ import annotations

@@ -7,12 +7,13 @@ Ahn, Zhang, Sra (ICML 2022, arXiv 2204.01050).  One GD run of the preset's net, 
 with :math:`\\eta S > 2` and compares the stable part with the unstable part, which is the
 chapter's figure.
 
-Example:
-    >>> from eoslab.chapters.presets import get_preset
-    >>> preset = get_preset("04", "quick")
-    >>> result = experiment(preset, {"lr": preset.lr})  # doctest: +SKIP
-    >>> result["summary"]["above_fraction"] > 0  # doctest: +SKIP
-    True
+Usage::
+
+    from eoslab.chapters.presets import get_preset
+    preset = get_preset("04", "quick")
+    result = experiment(preset, {"lr": preset.lr})
+    result["summary"]["above_fraction"] > 0
+    # True
 """
 
 from __future__ import annotations

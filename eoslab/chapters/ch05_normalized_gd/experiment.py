@@ -7,12 +7,13 @@ the preset's net: normalised GD on :math:`L` at step size ``lr`` and GD on
 see :mod:`eoslab.optimizers.normalized`).  :func:`sharpness_reduction` is the chapter's
 figure: how much the sharpness falls from its peak while the run sits at the edge.
 
-Example:
-    >>> from eoslab.chapters.presets import get_preset
-    >>> preset = get_preset("05", "quick")
-    >>> result = experiment(preset, {"lr": preset.lr, "sqrt_lr": preset.sqrt_lr})  # doctest: +SKIP
-    >>> result["runs"]["ngd"]["summary"]["ratio"] < 1  # doctest: +SKIP
-    True
+Usage::
+
+    from eoslab.chapters.presets import get_preset
+    preset = get_preset("05", "quick")
+    result = experiment(preset, {"lr": preset.lr, "sqrt_lr": preset.sqrt_lr})
+    result["runs"]["ngd"]["summary"]["ratio"] < 1
+    # True
 """
 
 from __future__ import annotations

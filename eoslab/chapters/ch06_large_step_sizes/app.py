@@ -5,9 +5,11 @@ and the noise of the trajectories drawn; the grid and the digits net are fixed b
 preset. The pipeline is :func:`eoslab.chapters.ch06_large_step_sizes.experiment.experiment`;
 this module draws it on :class:`~eoslab.ui.app.ChapterApp`'s lifecycle.
 
-Example:
-    >>> app = LargeStepSizesApp("quick", store=False, auto_run=False)  # doctest: +SKIP
-    >>> app.run(wait=True)  # doctest: +SKIP
+Usage (in a notebook)::
+
+    app = LargeStepSizesApp("quick", store=False, auto_run=False)
+    app.run(wait=True)
+    app
 """
 
 from __future__ import annotations

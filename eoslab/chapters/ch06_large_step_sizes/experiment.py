@@ -19,11 +19,12 @@ GD can rest in a ring only for :math:`\\eta < 2/\\lambda_{\\text{ring}}`
 (``ring_sharpness``), and at the global minimum only for :math:`\\eta < 2/\\mu`: past that
 every trajectory of stage 1 diverges and the result says so.
 
-Example:
-    >>> from eoslab.chapters.presets import get_preset
-    >>> result = experiment(get_preset("06", "quick"), {"lr": 0.3, "noise": 3.0})  # doctest: +SKIP
-    >>> result["status"], sorted(result["datasets"])  # doctest: +SKIP
-    ('finished', ['grid', 'net', 'paths', 'profile', 'rings'])
+Usage (tests/chapters/test_ch06_large_step_sizes.py runs it)::
+
+    from eoslab.chapters.presets import get_preset
+    result = experiment(get_preset("06", "quick"), {"lr": 0.3, "noise": 3.0})
+    result["status"], sorted(result["datasets"])
+    # ('finished', ['grid', 'net', 'paths', 'profile', 'rings'])
 """
 
 from __future__ import annotations

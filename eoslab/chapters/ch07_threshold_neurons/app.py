@@ -6,9 +6,10 @@ slider picks the run drawn next to three fixed multiples of the edge
 pipeline is :func:`eoslab.chapters.ch07_threshold_neurons.experiment.experiment`; this
 module draws it on :class:`~eoslab.ui.app.ChapterApp`'s lifecycle.
 
-Example:
-    >>> app = ThresholdNeuronsApp("quick", store=False, auto_run=False)  # doctest: +SKIP
-    >>> app.run(wait=True)  # doctest: +SKIP
+Usage::
+
+    app = ThresholdNeuronsApp("quick", store=False, auto_run=False)
+    app.run(wait=True)
 """
 
 from __future__ import annotations

@@ -16,11 +16,12 @@ stability"*, NeurIPS 2023, arXiv 2212.07469.
 A step size so large that the bias drops below :math:`-\\max_i |x_i|` switches every unit
 off for good; the result reports that as a divergence of the ReLU layer.
 
-Example:
-    >>> from eoslab.chapters.presets import get_preset
-    >>> result = experiment(get_preset("07", "quick"), {"lr": 0.75, "time": 10.0})  # doctest: +SKIP
-    >>> result["status"], sorted(result["datasets"])  # doctest: +SKIP
-    ('finished', ['edge', 'final', 'traj'])
+Usage::
+
+    from eoslab.chapters.presets import get_preset
+    result = experiment(get_preset("07", "quick"), {"lr": 0.75, "time": 10.0})
+    result["status"], sorted(result["datasets"])
+    # ('finished', ['edge', 'final', 'traj'])
 """
 
 from __future__ import annotations

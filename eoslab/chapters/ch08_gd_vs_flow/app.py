@@ -5,10 +5,11 @@ largest :math:`\\eta`; GD also runs at the preset's smaller ``lr_ratios`` of it.
 pipeline is :func:`eoslab.chapters.ch08_gd_vs_flow.experiment.experiment`; this module
 draws it on :class:`~eoslab.ui.app.ChapterApp`'s lifecycle.
 
-Example:
-    >>> app = GdVsFlowApp("quick", store=False, auto_run=False)  # doctest: +SKIP
-    >>> app.run(wait=True)  # doctest: +SKIP
-    >>> app.result["summary"]  # doctest: +SKIP
+Usage::
+
+    app = GdVsFlowApp("quick", store=False, auto_run=False)
+    app.run(wait=True)
+    app.result["summary"]
 """
 
 from __future__ import annotations

@@ -12,11 +12,12 @@ through :func:`eoslab.core.train.fit`, each compared with the flow at the matche
 :func:`gap_summary` reads off, per step size, when the flow's sharpness crosses
 :math:`2/\\eta` and how the gap behaves before and after: the chapter's figures.
 
-Example:
-    >>> from eoslab.chapters.presets import get_preset
-    >>> result = experiment(get_preset("08", "quick"), {"lr": 0.5})  # doctest: +SKIP
-    >>> result["status"], sorted(result["datasets"])  # doctest: +SKIP
-    ('finished', ['edges', 'gap', 'loss', 'sharpness'])
+Usage::
+
+    from eoslab.chapters.presets import get_preset
+    result = experiment(get_preset("08", "quick"), {"lr": 0.5})
+    result["status"], sorted(result["datasets"])
+    # ('finished', ['edges', 'gap', 'loss', 'sharpness'])
 """
 
 from __future__ import annotations
@@ -60,11 +61,12 @@ def flow_reference(preset: GdVsFlowPreset):
 
     The flow does not depend on the GD step size, so moving the slider reuses it.
 
-    Example:
-        >>> from eoslab.chapters.presets import get_preset
-        >>> flow, rows = flow_reference(get_preset("08", "quick"))  # doctest: +SKIP
-        >>> rows[-1]["t"]  # doctest: +SKIP
-        60.0
+    Usage::
+
+        from eoslab.chapters.presets import get_preset
+        flow, rows = flow_reference(get_preset("08", "quick"))
+        rows[-1]["t"]
+        # 60.0
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

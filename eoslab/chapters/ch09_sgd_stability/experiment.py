@@ -12,12 +12,13 @@ minimum through :func:`eoslab.core.train.fit`: where the SGD criterion fails alt
 GD's holds, SGD leaves the minimum and, if it does not blow up, settles in a flatter one.
 :func:`escape_summary` gives the chapter's figures.
 
-Example:
-    >>> from eoslab.chapters.presets import get_preset
-    >>> preset = get_preset("09", "quick")
-    >>> result = experiment(preset, {"lr": preset.lr, "batch_size": 4})  # doctest: +SKIP
-    >>> result["summary"]["escaped"]  # doctest: +SKIP
-    True
+Usage::
+
+    from eoslab.chapters.presets import get_preset
+    preset = get_preset("09", "quick")
+    result = experiment(preset, {"lr": preset.lr, "batch_size": 4})
+    result["summary"]["escaped"]
+    # True
 """
 
 from __future__ import annotations

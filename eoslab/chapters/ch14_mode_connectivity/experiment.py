@@ -5,11 +5,12 @@
 et al., NeurIPS 2018, arXiv 1802.10026) on a typed preset and the app's settings and adds
 the datasets of :func:`~eoslab.chapters.ch14_mode_connectivity.charts.connectivity_layout`.
 
-Example:
-    >>> from eoslab.chapters.presets import get_preset
-    >>> result = experiment(get_preset("14", "quick"), {"kind": "polychain"})  # doctest: +SKIP
-    >>> result["barrier_curve"] < result["barrier_line"]  # doctest: +SKIP
-    True
+Usage::
+
+    from eoslab.chapters.presets import get_preset
+    result = experiment(get_preset("14", "quick"), {"kind": "polychain"})
+    result["barrier_curve"] < result["barrier_line"]
+    # True
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@
 (Izmailov et al., UAI 2018, arXiv 1803.05407) on a typed preset and the app's settings and
 adds the datasets of :func:`~eoslab.chapters.ch15_swa.charts.swa_layout`.
 
-Example:
-    >>> from eoslab.chapters.presets import get_preset
-    >>> result = experiment(get_preset("15", "quick"), {"lr": 0.3})  # doctest: +SKIP
-    >>> result["swa"]["train_loss"] < result["iterates"]["train_loss"]  # doctest: +SKIP
-    True
+Usage::
+
+    from eoslab.chapters.presets import get_preset
+    result = experiment(get_preset("15", "quick"), {"lr": 0.3})
+    result["swa"]["train_loss"] < result["iterates"]["train_loss"]
+    # True
 """
 
 from __future__ import annotations

@@ -6,11 +6,12 @@ Bartlett, arXiv 2309.12488) on a typed preset and the app's settings and adds th
 datasets of :func:`~eoslab.chapters.ch16_sam.charts.sam_layout`; :func:`edge_ratio`
 summarises a run against an edge.
 
-Example:
-    >>> from eoslab.chapters.presets import get_preset
-    >>> result = experiment(get_preset("16", "quick"), {"rho": 0.05})  # doctest: +SKIP
-    >>> edge_ratio(result["runs"]["0.0"], "gd_edge")  # GD hovers at 2/eta  # doctest: +SKIP
-    1.02...
+Usage::
+
+    from eoslab.chapters.presets import get_preset
+    result = experiment(get_preset("16", "quick"), {"rho": 0.05})
+    edge_ratio(result["runs"]["0.0"], "gd_edge")  # GD hovers at 2/eta
+    # 1.02...
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ arXiv 1711.05101; Cohen et al., arXiv 2207.14484). The grid's lambda follows the
 ``grid.decay`` convention (:mod:`eoslab.chapters.ch18_adamw.grid`): with ``"paper"`` AdamW
 shrinks the weights by eta_t * lambda per step whatever the learning rate.
 
-Example:
-    >>> app = AdamWApp("quick", store=False)  # doctest: +SKIP
-    >>> app.set(lr=0.002, metric="test_acc")  # doctest: +SKIP
+Usage (in a notebook)::
+
+    app = AdamWApp("quick", store=False)
+    app.set(lr=0.002, metric="test_acc")
+    app
 """
 
 from __future__ import annotations
