@@ -4,12 +4,17 @@
 config asks for, trains, and saves the resulting :class:`~eoslab.core.train.Run` in the
 store.  When the store already holds
 the run it is returned at once (``reuse=True``); an unfinished run with a checkpoint is
-resumed (``resume=True``).
+resumed (``resume=True``); a corrupt or mismatched checkpoint is moved aside and the run
+starts afresh.  The store is checked for writability before training
+(:class:`~eoslab.core.store.StoreError` naming the path); a result the store cannot take
+(a full disk) is kept in a fallback folder named in a warning and in
+``run.extra["saved_to"]``.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +24,7 @@ from eoslab.core.config import TrainConfig
 from eoslab.core.data import Dataset, load_dataset
 from eoslab.core.models import build_model
 from eoslab.core.optim import make_optimizer, make_scheduler
-from eoslab.core.store import RunStore
+from eoslab.core.store import RunStore, StoreWarning
 from eoslab.core.train import Run, fit
 
 __all__ = ["Setup", "build_problem", "build_setup", "run"]
@@ -106,12 +111,16 @@ def run(config: TrainConfig, *, callbacks: Sequence[Callable] = (),
                     callback(row)
             stored.extra["from_store"] = True
             return stored
+    if store is not None:
+        store.check_writable("runs")  # a file or read-only store fails now, not after training
     setup = build_setup(config)
     checkpoint = None
     resume_state = None
     if store is not None and checkpoint_every:
         checkpoint = store.checkpointer("runs", config.key(), checkpoint_every)
-        resume_state = checkpoint.load() if resume else None
+        if resume:  # a checkpoint that does not fit this run is moved aside: start afresh
+            resume_state = checkpoint.load(max_step=config.steps, model=setup.model,
+                                           optimizer=setup.optimizer)
     result = fit(setup.model, setup.data, config.loss, setup.optimizer, steps=config.steps,
                  scheduler=setup.scheduler, batch_size=config.batch_size,
                  chunk_size=config.chunk_size, record_every=config.record_every,
@@ -119,7 +128,19 @@ def run(config: TrainConfig, *, callbacks: Sequence[Callable] = (),
                  divergence_factor=config.divergence_factor, seed=config.seed,
                  checkpoint=checkpoint, resume_state=resume_state)
     if store is not None and result.status != "stopped":
-        store.save_run(config, result)
-        if checkpoint is not None:
-            checkpoint.clear()
+        _save(store, config, result, checkpoint)
     return result
+
+
+def _save(store: RunStore, config: TrainConfig, result: Run, checkpoint) -> None:
+    """Store ``result``; if the store fails, keep it elsewhere (or at least return it)."""
+    try:
+        path = store.save_run(config, result)
+    except OSError as err:  # neither the store nor the fallback folder could be written
+        warnings.warn(f"the run of config {config.key()} was not saved: {err}", StoreWarning,
+                      stacklevel=3)
+        return
+    if path != store.path("runs", config.key()) / "result.json":
+        result.extra["saved_to"] = str(path)  # a fallback copy; keep the checkpoint too
+    elif checkpoint is not None:
+        checkpoint.clear()

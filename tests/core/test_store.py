@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 
@@ -63,8 +64,43 @@ def test_a_write_killed_midway_never_leaves_a_corrupt_result(tmp_path, delay):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     text = (tmp_path / "runs" / "k" / "result.json").read_text()
-    blob = json.loads(text)  # must parse: old or a complete new one
+    blob = json.loads(text)["data"]  # must parse: old or a complete new one
     assert blob["version"] in ("old", "new")
     if blob["version"] == "new":
         assert len(blob["payload"]) == 10_000_000
-    assert RunStore(tmp_path).load_json("runs", "k") == blob
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and pass its checksum
+        assert RunStore(tmp_path).load_json("runs", "k") == blob
+
+
+def test_results_carry_a_sha256_of_their_content(tmp_path):
+    import hashlib
+
+    path = RunStore(tmp_path).save_json("slices", "k", {"b": 1, "a": [1.5, float("inf")]})
+    assert path == tmp_path / "slices" / "k" / "result.json"
+    envelope = json.loads(path.read_text())
+    assert envelope["format"] == "eoslab-result/1" and envelope["data"]["b"] == 1
+    canonical = json.dumps(envelope["data"], sort_keys=True, separators=(",", ":"))
+    assert envelope["sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_tensors_and_checkpoints_are_loaded_with_weights_only(tmp_path, monkeypatch):
+    import torch
+
+    from eoslab.core import store as store_module
+
+    calls = []
+    real = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store_module.torch, "load", spy)
+    store = RunStore(tmp_path)
+    store.save_tensors("slices", "k", {"grid": torch.zeros(2)})
+    assert store.load_tensors("slices", "k")["grid"].shape == (2,)
+    checkpoint = store.checkpointer("runs", "k", 1)
+    checkpoint.save({"model": {}, "optimizer": {}, "history": [], "step": 0})
+    assert checkpoint.load()["step"] == 0
+    assert calls == [True, True]
