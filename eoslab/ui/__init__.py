@@ -50,17 +50,6 @@ Stable CSS classes for browser tests (``widget.add_class``):
 ========================  ==============================================================
 """
 
-from eoslab.ui.base import (
-    BackgroundRunner,
-    LiveChart,
-    RunControls,
-    Throttle,
-    describe_divergence,
-    enable_offline_charts,
-    preset_dropdown,
-    slider,
-)
-
 __all__ = [
     "BackgroundRunner",
     "LiveChart",
@@ -71,3 +60,16 @@ __all__ = [
     "preset_dropdown",
     "slider",
 ]
+
+
+def __getattr__(name: str):
+    """The widget pieces of :mod:`eoslab.ui.base`, imported on first use.
+
+    Importing :mod:`eoslab.ui.plots` (pure chart builders, used by widget-free experiments)
+    therefore does not import ipywidgets.
+    """
+    if name in __all__:
+        from eoslab.ui import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from eoslab.ui import plots
+from eoslab.chapters.ch02_edge_of_stability import charts as plots
 from eoslab.ui.base import BackgroundRunner, LiveChart, Throttle, describe_divergence
 
 

@@ -5,7 +5,7 @@ Its offline bundle, figure vs data updates, and which model carries them.
 
 import re
 
-from eoslab.ui import plots
+from eoslab.chapters.ch02_edge_of_stability import charts as plots
 from eoslab.ui.base import LiveChart
 from eoslab.ui.vega_view import MODULE, LiveFigure, VegaView, vega_bundle
 

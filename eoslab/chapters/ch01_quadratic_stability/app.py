@@ -18,9 +18,9 @@ import html
 import ipywidgets as widgets
 import numpy as np
 
+from eoslab.chapters.ch01_quadratic_stability import charts
 from eoslab.chapters.ch01_quadratic_stability.experiment import LR_MAX, experiment
 from eoslab.chapters.ch01_quadratic_stability.quadratic import Quadratic
-from eoslab.ui import plots
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
 
@@ -59,7 +59,7 @@ class QuadraticApp(ChapterApp):
 
     def layout(self, settings: dict):
         view = 1.6 * float(np.max(np.abs(self.preset.start)))
-        return plots.quadratic_layout(view, LR_MAX)
+        return charts.quadratic_layout(view, LR_MAX)
 
     def layout_signature(self, settings: dict):
         return self.preset  # a new figure per preset, as its start sets the view

@@ -19,13 +19,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from eoslab.chapters.ch01_quadratic_stability import charts
 from eoslab.chapters.ch01_quadratic_stability.quadratic import (
     Quadratic,
     convergence_rate,
     simulate,
     stability_threshold,
 )
-from eoslab.ui import plots
 
 __all__ = ["LR_MAX", "experiment", "quadratic_verdict"]
 
@@ -68,7 +68,8 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
 
     Returns:
         ``status`` (``"diverged"`` when the loss blew up, else ``"finished"``),
-        ``datasets`` (:func:`eoslab.ui.plots.quadratic_data`), ``verdict`` (the sentence
+        ``datasets`` (:func:`~eoslab.chapters.ch01_quadratic_stability.charts.quadratic_data`),
+        ``verdict`` (the sentence
         of :func:`quadratic_verdict`), ``lambda_max``, ``threshold`` (``None`` when flat),
         ``rate`` (the per-step error factor) and, on divergence,
         ``diverged = {"step", "loss", "lr", "stage"}``.
@@ -80,7 +81,7 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
     diverged_at = trajectory.diverged_at
     result = {
         "status": "finished" if diverged_at is None else "diverged",
-        "datasets": plots.quadratic_data(quadratic, trajectory, LR_MAX),
+        "datasets": charts.quadratic_data(quadratic, trajectory, LR_MAX),
         "verdict": quadratic_verdict(quadratic, p.lr, p.momentum, diverged_at,
                                      last if diverged_at is not None else None),
         "lambda_max": quadratic.lambda_max,

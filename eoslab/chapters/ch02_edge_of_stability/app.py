@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import html
 
+from eoslab.chapters.ch02_edge_of_stability import charts
 from eoslab.chapters.ch02_edge_of_stability.experiment import edge_band, eos_configs, experiment
-from eoslab.ui import plots
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import describe_divergence, slider
 
@@ -40,7 +40,7 @@ def _run_line(run: dict, momentum: float) -> str:
                      f"(median {median:.2f})")
     if run.get("from_store"):
         text += " (run from the store)"
-    return f"<b>{html.escape(plots.run_label(lr, momentum))}</b>: {html.escape(text)}"
+    return f"<b>{html.escape(charts.run_label(lr, momentum))}</b>: {html.escape(text)}"
 
 
 class EdgeOfStabilityApp(ChapterApp):
@@ -79,7 +79,7 @@ class EdgeOfStabilityApp(ChapterApp):
         return eos_configs(self.preset, settings["lr"], settings["momentum"])
 
     def layout(self, settings: dict):
-        return plots.eos_chart({}, settings["momentum"])
+        return charts.eos_chart({}, settings["momentum"])
 
     def layout_signature(self, settings: dict) -> bool:
         return bool(settings["momentum"])

@@ -9,7 +9,7 @@ keeps falling, non-monotonically.
 :func:`experiment` trains the preset's step sizes ``lr * r`` one after the other, largest
 first, each through :func:`eoslab.core.experiment.run` (so a step size trained before comes
 back from the run store at once), on one torch thread, and streams the chart's datasets
-(:func:`eoslab.ui.plots.eos_data`) as history rows arrive.
+(:func:`eoslab.chapters.ch02_edge_of_stability.charts.eos_data`) as history rows arrive.
 
 Example:
     >>> from eoslab.chapters.presets import get_preset
@@ -26,11 +26,11 @@ import threading
 
 import numpy as np
 
+from eoslab.chapters.ch02_edge_of_stability import charts
 from eoslab.core.config import TrainConfig
 from eoslab.core.experiment import run as run_experiment
 from eoslab.core.store import RunStore
 from eoslab.speed.threads import single_thread
-from eoslab.ui import plots
 
 __all__ = ["edge_band", "eos_configs", "experiment", "run_summary"]
 
@@ -89,7 +89,7 @@ def run_summary(run, lr: float, momentum: float = 0.0) -> dict:
 
 
 class _Stream:
-    """The chart's datasets built row by row (:func:`eoslab.ui.plots.eos_data` per row)."""
+    """The chart's datasets built row by row (:func:`.charts.eos_data` per row)."""
 
     def __init__(self, lrs: list, momentum: float, emit):
         self.momentum, self.emit = momentum, emit
@@ -97,10 +97,10 @@ class _Stream:
         self.crossings: list = []
         self.crossed: set = set()
         self.done = dict.fromkeys(lrs, 0)
-        self.thresholds = plots.threshold_rows(lrs, momentum)
+        self.thresholds = charts.threshold_rows(lrs, momentum)
 
     def add(self, lr: float, row: dict) -> None:
-        part = plots.eos_data({lr: [row]}, self.momentum)
+        part = charts.eos_data({lr: [row]}, self.momentum)
         self.rows += part["history"]
         if part["crossings"] and lr not in self.crossed:
             self.crossed.add(lr)
@@ -141,13 +141,13 @@ def experiment(preset, settings: dict, *, emit=None, stop: threading.Event | Non
             runs.append(run_summary(res, config.lr, momentum))
             if res.status == "stopped" or (stop is not None and stop.is_set()):
                 break
-    result = {"status": "finished", "datasets": plots.eos_data(histories, momentum),
+    result = {"status": "finished", "datasets": charts.eos_data(histories, momentum),
               "momentum": momentum, "runs": runs}
     if any(r["status"] == "stopped" for r in runs) or len(runs) < len(configs):
         result["status"] = "stopped"
     elif all(r["status"] == "diverged" for r in runs):
         first = runs[0]
-        label = plots.run_label(first["lr"], momentum)
+        label = charts.run_label(first["lr"], momentum)
         result["status"] = "diverged"
         result["diverged"] = {
             "step": first["diverged_at"][0], "loss": first["diverged_at"][1],

@@ -35,7 +35,7 @@ from eoslab.optimizers.schedules import (
     schedule_curve,
 )
 from eoslab.speed.threads import single_thread
-from eoslab.ui import plots
+from eoslab.ui.plots import rows
 
 __all__ = ["experiment", "history_data", "range_config", "range_test", "schedule_config",
            "schedule_data"]
@@ -75,24 +75,24 @@ def history_data(history) -> dict:
     """The ``history`` (step, loss) and ``sharpness`` (step, value, curve) datasets."""
     history = list(history)
     sharp = [r for r in history if r.get("sharpness") is not None]
-    return {"history": plots.rows({"step": [r["step"] for r in history],
+    return {"history": rows({"step": [r["step"] for r in history],
                                    "loss": [r["loss"] for r in history]}),
-            "sharpness": plots.rows({"step": [r["step"] for r in sharp],
+            "sharpness": rows({"step": [r["step"] for r in sharp],
                                      "value": [r["sharpness"] for r in sharp]},
                                     curve="sharpness")}
 
 
 def schedule_data(curve, history=(), range_result: RangeTest | None = None) -> dict:
     """The chart's datasets: curve, history, edge, sharpness, range, suggested."""
-    data = {"curve": plots.rows({"step": range(len(curve)), "lr": curve}),
+    data = {"curve": rows({"step": range(len(curve)), "lr": curve}),
             **history_data(history),
-            "edge": plots.rows({"step": range(len(curve)), "value": [2 / v for v in curve]},
+            "edge": rows({"step": range(len(curve)), "value": [2 / v for v in curve]},
                                curve="2/eta(t)"),
             "range": [], "suggested": []}
     if range_result is not None and range_result.lrs:
-        data["range"] = (plots.rows({"lr": range_result.lrs, "loss": range_result.losses},
+        data["range"] = (rows({"lr": range_result.lrs, "loss": range_result.losses},
                                     series="loss")
-                         + plots.rows({"lr": range_result.lrs, "loss": range_result.smoothed},
+                         + rows({"lr": range_result.lrs, "loss": range_result.smoothed},
                                       series="smoothed"))
         data["suggested"] = [{"low": range_result.low, "high": range_result.high}]
     return data

@@ -43,7 +43,7 @@ from eoslab.optimizers.lookahead import (
     lookahead_threshold,
     noise_floors,
 )
-from eoslab.ui import plots
+from eoslab.ui.plots import rows
 
 __all__ = ["LR_MAX", "experiment", "floor_text", "lookahead_data", "lookahead_verdict",
            "noise_floor"]
@@ -86,21 +86,21 @@ def lookahead_data(quadratic: Quadratic, paths, lr: float, alpha: float, k: int,
     levels = default_levels(quadratic, start)
     level_rows = []
     for level, curve in zip(levels, level_sets(quadratic, levels, n=64)):
-        level_rows += plots.rows({"x": curve[:, 0], "y": curve[:, 1],
+        level_rows += rows({"x": curve[:, 0], "y": curve[:, 1],
                                   "order": range(len(curve))}, level=f"{level:.3g}")
     path_rows = []
     for name, pts, losses, stride in (("GD alone", paths.inner, paths.inner_loss, 1),
                                       ("fast weights", paths.fast, paths.fast_loss, 1),
                                       ("slow weights", paths.slow, paths.slow_loss, k)):
-        path_rows += plots.rows({"step": np.arange(len(pts)) * stride, "x": pts[:, 0],
+        path_rows += rows({"step": np.arange(len(pts)) * stride, "x": pts[:, 0],
                                  "y": pts[:, 1], "loss": losses}, path=name)
     grid = np.linspace(max_lr / n_rates, max_lr, n_rates)
     lams = [v for v in quadratic.eigenvalues if v > 0]
     gd = [max(abs(1 - g * v) for v in lams) for g in grid]
     la = [max(abs(lookahead_factor(g, v, alpha, k)) for v in lams) ** (1 / k) for g in grid]
     name = f"Lookahead a={alpha:.2g} k={k}"
-    rate_rows = (plots.rows({"lr": grid, "rate": gd}, method="GD alone")
-                 + plots.rows({"lr": grid, "rate": la}, method=name))
+    rate_rows = (rows({"lr": grid, "rate": gd}, method="GD alone")
+                 + rows({"lr": grid, "rate": la}, method=name))
     lam = quadratic.lambda_max
     return {"levels": level_rows, "paths": path_rows, "rates": rate_rows,
             "thresholds": [{"method": "GD alone", "threshold": 2 / lam},
