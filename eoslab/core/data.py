@@ -7,9 +7,10 @@ gradient descent wants.  Names understood by :func:`load_dataset`:
     scikit-learn's ``load_digits`` (1797 8x8 images, ships with scikit-learn, so it
     works offline).  Features are standardised per feature with training statistics.
 ``cifar10-<n>k``
-    the first ``n*1000`` CIFAR-10 training images, divided by 255 and then centred and
-    standardised per feature (pixel and channel) with training statistics, as in Cohen
-    et al. 2021.  Needs the ``cifar`` extra (torchvision) and the data files.
+    the first ``n*1000`` CIFAR-10 training images (or the first ``n_train`` of them),
+    divided by 255 and then centred and standardised per feature (pixel and channel) with
+    training statistics, as in Cohen et al. 2021.  Needs the ``cifar`` extra
+    (torchvision) and the data files.
 ``quadratic``
     a least-squares problem whose Hessian (for the ``linear`` model and MSE) is exactly
     :math:`A = Q\\,\\mathrm{diag}(\\lambda)\\,Q^\\top` with a chosen spectrum ``spectrum``.
@@ -27,7 +28,6 @@ indices for cross-entropy; regression sets give ``(n, 1)`` float targets.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +35,15 @@ import numpy as np
 import torch
 
 from eoslab.core.devices import resolve_device, resolve_dtype
+from eoslab.core.options import (
+    CIFAR_PATTERN,
+    MAX_EXAMPLES,
+    check_classes,
+    check_data_options,
+    check_memory,
+    check_n_train,
+    estimate_memory,
+)
 
 __all__ = ["Dataset", "DATASET_NAMES", "load_dataset", "standardise", "images_to_features"]
 
@@ -189,7 +198,8 @@ def _cifar(n_train, n_test, classes, seed, loss, thousands: int, root: str | Non
     root = root or os.environ.get("EOSLAB_DATA", os.path.expanduser("~/.cache/eoslab/data"))
     x_tr_img, y_tr = cifar10_arrays(root, train=True)
     x_te_img, y_te = cifar10_arrays(root, train=False)
-    return cifar_features(x_tr_img, y_tr, x_te_img, y_te, thousands * 1000, n_test, classes)
+    n_train = thousands * 1000 if n_train is None else n_train
+    return cifar_features(x_tr_img, y_tr, x_te_img, y_te, n_train, n_test, classes)
 
 
 def cifar_features(x_tr_img, y_tr, x_te_img, y_te, n_train, n_test, classes):
@@ -231,7 +241,7 @@ def quadratic_features(spectrum: Sequence[float], seed: int = 0, rotate: bool = 
     return x, q @ np.diag(lam) @ q.T, q
 
 
-def _quadratic(n_train, n_test, classes, seed, loss, spectrum=(4.0, 1.0), rotate=True, **_):
+def _quadratic(n_train, n_test, classes, seed, loss, spectrum, rotate, **_):
     x, a, q = quadratic_features(spectrum, seed, rotate)
     w_star = np.random.default_rng(seed + 1).standard_normal(len(spectrum))
     y = (x @ w_star)[:, None]
@@ -239,10 +249,10 @@ def _quadratic(n_train, n_test, classes, seed, loss, spectrum=(4.0, 1.0), rotate
     return x, x[:0], y, y[:0], 0, (len(spectrum),), meta
 
 
-def _teacher(n_train, n_test, classes, seed, loss, dim=20, teacher_width=50, **_):
+def _teacher(n_train, n_test, classes, seed, loss, dim, teacher_width, **_):
     rng = np.random.default_rng(seed)
-    n_train = 500 if n_train is None else _check_count("n_train", n_train, 10**7)
-    n_test = 500 if n_test is None else _check_count("n_test", n_test, 10**7, 0)
+    n_train = 500 if n_train is None else _check_count("n_train", n_train, MAX_EXAMPLES)
+    n_test = 500 if n_test is None else _check_count("n_test", n_test, MAX_EXAMPLES, 0)
     x = rng.standard_normal((n_train + n_test, dim))
     w1 = rng.standard_normal((dim, teacher_width)) / math.sqrt(dim)
     w2 = rng.standard_normal((teacher_width, 1)) / math.sqrt(teacher_width)
@@ -252,19 +262,19 @@ def _teacher(n_train, n_test, classes, seed, loss, dim=20, teacher_width=50, **_
 
 def _sine(n_train, n_test, classes, seed, loss, **_):
     rng = np.random.default_rng(seed)
-    n_train = 64 if n_train is None else _check_count("n_train", n_train, 10**7)
-    n_test = 256 if n_test is None else _check_count("n_test", n_test, 10**7, 0)
+    n_train = 64 if n_train is None else _check_count("n_train", n_train, MAX_EXAMPLES)
+    n_test = 256 if n_test is None else _check_count("n_test", n_test, MAX_EXAMPLES, 0)
     x_tr = rng.uniform(-1, 1, (n_train, 1))
     x_te = np.linspace(-1, 1, n_test)[:, None]
     return x_tr, x_te, np.sin(3 * x_tr), np.sin(3 * x_te), 0, (1,)
 
 
 def _toy2d(kind):
-    def make(n_train, n_test, classes, seed, loss, noise=0.1, **_):
+    def make(n_train, n_test, classes, seed, loss, noise, **_):
         from sklearn.datasets import make_circles, make_moons
 
-        n_train = 200 if n_train is None else _check_count("n_train", n_train, 10**7)
-        n_test = 200 if n_test is None else _check_count("n_test", n_test, 10**7, 0)
+        n_train = 200 if n_train is None else _check_count("n_train", n_train, MAX_EXAMPLES)
+        n_test = 200 if n_test is None else _check_count("n_test", n_test, MAX_EXAMPLES, 0)
         gen = make_moons if kind == "moons" else make_circles
         extra = {} if kind == "moons" else {"factor": 0.5}
         x, y = gen(n_samples=n_train + n_test, noise=noise, random_state=seed, **extra)
@@ -276,7 +286,7 @@ def _toy2d(kind):
 
 _LOADERS = {"digits": _digits, "quadratic": _quadratic, "teacher": _teacher, "sine": _sine,
             "moons": _toy2d("moons"), "circles": _toy2d("circles")}
-_CIFAR = re.compile(r"^cifar10-(\d+)k$")
+_CIFAR = CIFAR_PATTERN
 
 
 def load_dataset(name: str, *, n_train: int | None = None, n_test: int | None = None,
@@ -293,22 +303,37 @@ def load_dataset(name: str, *, n_train: int | None = None, n_test: int | None = 
         loss: ``"mse"`` gives one-hot targets for classification, anything else indices.
         device: ``"cpu"``, ``"cuda"``, ``"auto"`` or ``None`` (= auto).
         dtype: floating dtype of inputs and float targets.
-        **options: dataset-specific (``spectrum``, ``rotate`` for quadratic; ``dim`` for teacher;
-            ``noise`` for moons/circles; ``root`` for CIFAR).
+        **options: dataset-specific, listed with their ranges in
+            :data:`eoslab.core.options.DATA_OPTIONS` (``spectrum``, ``rotate`` for quadratic;
+            ``dim``, ``teacher_width`` for teacher; ``noise`` for moons/circles; ``root``
+            for CIFAR).
 
     Raises:
-        ValueError: unknown name or bad sizes, naming the value and what is allowed.
+        ValueError: unknown name, an option the dataset does not take (naming the allowed
+            ones), bad sizes or a dataset over the memory limit, naming the value and what
+            is allowed.
     """
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     if not isinstance(name, str):
         raise ValueError(f"dataset name must be a string, got {name!r}")
+    if not isinstance(loss, str):
+        raise ValueError(f"loss={loss!r} is not allowed; use a loss name such as 'mse'")
     match = _CIFAR.match(name)
+    if not (match or name in _LOADERS):
+        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASET_NAMES)}")
+    given = {**options, **({} if n_test is None else {"n_test": n_test})}
+    options = check_data_options(name, given, fill=True)
+    n_test = options.pop("n_test", None)
+    check_classes(name, classes)
+    size = check_n_train(name, n_train, options)
+    check_memory({"data": estimate_memory(
+        dataset=name, options={**options, "n_test": n_test}, classes=classes, n_train=size,
+        model="linear", width=1, depth=1, batch=0, dtype=str(dtype)[6:])["data"]},
+        {"n_train": n_train, **given})
     if match:
         loader, options = _cifar, {**options, "thousands": int(match.group(1))}
-    elif name in _LOADERS:
-        loader = _LOADERS[name]
     else:
-        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASET_NAMES)}")
+        loader = _LOADERS[name]
     out = loader(n_train, n_test, classes, seed, loss, **options)
     x_tr, x_te, y_tr, y_te, n_classes, shape = out[:6]
     meta = out[6] if len(out) > 6 else {}

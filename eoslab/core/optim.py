@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
+from eoslab.core.options import check_schedule_options
+
 __all__ = ["OPTIMIZER_NAMES", "SCHEDULE_NAMES", "make_optimizer", "make_scheduler",
            "check_lr"]
 
@@ -98,8 +100,15 @@ def make_scheduler(name: str, optimizer: torch.optim.Optimizer, steps: int,
     ``warmup`` steps; ``cosine-restarts``: SGDR (Loshchilov & Hutter 2017) with period
     ``T_0`` and multiplier ``T_mult``; ``triangular``: cyclical LR (Smith 2017) between
     ``base_lr`` (default lr/10) and the optimiser's lr with half-period ``step_size_up``.
+    The options and their ranges are :data:`eoslab.core.options.SCHEDULE_OPTIONS`.
+
+    Raises:
+        ValueError: an unknown schedule, an option it does not take or a value out of range.
     """
-    options = dict(options or {})
+    first = next((p for g in optimizer.param_groups for p in g["params"]), None)
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    options = {k: v for k, v in check_schedule_options(
+        name, {} if options is None else options, dtype).items() if v is not None}
     sch = torch.optim.lr_scheduler
     if name == "constant":
         return None

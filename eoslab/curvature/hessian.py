@@ -100,13 +100,35 @@ def hvp(objective: Objective, params: Params, vectors: Params) -> Params:
     ``vectors`` maps each parameter name to one direction shaped like the parameter, or to
     a batch of directions with one extra leading dimension (then ``vmap`` is used).  For
     repeated products build a :class:`HessianOperator` instead.
+
+    Raises:
+        ValueError: ``params`` or ``vectors`` do not hold exactly the probed parameters with
+            their shapes (one leading batch dimension allowed for ``vectors``) and dtype.
     """
     op = HessianOperator(objective, params)
     first = next(iter(op.params))
+    _check_vectors(vectors, op.params)
     if vectors[first].dim() == op.params[first].dim() + 1:
         flat = torch.cat([vectors[n].reshape(vectors[n].shape[0], -1) for n in op.params], 1)
         return unflatten(op.matmat(flat.T).T, op.params)
     return unflatten(op.matvec(flatten({n: vectors[n] for n in op.params})), op.params)
+
+def _check_vectors(vectors, like: Params) -> None:
+    if not isinstance(vectors, dict) or vectors.keys() != like.keys():
+        names = list(vectors) if isinstance(vectors, dict) else type(vectors).__name__
+        raise ValueError(f"vectors must be a dict with the names {list(like)}, got {names}")
+    lead = None
+    for n, ref in like.items():
+        v = vectors[n]
+        if not torch.is_tensor(v):
+            raise ValueError(f"vectors[{n!r}] must be a tensor, got {type(v).__name__}")
+        extra = v.shape[:v.dim() - ref.dim()]
+        if v.shape[len(extra):] != ref.shape or len(extra) > 1 or lead not in (None, extra):
+            raise ValueError(f"vectors[{n!r}] has shape {tuple(v.shape)}; use the parameter's "
+                             f"shape {tuple(ref.shape)}, with one leading batch dimension for "
+                             "several directions (the same for every name)")
+        lead = extra
+
 
 class HessianOperator:
     """The Hessian of ``objective`` at ``params`` as a linear operator on flat vectors.
@@ -122,7 +144,9 @@ class HessianOperator:
         dtype, device: those of the parameters; vectors must match.
 
     Raises:
-        ValueError: non-finite parameters.
+        ValueError: non-finite parameters, or ``params`` not holding exactly the probed
+            parameters with the model's shapes, dtype and device (naming the tensor);
+            vectors of another shape, dtype or device than the operator's (naming them).
     """
 
     def __init__(self, objective: Objective, params: Params | None = None,
@@ -130,7 +154,11 @@ class HessianOperator:
         if method not in ("auto", "forward", "cached"):
             raise ValueError(f"method={method!r} is not allowed; use 'auto', 'forward' or "
                              "'cached'")
+        if not isinstance(objective, Objective):
+            raise ValueError(f"objective must be an Objective, got {type(objective).__name__}")
         self.objective = objective
+        if params is not None:
+            objective.check_params(params)
         params = objective.params() if params is None else {
             n: params[n].detach() for n in objective.param_names}
         check_finite(params)
@@ -209,11 +237,23 @@ class HessianOperator:
             total = term if total is None else total + term
         return total
 
+    def _check_vector(self, v, name: str, matrix: bool) -> None:
+        """Check shape, dtype and device of an input (a silent cast would change its precision)."""
+        if not torch.is_tensor(v):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(v).__name__}")
+        if matrix and (v.dim() != 2 or v.shape[0] != self.numel):
+            raise ValueError(f"{name} must have shape ({self.numel}, b), got {tuple(v.shape)}")
+        if not matrix and v.shape != (self.numel,):
+            raise ValueError(f"{name} must have shape ({self.numel},), got {tuple(v.shape)}")
+        if v.dtype != self.dtype:
+            raise ValueError(f"{name} has dtype {v.dtype} but the operator is {self.dtype}; "
+                             f"convert it with {name}.to({self.dtype})")
+        if v.device != self.device:
+            raise ValueError(f"{name} is on {v.device} but the operator is on {self.device}")
+
     def matmat(self, V: torch.Tensor) -> torch.Tensor:
         """:math:`H V` for a matrix ``V`` of shape ``(n, b)`` (``b`` products, one ``vmap``)."""
-        if V.dim() != 2 or V.shape[0] != self.numel:
-            raise ValueError(f"V must have shape ({self.numel}, b), got {tuple(V.shape)}")
-        V = V.to(self.dtype)
+        self._check_vector(V, "V", matrix=True)
         if self._graph is not None:
             out = self._cached_products(V, batched=True)
         else:
@@ -223,9 +263,7 @@ class HessianOperator:
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """:math:`H v` for a flat vector ``v`` of length ``n``."""
-        if v.shape != (self.numel,):
-            raise ValueError(f"v must have shape ({self.numel},), got {tuple(v.shape)}")
-        v = v.to(self.dtype)
+        self._check_vector(v, "v", matrix=False)
         if self._graph is not None:
             out = self._cached_products(v, batched=False)
         else:
@@ -242,6 +280,8 @@ class HessianOperator:
         return d1 * hm_v + d2 * torch.outer(g, g @ v)
 
     def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
+        if not torch.is_tensor(v):
+            raise ValueError(f"H @ v needs a torch.Tensor, got {type(v).__name__}")
         return self.matvec(v) if v.dim() == 1 else self.matmat(v)
 
     # -- views --------------------------------------------------------------------------
