@@ -36,9 +36,21 @@ from typing import Any
 
 import torch
 
+from eoslab.core.checks import (
+    check_int,
+    check_number,
+    dtype_max,
+    is_integer,
+    show,
+)
 from eoslab.core.data import DATASET_NAMES
 from eoslab.core.devices import DTYPES
 from eoslab.core.losses import LOSS_NAMES
+from eoslab.core.memory import (
+    check_memory,
+    estimate_memory,
+    format_bytes,
+)
 from eoslab.core.models import _DEFAULTS as _MODEL_DEFAULTS
 from eoslab.core.models import MODEL_NAMES
 from eoslab.core.optim import OPTIMIZER_NAMES, SCHEDULE_NAMES
@@ -51,19 +63,11 @@ from eoslab.core.options import (
     MAX_WIDTH,
     check_classes,
     check_data_options,
-    check_int,
-    check_memory,
     check_n_train,
-    check_number,
     check_schedule_options,
     dataset_family,
     dataset_shape,
-    dtype_max,
-    estimate_memory,
-    format_bytes,
     image_shape,
-    is_integer,
-    show,
 )
 
 __all__ = ["TrainConfig"]
@@ -249,7 +253,7 @@ class TrainConfig:
                 raise ValueError(f"{err}{self._estimate_note(name, high)}") from None
 
     def _estimate(self, **sizes) -> dict[str, float]:
-        """:func:`~eoslab.core.options.estimate_memory` of this run, with ``sizes`` replaced."""
+        """:func:`~eoslab.core.memory.estimate_memory` of this run, with ``sizes`` replaced."""
         d_width, d_depth = _model_defaults(self.model)
         given = {"width": self.width, "depth": self.depth, "n_train": self.n_train, **sizes}
         n_train = given["n_train"]

@@ -35,14 +35,16 @@ import numpy as np
 import torch
 
 from eoslab.core.devices import resolve_device, resolve_dtype
+from eoslab.core.memory import (
+    check_memory,
+    estimate_memory,
+)
 from eoslab.core.options import (
     CIFAR_PATTERN,
     MAX_EXAMPLES,
     check_classes,
     check_data_options,
-    check_memory,
     check_n_train,
-    estimate_memory,
 )
 
 __all__ = ["Dataset", "DATASET_NAMES", "load_dataset", "standardise", "images_to_features"]

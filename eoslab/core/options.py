@@ -28,7 +28,6 @@ with that estimate, instead of letting it fail inside the allocator.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import re
 from collections.abc import Mapping
@@ -36,14 +35,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
+
+from eoslab.core.checks import (
+    check_int,
+    dtype_max,
+    finite,
+    interval,
+    is_integer,
+    is_number,
+    show,
+)
 
 __all__ = ["CIFAR_PATTERN", "DATA_OPTIONS", "MAX_DEPTH", "MAX_EXAMPLES", "MAX_FEATURES",
            "MAX_MEMORY_BYTES", "MAX_SEED", "MAX_STEPS", "MAX_WIDTH", "SCHEDULE_OPTIONS",
-           "Option", "check_classes", "check_data_options", "check_int", "check_memory",
-           "check_n_train", "check_number", "check_schedule_options", "dataset_family",
-           "dataset_shape", "dtype_max", "estimate_memory", "format_bytes", "is_integer",
-           "is_number", "show"]
+           "Option", "check_classes", "check_data_options", "check_n_train",
+           "check_schedule_options", "dataset_family", "dataset_shape", "image_shape"]
 
 MAX_STEPS = 10**7
 """Upper bound of ``steps``, ``record_every``, ``sharpness_every`` and schedule periods."""
@@ -67,66 +73,6 @@ CIFAR_PATTERN = re.compile(r"^cifar10-(\d+)k$")
 """``cifar10-<n>k``: the first ``n`` thousand CIFAR-10 training images."""
 CIFAR_THOUSANDS = (1, 50)
 """Allowed ``n`` of ``cifar10-<n>k`` (CIFAR-10 has 50 000 training images)."""
-
-
-def show(value, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for messages about arbitrary input."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def is_integer(value) -> bool:
-    """An integer (Python or numpy) that is not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def is_number(value) -> bool:
-    """A real number (Python or numpy) that is not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def dtype_max(dtype) -> float:
-    """The largest finite number of a floating dtype (``"float32"`` or a torch dtype)."""
-    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    return float(torch.finfo(dtype).max)
-
-
-def _interval(low, high, low_open=False, high_open=False) -> str:
-    def num(v):
-        return f"{v:g}" if isinstance(v, float) else str(v)
-
-    return f"{'(' if low_open else '['}{num(low)}, {num(high)}{')' if high_open else ']'}"
-
-
-def check_int(name: str, value, low: int, high: int, *, allow_none: bool = False,
-              note: str = "") -> int | None:
-    """``value`` as an ``int`` in ``[low, high]`` (or ``None`` when allowed), else ValueError."""
-    if value is None and allow_none:
-        return None
-    if not is_integer(value) or not low <= value <= high:
-        extra = " or None" if allow_none else ""
-        raise ValueError(f"{name}={show(value)} is not allowed; use an integer in "
-                         f"{_interval(low, high)}{extra}{note}")
-    return int(value)
-
-
-def check_number(name: str, value, low: float, high: float, *, low_open: bool = False,
-                 high_open: bool = False, note: str = "") -> float:
-    """``value`` as a finite ``float`` in the interval, else ValueError naming ``name``."""
-    ok = is_number(value) and _finite(value)
-    number = float(value) if ok else math.nan
-    if not (ok and (low < number if low_open else low <= number)
-            and (number < high if high_open else number <= high)):
-        raise ValueError(f"{name}={show(value)} is not allowed; use a finite number in "
-                         f"{_interval(low, high, low_open, high_open)}{note}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -157,7 +103,7 @@ class Option:
         high = rate_max if self.kind == "rate" else self.high
         what = "an integer" if self.kind == "int" else "a finite number"
         extra = " or None" if self.nullable else ""
-        return f"{what} in {_interval(self.low, high, self.low_open)}{extra}"
+        return f"{what} in {interval(self.low, high, self.low_open)}{extra}"
 
     def valid(self, value, rate_max: float = math.inf) -> bool:
         if value is None:
@@ -171,10 +117,10 @@ class Option:
                 return False
             values = list(value)
             return 1 <= len(values) <= MAX_SPECTRUM and all(
-                is_number(v) and _finite(v) and 0 <= v <= MAX_EIGENVALUE for v in values)
+                is_number(v) and finite(v) and 0 <= v <= MAX_EIGENVALUE for v in values)
         if self.kind == "int" and not is_integer(value):
             return False
-        if not (is_number(value) and _finite(value)):
+        if not (is_number(value) and finite(value)):
             return False
         high = rate_max if self.kind == "rate" else self.high
         return (self.low < value if self.low_open else self.low <= value) and value <= high
@@ -354,76 +300,3 @@ def image_shape(input_shape: tuple[int, ...]) -> tuple[int, int, int] | None:
     return None
 
 
-def _model_size(model: str, input_shape, n_outputs: int, width: int, depth: int
-                ) -> tuple[int, int]:
-    """``(parameters, hidden units per example)`` of a model (an estimate for conv nets)."""
-    size = math.prod(input_shape)
-    if model.startswith("fc-") or model == "si-mlp":
-        bias = int(model != "si-mlp")
-        if depth == 0:
-            return size * n_outputs + n_outputs * bias, 0
-        hidden = (size + bias) * width + (depth - 1) * (width + bias) * width
-        return hidden + (width + bias) * n_outputs, width * depth
-    if model == "linear":
-        return size * n_outputs, 0
-    if model == "scalar-uv":
-        return depth, 0
-    c, h, w = image_shape(tuple(input_shape)) or (1, 1, size)
-    if model == "resnet-small":
-        return (9 * c * width + 18 * depth * width * width + width * n_outputs,
-                width * h * w * (1 + 2 * depth))
-    params, units, block = 0, 0, 0
-    while block < depth and (h > 1 or w > 1 or block == 0):  # cnn / cnn-bn: conv3x3 +
-        params += 9 * c * width + 2 * width  # (BatchNorm) + ReLU + maxpool, halving H, W
-        units += width * h * w
-        c, h, w = width, max(h // 2, 1), max(w // 2, 1)
-        block += 1
-    params += (depth - block) * (9 * width * width + 2 * width)  # the rest are 1 x 1
-    units += (depth - block) * width
-    return params + c * h * w * n_outputs + n_outputs, units
-
-
-def estimate_memory(*, dataset: str, options: Mapping, classes, n_train: int, model: str,
-                    width: int, depth: int, batch: int, dtype: str) -> dict[str, float]:
-    """Bytes a run needs for its ``data``, ``parameters`` and ``activations``.
-
-    ``parameters`` counts four copies: weights, gradients and two optimiser buffers.
-
-    ``batch`` is the number of examples of one forward/backward pass (the full batch, a
-    chunk or a minibatch); activations count pre-activation, activation and gradient.
-    """
-    input_shape, n_outputs, _ = dataset_shape(dataset, options, classes)
-    item = torch.finfo(getattr(torch, dtype)).bits // 8
-    n_test = options.get("n_test")
-    if n_test is None:
-        family = dataset_family(dataset)
-        n_test = {"cifar10-<n>k": 10_000, "teacher": 500, "sine": 256, "quadratic": 0,
-                  "digits": max(1797 - n_train, 0)}.get(family, 200)
-    params, units = _model_size(model, input_shape, n_outputs, width, depth)
-    return {"data": float(n_train + n_test) * math.prod(input_shape) * (8 + item),
-            "parameters": 4.0 * params * item,
-            "activations": 3.0 * batch * units * item}
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes in binary units: ``format_bytes(3 * 2**30) == '3 GiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.3g} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
-def check_memory(estimate: Mapping[str, float], sizes: Mapping[str, Any]) -> None:
-    """Refuse a run whose :func:`estimate_memory` exceeds :data:`MAX_MEMORY_BYTES`.
-
-    ``sizes`` are the fields that set the estimate, named in the message with their values.
-    """
-    total = sum(estimate.values())
-    if total <= MAX_MEMORY_BYTES:
-        return
-    named = ", ".join(f"{k}={show(v)}" for k, v in sizes.items())
-    parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in estimate.items())
-    raise ValueError(f"{named}: this run would need about {format_bytes(total)} ({parts}; "
-                     f"parameters count 4 copies: weights, gradients, optimiser state), over "
-                     f"the limit of {format_bytes(MAX_MEMORY_BYTES)}; use smaller sizes")
