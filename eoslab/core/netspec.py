@@ -10,7 +10,7 @@ It turns into tensors and a module with:
 * :meth:`NetSpec.load_data`: :func:`eoslab.core.data.load_dataset` of ``dataset``,
   ``n_train``, ``loss`` (the targets' encoding), ``dtype`` and ``device``;
 * :meth:`NetSpec.build_model`: :func:`eoslab.core.models.build_model` of ``model``,
-  ``width``, ``depth`` and ``model_seed`` for those data, on their device;
+  ``width``, ``depth`` and ``model_seed`` for those data, on their device and dtype;
 * :meth:`NetSpec.build`: both, ``(data, model)``;
 * :meth:`NetSpec.train_config`: a :class:`~eoslab.core.config.TrainConfig` of the same
   problem with the run's own fields added, for the chapters that train through
@@ -26,10 +26,13 @@ Example:
     (16, 42)
     >>> net.train_config(lr=0.1, steps=4).width
     8
+    >>> net.replace(model="fc-relu").model
+    'fc-relu'
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from torch import nn
@@ -71,20 +74,24 @@ class NetSpec:
     device: str | None = None
     model_seed: int = 0
 
+    def replace(self, **changes) -> NetSpec:
+        """A copy with some fields changed (e.g. ``net.replace(model="fc-relu")``)."""
+        return dataclasses.replace(self, **changes)
+
     def load_data(self, *, loss: str | None = None) -> Dataset:
         """The data on ``device``, targets encoded for ``loss`` (default :attr:`loss`)."""
         return load_dataset(self.dataset, n_train=self.n_train, loss=loss or self.loss,
                             dtype=self.dtype, device=self.device)
 
     def build_model(self, data: Dataset, *, seed: int | None = None) -> nn.Module:
-        """A freshly initialised :attr:`model` for ``data``, on the data's device.
+        """A freshly initialised :attr:`model` for ``data``, on the data's device and dtype.
 
         ``seed`` replaces :attr:`model_seed` (e.g. the second of two independent minima).
         """
         return build_model(self.model, data.input_shape, data.n_outputs, width=self.width,
                            depth=self.depth,
                            seed=self.model_seed if seed is None else int(seed),
-                           device=data.x_train.device, dtype=self.dtype)
+                           device=data.x_train.device, dtype=data.x_train.dtype)
 
     def build(self, *, loss: str | None = None) -> tuple[Dataset, nn.Module]:
         """``(data, model)``: :meth:`load_data` (targets for ``loss``) and :meth:`build_model`."""
