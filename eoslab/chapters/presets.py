@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-__all__ = ["CHAPTER_SLUGS", "CIFAR_NEEDS", "PRESET_NAMES", "ChapterPreset", "chapter_id",
-           "get_preset", "preset_for", "quick_mode"]
+__all__ = ["CHAPTER_SLUGS", "CIFAR_NEEDS", "PRESET_NAMES", "ChapterPreset", "MomentumSGD",
+           "chapter_id", "get_preset", "preset_for", "quick_mode"]
 
 PRESET_NAMES = ("quick", "default", "paper")
 
@@ -103,6 +103,27 @@ class ChapterPreset:
     def replace(self, **changes) -> ChapterPreset:
         """A copy with some fields changed (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MomentumSGD:
+    """Minibatch SGD with heavy-ball momentum and weight decay: a group of a chapter preset.
+
+    The step size is the chapter's own (usually its ``lr`` slider); the data and the network
+    are its :class:`~eoslab.core.netspec.NetSpec`.
+
+    Attributes:
+        steps: SGD steps.
+        batch_size: examples per step.
+        momentum, weight_decay: those of ``torch.optim.SGD``.
+        record_every: the history's cadence in steps.
+    """
+
+    steps: int
+    batch_size: int
+    momentum: float = 0.9
+    weight_decay: float = 5e-3
+    record_every: int = 20
 
 
 def _plain(value: Any) -> Any:

@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from eoslab.chapters.ch14_mode_connectivity.meta import ModeConnectivityPreset, Training
+from eoslab.chapters.ch14_mode_connectivity.meta import ModeConnectivityPreset
+from eoslab.chapters.presets import MomentumSGD
 from eoslab.core.netspec import NetSpec
 from eoslab.core.optim import make_scheduler
 from eoslab.core.train import fit
@@ -57,7 +58,7 @@ def _params(model) -> Params:
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
-def train_solution(data, net: NetSpec, sgd: Training, seed: int, lr: float, *,
+def train_solution(data, net: NetSpec, sgd: MomentumSGD, seed: int, lr: float, *,
                    steps: int | None = None, callbacks=(),
                    stop: threading.Event | None = None):
     """Train ``net`` from init ``seed``; returns ``(model, Run)``.

@@ -9,26 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset, MomentumSGD
 from eoslab.core.netspec import NetSpec
 
 NUMBER = "14"
 SLUG = "mode_connectivity"
-
-@dataclass(frozen=True, kw_only=True)
-class Training:
-    """Minibatch SGD with momentum and weight decay.
-
-    ``steps`` for each minimum; the curve's bend and FGE use the same batch size and
-    momentum, FGE the same weight decay.
-    """
-
-    steps: int
-    batch_size: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 5e-3
-    record_every: int = 20
-
 
 @dataclass(frozen=True, kw_only=True)
 class CurveSpec:
@@ -62,14 +47,15 @@ class ModeConnectivityPreset(ChapterPreset):
 
     ``lr`` (the step size of every stage) and ``kind`` (``"bezier"`` or ``"polychain"``)
     are the app's controls; ``net`` is the data and the network of both minima (the two
-    initialisations have seeds 0 and 1).
+    initialisations have seeds 0 and 1), ``sgd`` their training (``steps`` for each; the
+    curve's bend and FGE use the same batch size and momentum, FGE the same weight decay).
     """
 
     NUMBER = "14"
     lr: float
     kind: str = "bezier"
     net: NetSpec
-    sgd: Training
+    sgd: MomentumSGD
     curve: CurveSpec
     fge: FGESpec
 
@@ -78,19 +64,19 @@ PRESETS = {
     "quick": ModeConnectivityPreset(
         name="quick", label="quick: 500 digits, width 16, ~10 s on a CPU",
         lr=0.1, net=NetSpec(n_train=500, model="fc-relu", width=16, loss="ce", device="cpu"),
-        sgd=Training(steps=300),
+        sgd=MomentumSGD(steps=300, batch_size=64),
         curve=CurveSpec(steps=300, grid=13), fge=FGESpec(cycle=40, cycles=4)),
     "default": ModeConnectivityPreset(
         name="default",
         label="default: 1000 digits, width 32, ~5 s on an idle CPU (30 s on a busy one)",
         lr=0.1, net=NetSpec(n_train=1000, model="fc-relu", width=32, loss="ce", device="cpu"),
-        sgd=Training(steps=600),
+        sgd=MomentumSGD(steps=600, batch_size=64),
         curve=CurveSpec(steps=800, grid=25), fge=FGESpec(cycle=60, cycles=6)),
     "paper": ModeConnectivityPreset(
         name="paper", label="paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
         needs=CIFAR_NEEDS, lr=0.05,
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce",
                     device="cpu"),
-        sgd=Training(steps=8000, batch_size=128),
+        sgd=MomentumSGD(steps=8000, batch_size=128),
         curve=CurveSpec(steps=8000, grid=31), fge=FGESpec(cycle=400, cycles=8)),
 }
