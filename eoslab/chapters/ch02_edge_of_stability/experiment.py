@@ -13,8 +13,8 @@ back from the run store at once), on one torch thread, and streams the chart's d
 
 Example:
     >>> from eoslab.chapters.presets import get_preset
-    >>> p = get_preset("02", "quick").replace(n_train=32, width=8, steps=10,
-    ...                                        sharpness_every=0)
+    >>> p = get_preset("02", "quick")
+    >>> p = p.replace(net=p.net.replace(n_train=32, width=8), steps=10, sharpness_every=0)
     >>> result = experiment(p, {"lr": 0.2, "momentum": 0.0}, store=False)
     >>> result["status"], [r["lr"] for r in result["runs"]]
     ('finished', [0.2])
