@@ -8,6 +8,7 @@ from eoslab.core.netspec import NetSpec
 NUMBER = "03"
 SLUG = "self_stabilization"
 
+
 @dataclass(frozen=True, kw_only=True)
 class Projection:
     """The constrained trajectory's projection onto :math:`\\{S \\le 2/\\eta\\}`.

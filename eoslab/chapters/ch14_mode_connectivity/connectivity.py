@@ -174,10 +174,11 @@ class _Pipeline:
         return {**self.result, "status": "stopped"}
 
     def _minima(self) -> dict | None:
-        """Train w1 and w2 from two seeds; the loss on the segment between them."""
+        """Train w1 and w2 from seeds ``net.model_seed`` and the next; the segment's loss."""
         self.ends = []
         steps = self.p.sgd.steps
-        for i, seed in enumerate((0, 1)):
+        first = self.p.net.model_seed
+        for i, seed in enumerate((first, first + 1)):
             model, run = train_solution(self.data, self.p.net, self.p.sgd, seed, self.lr,
                                         stop=self.stop,
                                         callbacks=[self._watcher(f"w{i + 1}", i * steps)])

@@ -15,6 +15,7 @@ from eoslab.core.netspec import NetSpec
 NUMBER = "14"
 SLUG = "mode_connectivity"
 
+
 @dataclass(frozen=True, kw_only=True)
 class CurveSpec:
     """The trained curve.
@@ -46,9 +47,10 @@ class ModeConnectivityPreset(ChapterPreset):
     """Chapter 14's settings.
 
     ``lr`` (the step size of every stage) and ``kind`` (``"bezier"`` or ``"polychain"``)
-    are the app's controls; ``net`` is the data and the network of both minima (the two
-    initialisations have seeds 0 and 1), ``sgd`` their training (``steps`` for each; the
-    curve's bend and FGE use the same batch size and momentum, FGE the same weight decay).
+    are the app's controls; ``net`` is the data and the network of both minima (their
+    initialisations have seeds ``net.model_seed`` and the next), ``sgd`` their training
+    (``steps`` for each; the curve's bend and FGE use the same batch size and momentum, FGE
+    the same weight decay).
     """
 
     NUMBER = "14"

@@ -15,6 +15,7 @@ from eoslab.core.netspec import NetSpec
 NUMBER = "15"
 SLUG = "swa"
 
+
 @dataclass(frozen=True, kw_only=True)
 class Averaging:
     """SWA: the running mean of the iterates from step ``start`` on, every ``every`` steps."""

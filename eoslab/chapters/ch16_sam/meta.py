@@ -18,6 +18,7 @@ from eoslab.core.netspec import NetSpec
 NUMBER = "16"
 SLUG = "sam"
 
+
 @dataclass(frozen=True, kw_only=True)
 class FullBatch:
     """Full-batch SAM with radius ``rho`` times each of ``rho_ratios`` (0: GD).
