@@ -3,7 +3,8 @@
 ``quick`` is what the test suite runs (``EOSLAB_QUICK=1``): seconds on a laptop CPU.
 ``default`` is what a reader gets on a laptop or Binder CPU: under a couple of minutes
 of live, non-blocking training.  ``paper`` is the paper's own setting where it can be
-reached, labelled with its expected time and what it needs (e.g. CIFAR-10 files and a GPU).
+reached, labelled with its expected time and what it needs (e.g. CIFAR-10 files and a GPU;
+:data:`CIFAR_NEEDS` says how to get them).
 
 A chapter asks :func:`preset_for` for its starting preset and offers the other two in a
 dropdown.  Chapters are named by number (``"01"``), slug (``"quadratic_stability"``) or
@@ -29,10 +30,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-__all__ = ["CHAPTER_SLUGS", "PRESET_NAMES", "ChapterPreset", "chapter_id", "get_preset",
-           "preset_for", "quick_mode"]
+__all__ = ["CHAPTER_SLUGS", "CIFAR_NEEDS", "PRESET_NAMES", "ChapterPreset", "MomentumSGD",
+           "chapter_id", "get_preset", "preset_for", "quick_mode"]
 
 PRESET_NAMES = ("quick", "default", "paper")
+
+#: The ``needs`` of every preset on CIFAR-10: the optional torchvision and the data files.
+CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
+               "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
+               "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
+
 CHAPTER_SLUGS: dict[str, str] = {}
 
 
@@ -96,6 +103,27 @@ class ChapterPreset:
     def replace(self, **changes) -> ChapterPreset:
         """A copy with some fields changed (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MomentumSGD:
+    """Minibatch SGD with heavy-ball momentum and weight decay: a group of a chapter preset.
+
+    The step size is the chapter's own (usually its ``lr`` slider); the data and the network
+    are its :class:`~eoslab.core.netspec.NetSpec`.
+
+    Attributes:
+        steps: SGD steps.
+        batch_size: examples per step.
+        momentum, weight_decay: those of ``torch.optim.SGD``.
+        record_every: the history's cadence in steps.
+    """
+
+    steps: int
+    batch_size: int
+    momentum: float = 0.9
+    weight_decay: float = 5e-3
+    record_every: int = 20
 
 
 def _plain(value: Any) -> Any:

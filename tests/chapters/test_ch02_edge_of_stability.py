@@ -10,6 +10,7 @@ from eoslab.chapters.ch02_edge_of_stability.app import EdgeOfStabilityApp
 from eoslab.chapters.ch02_edge_of_stability.experiment import edge_band, eos_configs, experiment
 from eoslab.chapters.ch02_edge_of_stability.meta import EdgeOfStabilityPreset
 from eoslab.chapters.presets import get_preset
+from eoslab.core.netspec import NetSpec
 
 
 def _classes(widget):
@@ -21,9 +22,10 @@ def _classes(widget):
 
 def _tiny(lr=0.3, ratios=(1.0, 0.5), steps=40, sharpness_every=0, dataset="digits"):
     return EdgeOfStabilityPreset(
-        name="quick", label="quick: tiny test preset", dataset=dataset, model="fc-tanh",
-        loss="mse", optimizer="gd", width=16, depth=2, momentum=0.0, n_train=64, lr=lr,
-        lr_ratios=ratios, steps=steps, record_every=5, sharpness_every=sharpness_every)
+        name="quick", label="quick: tiny test preset",
+        net=NetSpec(dataset=dataset, n_train=64, model="fc-tanh", width=16, depth=2, loss="mse"),
+        optimizer="gd", momentum=0.0, lr=lr, lr_ratios=ratios, steps=steps, record_every=5,
+        sharpness_every=sharpness_every)
 
 
 def test_eos_configs_follow_the_ratios_largest_first():

@@ -49,18 +49,19 @@ def test_the_range_test_brackets_rates_below_its_blow_up(sgdr):
 def test_the_experiment_streams_the_curve_first_then_the_training(sgdr):
     result, streamed = sgdr
     assert streamed[0] == 0 and streamed[1] == QUICK.range_test.steps
-    assert streamed == sorted(streamed) and streamed[-1] == QUICK.range_test.steps + QUICK.net.steps
-    assert len(result["datasets"]["curve"]) == QUICK.net.steps
+    assert streamed == sorted(streamed)
+    assert streamed[-1] == QUICK.range_test.steps + QUICK.training.steps
+    assert len(result["datasets"]["curve"]) == QUICK.training.steps
     assert result["datasets"]["range"] and result["datasets"]["sharpness"]
 
 
 def test_the_app_says_each_restart_and_the_range_test(sgdr):
     app = ScheduleApp("quick", store=False, chart_mode="svg", auto_run=False)
-    assert app.sliders["period"].max == QUICK.net.steps
+    assert app.sliders["period"].max == QUICK.training.steps
     text = app.describe(sgdr[0])
     assert "restart at step" in text and "range test:" in text
     app.preset_menu.value = "default"
-    assert app.sliders["period"].max == get_preset("17", "default").net.steps
+    assert app.sliders["period"].max == get_preset("17", "default").training.steps
 
 
 def test_stop_ends_the_background_run_at_once():

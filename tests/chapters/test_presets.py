@@ -4,6 +4,7 @@ import pytest
 
 from eoslab.chapters.presets import (
     CHAPTER_SLUGS,
+    CIFAR_NEEDS,
     PRESET_NAMES,
     chapter_id,
     get_preset,
@@ -52,14 +53,14 @@ def test_presets_are_read_only_and_name_missing_keys():
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_eos_presets_make_valid_train_configs(name):
     preset = get_preset("02", name)
-    fields = {k: getattr(preset, k) for k in ("dataset", "model", "loss", "optimizer", "width",
-                                              "depth", "momentum", "n_train", "steps",
-                                              "record_every", "sharpness_every")}
+    run = {k: getattr(preset, k) for k in ("optimizer", "momentum", "steps", "record_every",
+                                           "sharpness_every")}
     for ratio in preset.lr_ratios:
-        TrainConfig(lr=preset.lr * ratio, **fields)
+        config = preset.net.train_config(lr=preset.lr * ratio, **run)
+        assert isinstance(config, TrainConfig) and config.n_train == preset.net.n_train
 
 
 def test_paper_preset_says_what_it_needs():
     paper = get_preset("02", "paper")
-    assert paper.dataset == "cifar10-5k"
+    assert paper.net.dataset == "cifar10-5k" and paper.needs == CIFAR_NEEDS
     assert "torchvision" in paper.needs and "GPU" in paper.label

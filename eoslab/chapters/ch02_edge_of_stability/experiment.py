@@ -13,8 +13,8 @@ back from the run store at once), on one torch thread, and streams the chart's d
 
 Example:
     >>> from eoslab.chapters.presets import get_preset
-    >>> p = get_preset("02", "quick").replace(n_train=32, width=8, steps=10,
-    ...                                        sharpness_every=0)
+    >>> p = get_preset("02", "quick")
+    >>> p = p.replace(net=p.net.replace(n_train=32, width=8), steps=10, sharpness_every=0)
     >>> result = experiment(p, {"lr": 0.2, "momentum": 0.0}, store=False)
     >>> result["status"], [r["lr"] for r in result["runs"]]
     ('finished', [0.2])
@@ -27,23 +27,21 @@ import threading
 import numpy as np
 
 from eoslab.chapters.ch02_edge_of_stability import charts
-from eoslab.core.config import TrainConfig
 from eoslab.core.experiment import run as run_experiment
 from eoslab.core.store import RunStore
 from eoslab.speed.threads import single_thread
 
 __all__ = ["edge_band", "eos_configs", "experiment", "run_summary"]
 
-_CONFIG_KEYS = ("dataset", "n_train", "model", "width", "depth", "loss", "optimizer", "steps",
-                "record_every", "sharpness_every")
+_RUN_KEYS = ("optimizer", "steps", "record_every", "sharpness_every")
 
 
 def eos_configs(preset, lr: float | None = None, momentum: float | None = None) -> list:
-    """One :class:`TrainConfig` per step size ``lr * ratio`` of the preset (largest first)."""
+    """One ``TrainConfig`` of ``preset.net`` per step size ``lr * ratio`` (largest first)."""
     lr = preset.lr if lr is None else lr
     momentum = preset.momentum if momentum is None else momentum
-    fields = {k: getattr(preset, k) for k in _CONFIG_KEYS}
-    return [TrainConfig(lr=round(lr * r, 6), momentum=momentum, **fields)
+    run = {k: getattr(preset, k) for k in _RUN_KEYS}
+    return [preset.net.train_config(lr=round(lr * r, 6), momentum=momentum, **run)
             for r in sorted(preset.lr_ratios, reverse=True)]
 
 

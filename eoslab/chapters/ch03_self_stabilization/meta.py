@@ -2,15 +2,11 @@
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
-from eoslab.core.probe_run import NetSpec
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "03"
 SLUG = "self_stabilization"
-
-_CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,22 +43,20 @@ class SelfStabilizationPreset(ChapterPreset):
     projection: Projection
 
 
-def _digits(width: int) -> NetSpec:
-    return NetSpec(dataset="digits", n_train=100, model="fc-tanh", width=width, depth=2)
-
-
 PRESETS = {
     "quick": SelfStabilizationPreset(
         name="quick", label="quick: 100 digits, width 50, one cycle, ~1-2 min on a CPU",
-        net=_digits(50), lr=0.66, steps=84, record_every=2, projection=Projection(every=2)),
+        net=NetSpec(n_train=100, width=50), lr=0.66, steps=84, record_every=2,
+        projection=Projection(every=2)),
     "default": SelfStabilizationPreset(
         name="default", label="default: 100 digits, width 50, the first cycle and the hover "
         "after it, ~3-6 min on a CPU",
-        net=_digits(50), lr=0.66, steps=150, record_every=1, projection=Projection(every=1)),
+        net=NetSpec(n_train=100, width=50), lr=0.66, steps=150, record_every=1,
+        projection=Projection(every=1)),
     "paper": SelfStabilizationPreset(
         name="paper", label="paper: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, as in "
         "the paper's figures), ~1 h on a GPU (a projection per step)",
-        needs=_CIFAR_NEEDS,
-        net=NetSpec(dataset="cifar10-5k", n_train=None, model="fc-tanh", width=200, depth=2),
+        needs=CIFAR_NEEDS,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
         lr=2 / 30, steps=3000, record_every=1, projection=Projection(every=1, eig_max_iter=50)),
 }

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
-from eoslab.core.probe_run import NetSpec
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "04"
 SLUG = "unstable_convergence"
@@ -25,23 +25,17 @@ class UnstableConvergencePreset(ChapterPreset):
     probe_every: int
 
 
-def _digits(n_train: int, width: int) -> NetSpec:
-    return NetSpec(dataset="digits", n_train=n_train, model="fc-tanh", width=width, depth=2)
-
-
 PRESETS = {
     "quick": UnstableConvergencePreset(
         name="quick", label="quick: 100 digits, width 50, ~15 s on a CPU",
-        net=_digits(100, 50), lr=0.6, steps=300, record_every=5, probe_every=5),
+        net=NetSpec(n_train=100, width=50), lr=0.6, steps=300, record_every=5, probe_every=5),
     "default": UnstableConvergencePreset(
         name="default", label="default: 250 digits, width 100, ~2 min on a CPU",
-        net=_digits(250, 100), lr=0.4, steps=800, record_every=4, probe_every=4),
+        net=NetSpec(n_train=250, width=100), lr=0.4, steps=800, record_every=4, probe_every=4),
     "paper": UnstableConvergencePreset(
         name="paper", label="paper: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, which "
         "the paper reuses), ~15 min on a GPU",
-        needs="torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-        "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-        "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
-        net=NetSpec(dataset="cifar10-5k", n_train=None, model="fc-tanh", width=200, depth=2),
+        needs=CIFAR_NEEDS,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
         lr=2 / 30, steps=5000, record_every=10, probe_every=10),
 }

@@ -5,8 +5,8 @@ Arora, Li, Panigrahi, ICML 2022 (arXiv 2205.09745).
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
-from eoslab.core.probe_run import NetSpec
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "05"
 SLUG = "normalized_gd"
@@ -31,25 +31,20 @@ class NormalizedGDPreset(ChapterPreset):
     methods: tuple[str, ...] = ("ngd", "sqrt")
 
 
-def _digits(width: int) -> NetSpec:
-    return NetSpec(dataset="digits", n_train=100, model="fc-tanh", width=width, depth=2)
-
-
 PRESETS = {
     "quick": NormalizedGDPreset(
         name="quick", label="quick: 100 digits, normalised GD only, ~15 s on a CPU",
-        net=_digits(50), lr=0.1, sqrt_lr=0.05, steps=600, methods=("ngd",)),
+        net=NetSpec(n_train=100, width=50), lr=0.1, sqrt_lr=0.05, steps=600, methods=("ngd",)),
     "default": NormalizedGDPreset(
         name="default",
         label="default: 100 digits, normalised GD and GD on sqrt(L), ~2 min on a CPU",
-        net=_digits(100), lr=0.1, sqrt_lr=0.05, steps=2000, methods=("ngd", "sqrt")),
+        net=NetSpec(n_train=100, width=100), lr=0.1, sqrt_lr=0.05, steps=2000,
+        methods=("ngd", "sqrt")),
     "paper": NormalizedGDPreset(
         name="paper",
         label="paper: CIFAR-10 5k, fc-tanh 200x2, NGD and GD on sqrt(L), ~30 min on a GPU",
-        needs="torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-        "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-        "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
-        net=NetSpec(dataset="cifar10-5k", n_train=None, model="fc-tanh", width=200, depth=2),
+        needs=CIFAR_NEEDS,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
         lr=0.05, sqrt_lr=0.02, steps=20000, sharpness_every=200, record_every=50,
         methods=("ngd", "sqrt")),
 }

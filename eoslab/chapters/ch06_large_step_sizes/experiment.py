@@ -12,8 +12,8 @@ Rates*, ICML 2023, arXiv 2205.15142.
 2. the whole (step size x noise) grid of
    :func:`~eoslab.chapters.ch06_large_step_sizes.sharp_valleys.escape_grid`, the heatmap
    filling in as the runs move;
-3. a small network (:func:`eoslab.core.sweep.sweep`, full-batch GD on digits at the
-   preset's ``net.lrs``) and the sharpness along each run.
+3. a small network (:func:`eoslab.core.sweep.sweep`, full-batch GD of the preset's
+   ``net`` at each of ``net_gd.lrs``) and the sharpness along each run.
 
 GD can rest in a ring only for :math:`\\eta < 2/\\lambda_{\\text{ring}}`
 (``ring_sharpness``), and at the global minimum only for :math:`\\eta < 2/\\mu`: past that
@@ -42,7 +42,6 @@ from eoslab.chapters.ch06_large_step_sizes.sharp_valleys import (
     noisy_gd,
     start_points,
 )
-from eoslab.core.config import TrainConfig
 from eoslab.core.devices import resolve_device
 from eoslab.core.sweep import sweep
 from eoslab.speed.threads import single_thread
@@ -161,14 +160,12 @@ def _grid(fn: SharpValleys, preset: LargeStepSizesPreset, device, stop, emit) ->
 
 
 def _network(preset: LargeStepSizesPreset, stop, emit) -> list[dict]:
-    """Stage 3: the digits net at each of ``net.lrs``, with its sharpness along the way."""
-    net = preset.net
-    every = max(int(net.steps) // 12, 1)
-    cfg = TrainConfig(dataset=net.dataset, n_train=int(net.n_train), model=net.model,
-                      width=int(net.width), depth=int(net.depth), loss=net.loss,
-                      steps=int(net.steps), record_every=every, sharpness_every=every,
-                      device=str(resolve_device(preset.device)))
-    res = sweep(cfg, lrs=list(net.lrs), store=False, stop=stop)
+    """Stage 3: the small net at each of ``net_gd.lrs``, with its sharpness along the way."""
+    gd = preset.net_gd
+    every = max(int(gd.steps) // 12, 1)
+    cfg = preset.net.train_config(steps=int(gd.steps), record_every=every,
+                                  sharpness_every=every)
+    res = sweep(cfg, lrs=list(gd.lrs), store=False, stop=stop)
     out = []
     for c, run in res:
         if run.status != "finished":

@@ -9,11 +9,11 @@ for eta < 2/370 = 0.0054, and at the global minimum for eta < 2.  ``n_lrs`` step
 log-spaced in ``[lr_min, lr_max]`` x ``noises`` is the grid of noisy-GD runs (``seeds``
 starts at radius ``start_radius``; the last ``quiet`` of ``steps`` steps are noise-free);
 ``lr`` and ``noise`` are the sliders that pick the trajectories drawn.  ``net`` is the
-small network: full-batch GD on digits at the step sizes ``net.lrs``, with the sharpness
-measured along the way.
+small network (digits, fc-tanh), trained by full-batch GD at each of the step sizes
+``net_gd.lrs`` for ``net_gd.steps`` steps, with the sharpness measured along the way.
 
 Example:
-    >>> PRESETS["quick"].net.lrs, PRESETS["quick"]["noise"]
+    >>> PRESETS["quick"].net_gd.lrs, PRESETS["quick"]["noise"]
     ((0.2, 1.0), 3.0)
 """
 
@@ -22,25 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eoslab.chapters.presets import ChapterPreset
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "06"
 SLUG = "large_step_sizes"
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetSpec:
-    """The small network of the chapter.
+class NetGD:
+    """Full-batch GD of the small network: ``steps`` steps at each of the step sizes ``lrs``."""
 
-    Full-batch GD on ``n_train`` samples of ``dataset`` with a ``model`` of ``depth``
-    hidden layers of ``width`` units, ``steps`` steps at each of the step sizes ``lrs``.
-    """
-
-    dataset: str = "digits"
-    model: str = "fc-tanh"
-    loss: str = "mse"
-    n_train: int
-    width: int
-    depth: int = 2
     lrs: tuple[float, ...]
     steps: int
 
@@ -69,8 +60,11 @@ class LargeStepSizesPreset(ChapterPreset):
     seeds: int
     steps: int
     quiet: int
-    net: NetSpec
+    # where the trajectories and the grid run
     device: str = "cpu"
+    # the small network (on its own net.device) and its GD runs
+    net: NetSpec
+    net_gd: NetGD
 
 
 PRESETS = {
@@ -79,13 +73,15 @@ PRESETS = {
         label="quick: 8 x 4 grid of 12 seeds, a 2-step-size digits net, ~10 s on a CPU",
         dim=10, lr_min=1.5e-3, lr_max=1.5, n_lrs=8, noises=(0.0, 1.0, 10.0, 100.0),
         seeds=12, steps=800, quiet=400,
-        net=NetSpec(n_train=200, width=16, depth=2, lrs=(0.2, 1.0), steps=300)),
+        net=NetSpec(n_train=200, width=16, device="cpu"),
+        net_gd=NetGD(lrs=(0.2, 1.0), steps=300)),
     "default": LargeStepSizesPreset(
         name="default",
         label="default: 16 x 7 grid of 32 seeds, a digits net at 4 step sizes, ~30 s on a CPU",
         dim=20, lr_min=2e-3, lr_max=2.5, n_lrs=16,
         noises=(0.0, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0), seeds=32, steps=3000, quiet=1500,
-        net=NetSpec(n_train=300, width=32, depth=2, lrs=(0.1, 0.2, 0.4, 0.8), steps=600)),
+        net=NetSpec(n_train=300, width=32, device="cpu"),
+        net_gd=NetGD(lrs=(0.1, 0.2, 0.4, 0.8), steps=600)),
     "paper": LargeStepSizesPreset(
         name="paper",
         label="paper: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step sizes, "
@@ -94,7 +90,7 @@ PRESETS = {
         dim=50, lr_min=1e-3, lr_max=2.5, n_lrs=24,
         noises=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0), seeds=128, steps=6000,
         quiet=3000,
-        net=NetSpec(n_train=1000, width=200, depth=2, lrs=(0.025, 0.05, 0.1, 0.2, 0.4, 0.8),
-                    steps=3000),
-        device="auto"),
+        device="auto",
+        net=NetSpec(n_train=1000, width=200, device="auto"),
+        net_gd=NetGD(lrs=(0.025, 0.05, 0.1, 0.2, 0.4, 0.8), steps=3000)),
 }

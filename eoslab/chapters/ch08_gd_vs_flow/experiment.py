@@ -36,21 +36,16 @@ from eoslab.chapters.ch08_gd_vs_flow.gradient_flow import (
     gradient_flow,
 )
 from eoslab.chapters.ch08_gd_vs_flow.meta import GdVsFlowPreset
-from eoslab.core.experiment import build_problem
 from eoslab.core.train import fit
 from eoslab.curvature.objective import Objective
 
 __all__ = ["experiment", "flow_reference", "gap_summary", "gd_steps", "step_sizes"]
 
 
-def _problem(preset: GdVsFlowPreset):
-    return build_problem(preset.values, "float32")
-
-
 @functools.lru_cache(maxsize=4)
 def _flow_cached(preset: GdVsFlowPreset):
-    data, model = _problem(preset)
-    objective = Objective(model, preset.loss, data.x_train, data.y_train)
+    data, model = preset.net.build()
+    objective = Objective(model, preset.net.loss, data.x_train, data.y_train)
     flow = gradient_flow(objective, t_end=float(preset.horizon))
     times = np.linspace(0.0, flow.t_end, int(preset.sharpness_points))
     return flow, flow_sharpness(flow, times, tol=1e-3)
@@ -182,7 +177,7 @@ def _gd_run(preset: GdVsFlowPreset, flow, lr: float, datasets: dict, emit, offse
     """GD at ``lr`` against the flow, its rows streamed into ``datasets``; ``(rows, run)``."""
     steps = gd_steps(preset, lr)
     every = max(1, round(preset.horizon / (preset.points * lr)))
-    data, model = _problem(preset)
+    data, model = preset.net.build()
     rows: list[dict] = []
     label = f"eta = {lr:g}"
 
@@ -200,7 +195,7 @@ def _gd_run(preset: GdVsFlowPreset, flow, lr: float, datasets: dict, emit, offse
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run = fit(model, data, preset.loss, torch.optim.SGD(model.parameters(), lr=lr),
+        run = fit(model, data, preset.net.loss, torch.optim.SGD(model.parameters(), lr=lr),
                   steps=steps, record_every=every, probes=[FlowDistanceProbe(flow, every)],
                   callbacks=[on_row], stop=stop, eval_test=False)
     finally:

@@ -1,13 +1,14 @@
 """Presets of chapter 08, GD vs gradient flow (Elkabetz and Cohen, NeurIPS 2021, arXiv 2107.06608).
 
-The net is ``model`` (``depth`` hidden layers of ``width`` units, seed ``model_seed``) on
-``n_train`` samples of ``dataset`` under ``loss``.  The gradient flow is integrated up to
+The net is ``net`` (:class:`~eoslab.core.netspec.NetSpec`: ``model`` with ``depth`` hidden
+layers of ``width`` units, seed ``model_seed``, on ``n_train`` samples of ``dataset`` under
+``loss``).  The gradient flow is integrated up to
 time ``horizon`` with its sharpness read at ``sharpness_points`` times; GD runs at the
 step sizes ``lr * r`` for ``r`` in ``lr_ratios`` (GD at eta takes horizon / eta steps),
 recording about ``points`` rows each.
 
 Example:
-    >>> PRESETS["quick"].lr_ratios, PRESETS["paper"].n_train is None
+    >>> PRESETS["quick"].lr_ratios, PRESETS["paper"].net.n_train is None
     ((1.0, 0.5), True)
 """
 
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "08"
 SLUG = "gd_vs_flow"
@@ -26,15 +28,7 @@ class GdVsFlowPreset(ChapterPreset):
     """One scale of chapter 08 (see the module docs)."""
 
     NUMBER = "08"
-    # the net
-    dataset: str = "digits"
-    n_train: int | None
-    model: str = "fc-tanh"
-    width: int
-    depth: int = 2
-    loss: str = "mse"
-    model_seed: int = 0
-    dtype: str = "float32"
+    net: NetSpec
     # the flow and the GD runs compared with it
     lr: float
     horizon: float
@@ -47,20 +41,18 @@ PRESETS = {
     "quick": GdVsFlowPreset(
         name="quick",
         label="quick: 100 digits, width 50, flow to t = 60, two step sizes, ~10 s on a CPU",
-        n_train=100, width=50, lr=0.5, horizon=60.0, lr_ratios=(1.0, 0.5), points=30,
+        net=NetSpec(n_train=100, width=50), lr=0.5, horizon=60.0, lr_ratios=(1.0, 0.5), points=30,
         sharpness_points=13),
     "default": GdVsFlowPreset(
         name="default",
         label="default: 250 digits, width 100, flow to t = 100, three step sizes, "
               "~20 s on an idle 2-core CPU, ~1 min on a busy one",
-        n_train=250, width=100, lr=0.4, horizon=100.0),
+        net=NetSpec(n_train=250, width=100), lr=0.4, horizon=100.0),
     "paper": GdVsFlowPreset(
         name="paper",
         label="paper: CIFAR-10 5k, fc-tanh 200x2 (the Cohen et al. setting in which the "
               "paper compares GD with the flow), ~30 min on a GPU",
-        needs="torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-              "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-              "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
-        dataset="cifar10-5k", n_train=None, width=200, lr=2 / 30, horizon=100.0,
+        needs=CIFAR_NEEDS,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, width=200), lr=2 / 30, horizon=100.0,
         lr_ratios=(1.0, 0.5, 0.25), points=50, sharpness_points=40),
 }

@@ -37,7 +37,7 @@ from eoslab.chapters.ch09_sgd_stability.sgd_noise import (
     per_sample_jacobian,
     stability_report,
 )
-from eoslab.core.probe_run import NetSpec, build_net
+from eoslab.core.netspec import NetSpec
 from eoslab.core.train import fit
 from eoslab.curvature.objective import Objective
 
@@ -62,7 +62,7 @@ class _OneThread:
 
 @functools.lru_cache(maxsize=4)
 def _minimum_cached(net: NetSpec, minimum: GDMinimum):
-    data, model = build_net(net)
+    data, model = net.build()
     run = fit(model, data, net.loss, torch.optim.SGD(model.parameters(), lr=minimum.lr),
               steps=int(minimum.steps), record_every=max(1, minimum.steps // 20),
               eval_test=False)
@@ -153,7 +153,7 @@ def experiment(preset: SgdStabilityPreset, settings: dict, *, emit=None,
     """
     lr, batch_size = float(settings["lr"]), _check_batch(preset, settings["batch_size"])
     state, init_loss, min_loss = gd_minimum(preset)
-    data, model = build_net(preset.net)
+    data, model = preset.net.build()
     model.load_state_dict(state)
     jac = _jacobian(model, data, preset.net.loss)
     grid = [stability_report(jac, lr, int(b))

@@ -6,7 +6,7 @@ Wu and Su, ICML 2023 (arXiv 2305.17490); Wu, Ma, E, NeurIPS 2018.
 from dataclasses import dataclass
 
 from eoslab.chapters.presets import ChapterPreset
-from eoslab.core.probe_run import NetSpec
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "09"
 SLUG = "sgd_stability"
@@ -48,8 +48,7 @@ class SgdStabilityPreset(ChapterPreset):
 
 
 def _teacher(n_train: int, width: int) -> NetSpec:
-    return NetSpec(dataset="teacher", n_train=n_train, model="fc-tanh", width=width, depth=1,
-                   loss="mse", dtype="float64", model_seed=0)
+    return NetSpec(dataset="teacher", n_train=n_train, width=width, depth=1, dtype="float64")
 
 
 PRESETS = {

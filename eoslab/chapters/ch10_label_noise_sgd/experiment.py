@@ -39,8 +39,6 @@ from eoslab.chapters.ch10_label_noise_sgd.label_noise import (
     min_trace,
     product_label_noise,
 )
-from eoslab.core.data import load_dataset
-from eoslab.core.models import build_model
 from eoslab.core.train import fit
 
 if TYPE_CHECKING:  # the registry imports meta; importing it here first would be circular
@@ -156,12 +154,7 @@ def _net_stage(preset: LabelNoisePreset, lr: float, sigma: float, on_row, stop) 
     ``trace``) and the steps done so far; returns ``{}`` or the ``status`` (and
     ``diverged``) of the stage that did not finish.
     """
-    spec = preset.net
-    data = load_dataset(spec.dataset, n_train=spec.n_train, loss=spec.loss, dtype=spec.dtype,
-                        device=spec.device)
-    model = build_model(spec.model, data.input_shape, data.n_outputs, width=spec.width,
-                        depth=spec.depth, seed=spec.model_seed, device=data.x_train.device,
-                        dtype=spec.dtype)
+    data, model = preset.net.build()
     warm = preset.warmup
     stages = [(WARM, 0.0, warm, 0), (CLEAN, 0.0, preset.steps, warm),
               (NOISY, sigma, preset.steps, warm)]
@@ -180,7 +173,7 @@ def _net_stage(preset: LabelNoisePreset, lr: float, sigma: float, on_row, stop) 
                         "loss": _finite(row.get("loss")), "trace": _finite(row.get("trace"))},
                        done + row["step"])
 
-            run = fit(model, data, spec.loss, opt, steps=steps, batch_size=spec.batch_size,
+            run = fit(model, data, preset.net.loss, opt, steps=steps, batch_size=preset.batch_size,
                       record_every=preset.record_every,
                       probes=[TraceProbe(preset.record_every, preset.trace_m)],
                       callbacks=[record], stop=stop, eval_test=False, seed=preset.seed)

@@ -2,8 +2,9 @@
 
 ``uv``: the exact product model :math:`f = uv` fitted to :math:`y = 1`, started at
 ``uv.starts`` (points on the hyperbola :math:`uv = 1`, from balanced to 6:1 unbalanced).
-``net``: ``warmup`` steps of plain SGD to reach the zero-loss manifold, then ``steps``
-more steps twice from the same point, with and without label noise, with
+``net``: ``warmup`` steps of plain SGD (batches of ``batch_size``) to reach the zero-loss
+manifold, then ``steps`` more steps twice from the same point, with and without label noise,
+with
 :math:`\\operatorname{tr}\\nabla^2 L` estimated by Hutch++ (``trace_m`` products) every
 ``record_every`` steps.  ``lr`` and ``sigma`` are the sliders.
 
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
-__all__ = ["LabelNoisePreset", "NetSpec", "PRESETS", "ProductToy"]
+__all__ = ["LabelNoisePreset", "PRESETS", "ProductToy"]
 
 NUMBER = "10"
 SLUG = "label_noise_sgd"
@@ -42,28 +44,13 @@ class ProductToy:
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetSpec:
-    """The net and its data (``eoslab.core.data.load_dataset``, ``build_model``)."""
-
-    n_train: int | None
-    width: int
-    batch_size: int
-    dataset: str = "digits"
-    model: str = "fc-tanh"
-    depth: int = 2
-    loss: str = "mse"
-    dtype: str = "float32"
-    device: str | None = None
-    model_seed: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
 class LabelNoisePreset(ChapterPreset):
     """Chapter 10's settings (module docs); ``lr`` and ``sigma`` are the sliders."""
 
     NUMBER = "10"
     uv: ProductToy
     net: NetSpec
+    batch_size: int
     warmup: int
     steps: int
     record_every: int
@@ -73,26 +60,22 @@ class LabelNoisePreset(ChapterPreset):
     seed: int = 0
 
 
-_CIFAR = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-          "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-          "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
-
 PRESETS = {
     "quick": LabelNoisePreset(
         name="quick", label="quick: f = uv and 100 digits, ~10 s on a CPU",
-        uv=ProductToy(steps=3000), net=NetSpec(n_train=100, width=32, batch_size=10),
+        uv=ProductToy(steps=3000), net=NetSpec(n_train=100, width=32), batch_size=10,
         warmup=300, steps=600, record_every=100, trace_m=21),
     "default": LabelNoisePreset(
         name="default", label="default: f = uv and 200 digits, 2000 + 2 x 4000 SGD steps, "
                               "~40 s on a busy 2-core CPU",
-        uv=ProductToy(steps=6000), net=NetSpec(n_train=200, width=50, batch_size=20),
+        uv=ProductToy(steps=6000), net=NetSpec(n_train=200, width=50), batch_size=20,
         warmup=2000, steps=4000, record_every=200),
     "paper": LabelNoisePreset(
         name="paper", label="paper: CIFAR-10 5k, a small CNN, 5k + 2 x 20k SGD steps, "
                             "~1 h on a GPU (estimate)",
-        needs=_CIFAR, lr=0.05, sigma=0.2,
+        needs=CIFAR_NEEDS, lr=0.05, sigma=0.2,
         uv=ProductToy(steps=20000),
-        net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32,
-                    batch_size=128),
+        net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32),
+        batch_size=128,
         warmup=5000, steps=20000, record_every=1000, trace_m=60),
 }

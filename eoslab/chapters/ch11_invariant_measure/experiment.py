@@ -30,8 +30,6 @@ import numpy as np
 import torch
 
 from eoslab.chapters.ch11_invariant_measure.weight_stats import WeightStatsProbe
-from eoslab.core.data import load_dataset
-from eoslab.core.models import build_model
 from eoslab.core.train import fit
 
 if TYPE_CHECKING:  # the registry imports meta; importing it here first would be circular
@@ -123,13 +121,8 @@ def experiment(preset: InvariantMeasurePreset, settings: dict, *, emit=None,
     """
     lr, wd = float(settings["lr"]), float(settings["weight_decay"])
     batch = int(settings["batch_size"])
-    spec = preset.net
-    data = load_dataset(spec.dataset, n_train=spec.n_train, loss=spec.loss, dtype=spec.dtype,
-                        device=spec.device)
+    data, model = preset.net.build()
     batch = None if batch >= data.n_train else max(batch, 1)
-    model = build_model(spec.model, data.input_shape, data.n_outputs, width=spec.width,
-                        depth=spec.depth, seed=spec.model_seed, device=data.x_train.device,
-                        dtype=spec.dtype)
     probe = WeightStatsProbe(preset.record_every, weight_decay=wd, track=preset.track,
                              snapshot_every=preset.snapshot_every)
     history: list[dict] = []
@@ -150,7 +143,7 @@ def experiment(preset: InvariantMeasurePreset, settings: dict, *, emit=None,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small nets: one thread avoids OpenMP oversubscription stalls
     try:
-        run = fit(model, data, spec.loss,
+        run = fit(model, data, preset.net.loss,
                   torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd),
                   steps=preset.steps, batch_size=batch, record_every=preset.record_every,
                   probes=[probe], callbacks=[on_row], stop=stop, eval_test=False,

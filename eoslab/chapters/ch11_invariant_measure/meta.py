@@ -15,27 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
-__all__ = ["InvariantMeasurePreset", "NetSpec", "PRESETS"]
+__all__ = ["InvariantMeasurePreset", "PRESETS"]
 
 NUMBER = "11"
 SLUG = "invariant_measure"
-
-
-@dataclass(frozen=True, kw_only=True)
-class NetSpec:
-    """The net and its data (``eoslab.core.data.load_dataset``, ``build_model``)."""
-
-    n_train: int | None
-    dataset: str = "digits"
-    model: str = "fc-tanh"
-    depth: int = 2
-    width: int = 32
-    loss: str = "mse"
-    dtype: str = "float32"
-    device: str | None = None
-    model_seed: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,21 +40,18 @@ class InvariantMeasurePreset(ChapterPreset):
     seed: int = 0
 
 
-_CIFAR = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-          "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-          "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
-
 PRESETS = {
     "quick": InvariantMeasurePreset(
         name="quick", label="quick: 200 digits, 1500 SGD steps, ~5 s on a CPU",
-        net=NetSpec(n_train=200), steps=1500, record_every=100, snapshot_every=300),
+        net=NetSpec(n_train=200, width=32), steps=1500, record_every=100, snapshot_every=300),
     "default": InvariantMeasurePreset(
         name="default", label="default: 500 digits, 5000 SGD steps, ~20 s on a CPU",
-        net=NetSpec(n_train=500), steps=5000, record_every=200, snapshot_every=1000),
+        net=NetSpec(n_train=500, width=32), steps=5000, record_every=200, snapshot_every=1000),
     "paper": InvariantMeasurePreset(
         name="paper", label="paper: CIFAR-10 5k, a small CNN with cross-entropy, 50k SGD "
                             "steps, ~30 min on a GPU (estimate)",
-        needs=_CIFAR, net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", loss="ce"),
+        needs=CIFAR_NEEDS,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce"),
         lr=0.05, batch_size=128, weight_decay=5e-4, steps=50000, record_every=1000,
         snapshot_every=10000),
 }

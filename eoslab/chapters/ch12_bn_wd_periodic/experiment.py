@@ -29,24 +29,27 @@ from typing import TYPE_CHECKING
 import torch
 
 from eoslab.chapters.ch12_bn_wd_periodic.periodic import period_summary
-from eoslab.core.data import load_dataset
 from eoslab.core.train import fit
 from eoslab.curvature.scale_invariance import ScaleInvariantMLP, ScaleInvariantProbe
 
 if TYPE_CHECKING:  # the registry imports meta; importing it here first would be circular
-    from eoslab.chapters.ch12_bn_wd_periodic.meta import BNWeightDecayPreset, ScaleInvariantNet
+    from eoslab.chapters.ch12_bn_wd_periodic.meta import (
+        BNWeightDecayPreset,
+        ScaleInvariantOptions,
+    )
+    from eoslab.core.netspec import NetSpec
 
 __all__ = ["STAGE", "build_si_model", "edge_before_spikes", "experiment"]
 
 STAGE = "GD + weight decay"
 
 
-def build_si_model(spec: ScaleInvariantNet, data) -> ScaleInvariantMLP:
-    """The scale-invariant MLP of ``spec`` for ``data`` (same dtype and device)."""
-    net = ScaleInvariantMLP(math.prod(data.input_shape), data.n_outputs, width=spec.width,
-                            depth=spec.depth, norm=spec.norm, out_scale=spec.out_scale,
-                            eps=spec.eps, seed=spec.model_seed)
-    return net.to(device=data.x_train.device, dtype=data.x_train.dtype)
+def build_si_model(net: NetSpec, options: ScaleInvariantOptions, data) -> ScaleInvariantMLP:
+    """The scale-invariant MLP of ``net`` and ``options`` for ``data`` (same dtype, device)."""
+    model = ScaleInvariantMLP(math.prod(data.input_shape), data.n_outputs, width=net.width,
+                              depth=net.depth, norm=options.norm, out_scale=options.out_scale,
+                              eps=options.eps, seed=net.model_seed)
+    return model.to(device=data.x_train.device, dtype=data.x_train.dtype)
 
 
 def _row(r: dict, lr: float) -> dict:
@@ -84,10 +87,8 @@ def experiment(preset: BNWeightDecayPreset, settings: dict, *, emit=None,
     run blew up, ``diverged``.
     """
     lr, wd = float(settings["lr"]), float(settings["wd"])
-    spec = preset.data
-    data = load_dataset(spec.dataset, n_train=spec.n_train, loss=spec.loss, dtype=spec.dtype,
-                        device=spec.device)
-    model = build_si_model(preset.net, data)
+    data = preset.net.load_data()
+    model = build_si_model(preset.net, preset.si_mlp, data)
     opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd)
     rows: list[dict] = []
 
@@ -99,7 +100,7 @@ def experiment(preset: BNWeightDecayPreset, settings: dict, *, emit=None,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small nets: one thread avoids OpenMP oversubscription stalls
     try:
-        run = fit(model, data, spec.loss, opt, steps=preset.steps,
+        run = fit(model, data, preset.net.loss, opt, steps=preset.steps,
                   batch_size=preset.batch_size, record_every=preset.record_every,
                   probes=[ScaleInvariantProbe(preset.record_every),
                           ScaleInvariantProbe(preset.sharpness_every, sharpness=True)],

@@ -2,7 +2,7 @@
 
 Lobacheva, Kodryan, Chirkova, Malinin, Vetrov, NeurIPS 2021, arXiv 2106.15739.  The net is
 a scale-invariant MLP (bias-free Linear -> BatchNorm without affine parameters -> ReLU, a
-fixed head scaled by ``net.out_scale``), trained by GD (``batch_size=None``) or SGD with
+fixed head scaled by ``si_mlp.out_scale``), trained by GD (``batch_size=None``) or SGD with
 weight decay ``wd``; its norms are recorded every ``record_every`` steps and its sharpness
 every ``sharpness_every``.  The period lasts about :math:`c/(\\eta\\lambda)` steps, so the
 quick and default presets take :math:`\\eta\\lambda` = 0.02 and 0.01: a period is a few
@@ -10,7 +10,7 @@ hundred full-batch steps.  ``lr`` and ``wd`` are the sliders.
 
 Example:
     >>> p = PRESETS["quick"]
-    >>> round(p.lr * p.wd, 6), p.net.width, p.data.n_train
+    >>> round(p.lr * p.wd, 6), p.net.width, p.net.n_train
     (0.02, 32, 200)
 """
 
@@ -18,35 +18,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
-__all__ = ["BNWeightDecayPreset", "DataSpec", "PRESETS", "ScaleInvariantNet"]
+__all__ = ["BNWeightDecayPreset", "PRESETS", "ScaleInvariantOptions"]
 
 NUMBER = "12"
 SLUG = "bn_wd_periodic"
 
 
 @dataclass(frozen=True, kw_only=True)
-class DataSpec:
-    """The data and the loss (``eoslab.core.data.load_dataset``)."""
+class ScaleInvariantOptions:
+    """The :class:`~eoslab.curvature.scale_invariance.ScaleInvariantMLP`'s own arguments.
 
-    n_train: int | None
-    dataset: str = "digits"
-    loss: str = "cross-entropy"
-    dtype: str = "float32"
-    device: str | None = None
+    ``net`` (model ``"si-mlp"``) names its width, depth and seed; these are the rest.
 
+    Attributes:
+        norm: ``"batch"`` (BatchNorm without affine parameters) or another of its norms.
+        out_scale: the scale of the fixed head.
+        eps: the normalisation's :math:`\\epsilon`.
+    """
 
-@dataclass(frozen=True, kw_only=True)
-class ScaleInvariantNet:
-    """The :class:`~eoslab.curvature.scale_invariance.ScaleInvariantMLP` and its seed."""
-
-    width: int
-    depth: int = 2
     norm: str = "batch"
     out_scale: float = 10.0
     eps: float = 1e-5
-    model_seed: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,8 +49,8 @@ class BNWeightDecayPreset(ChapterPreset):
     """Chapter 12's settings (module docs)."""
 
     NUMBER = "12"
-    data: DataSpec
-    net: ScaleInvariantNet
+    net: NetSpec
+    si_mlp: ScaleInvariantOptions = ScaleInvariantOptions()
     lr: float
     wd: float
     steps: int
@@ -64,28 +59,25 @@ class BNWeightDecayPreset(ChapterPreset):
     sharpness_every: int = 10
 
 
-_CIFAR = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-          "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-          "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
-
 PRESETS = {
     "quick": BNWeightDecayPreset(
         name="quick",
         label="quick: 200 digits, BN-MLP 32x2, eta*lambda = 0.02, ~10 s on a CPU",
-        data=DataSpec(n_train=200), net=ScaleInvariantNet(width=32), lr=0.1, wd=0.2,
-        steps=1500),
+        net=NetSpec(n_train=200, model="si-mlp", width=32, loss="cross-entropy"),
+        lr=0.1, wd=0.2, steps=1500),
     "default": BNWeightDecayPreset(
         name="default",
         label="default: 1000 digits, BN-MLP 64x2, eta*lambda = 0.01, 6000 GD steps, "
               "~45 s on a CPU",
-        data=DataSpec(n_train=1000), net=ScaleInvariantNet(width=64), lr=0.1, wd=0.1,
-        steps=6000, sharpness_every=20),
+        net=NetSpec(n_train=1000, model="si-mlp", width=64, loss="cross-entropy"),
+        lr=0.1, wd=0.1, steps=6000, sharpness_every=20),
     "paper": BNWeightDecayPreset(
         name="paper",
         label="paper-like: CIFAR-10 5k, scale-invariant BN-MLP 512x3, SGD batch 128, "
               "eta*lambda = 1e-3 (the paper: ConvNet / ResNet-18 on all of CIFAR-10), "
               "~15 min on a GPU",
-        needs=_CIFAR, data=DataSpec(dataset="cifar10-5k", n_train=None),
-        net=ScaleInvariantNet(width=512, depth=3), lr=0.1, wd=0.01, batch_size=128,
-        steps=40000, record_every=50, sharpness_every=500),
+        needs=CIFAR_NEEDS,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, model="si-mlp", width=512, depth=3,
+                    loss="cross-entropy"),
+        lr=0.1, wd=0.01, batch_size=128, steps=40000, record_every=50, sharpness_every=500),
 }

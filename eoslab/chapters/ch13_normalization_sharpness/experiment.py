@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from eoslab.chapters.ch13_normalization_sharpness.smoothness import SmoothnessProbe
-from eoslab.core.data import load_dataset
 from eoslab.core.losses import accuracy
 from eoslab.core.train import fit
 from eoslab.curvature.scale_invariance import ScaleInvariantMLP, ScaleInvariantProbe
@@ -104,10 +103,11 @@ def normalization_summary(runs: dict) -> dict:
 def _one_run(preset: NormalizationPreset, data, name: str, lr: float, wd: float, emit_row,
              stop):
     """Train run ``name`` of :data:`RUNS`; returns the ``fit`` run and the test accuracy."""
-    spec = preset.net
-    model = ScaleInvariantMLP(math.prod(data.input_shape), data.n_outputs, width=spec.width,
-                              depth=spec.depth, norm="none" if name == "plain" else "batch",
-                              out_scale=spec.out_scale, init=spec.init, seed=spec.model_seed)
+    net, options = preset.net, preset.si_mlp
+    model = ScaleInvariantMLP(math.prod(data.input_shape), data.n_outputs, width=net.width,
+                              depth=net.depth, norm="none" if name == "plain" else "batch",
+                              out_scale=options.out_scale, init=options.init,
+                              seed=net.model_seed)
     model = model.to(device=data.x_train.device, dtype=data.x_train.dtype)
     probes = []
     if name != "plain":
@@ -115,7 +115,7 @@ def _one_run(preset: NormalizationPreset, data, name: str, lr: float, wd: float,
     if name != "bn_wd":
         probes.append(SmoothnessProbe(preset.smooth_every, preset.multiples))
     opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd if name == "bn_wd" else 0.0)
-    run = fit(model, data, preset.data.loss, opt, steps=preset.steps,
+    run = fit(model, data, net.loss, opt, steps=preset.steps,
               record_every=preset.record_every, probes=probes, callbacks=[emit_row],
               stop=stop, eval_test=False)
     test_acc = None
@@ -135,9 +135,7 @@ def experiment(preset: NormalizationPreset, settings: dict, *, emit=None,
     and, if a run blew up, ``diverged`` (the others still ran).
     """
     lr, wd = float(settings["lr"]), float(settings["wd"])
-    spec = preset.data
-    data = load_dataset(spec.dataset, n_train=spec.n_train, loss=spec.loss, dtype=spec.dtype,
-                        device=spec.device)
+    data = preset.net.load_data()
     runs: dict = {}
     status, diverged = "finished", None
 

@@ -30,13 +30,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from eoslab.chapters.ch14_mode_connectivity.meta import (
-    ModeConnectivityPreset,
-    Network,
-    Training,
-)
-from eoslab.core.data import load_dataset
-from eoslab.core.models import build_model
+from eoslab.chapters.ch14_mode_connectivity.meta import ModeConnectivityPreset
+from eoslab.chapters.presets import MomentumSGD
+from eoslab.core.netspec import NetSpec
 from eoslab.core.optim import make_scheduler
 from eoslab.core.train import fit
 from eoslab.curvature.objective import Objective
@@ -62,7 +58,7 @@ def _params(model) -> Params:
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
-def train_solution(data, net: Network, sgd: Training, seed: int, lr: float, *,
+def train_solution(data, net: NetSpec, sgd: MomentumSGD, seed: int, lr: float, *,
                    steps: int | None = None, callbacks=(),
                    stop: threading.Event | None = None):
     """Train ``net`` from init ``seed``; returns ``(model, Run)``.
@@ -70,9 +66,7 @@ def train_solution(data, net: Network, sgd: Training, seed: int, lr: float, *,
     SGD with the momentum, weight decay and batch size of ``sgd``, for ``steps`` (default
     ``sgd.steps``).
     """
-    model = build_model(net.model, data.input_shape, data.n_outputs, width=net.width,
-                        depth=net.depth, seed=seed, device=data.x_train.device,
-                        dtype=data.x_train.dtype)
+    model = net.build_model(data, seed=seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=sgd.momentum,
                           weight_decay=sgd.weight_decay)
     run = fit(model, data, net.loss, opt, steps=steps or sgd.steps,
@@ -153,9 +147,7 @@ class _Pipeline:
     def __init__(self, preset: ModeConnectivityPreset, lr: float, kind: str, emit: Emit,
                  stop: threading.Event | None):
         self.p, self.lr, self.emit, self.stop = preset, lr, emit, stop
-        net = preset.net
-        self.data = load_dataset(net.dataset, n_train=net.n_train, loss=net.loss,
-                                 device="cpu")
+        self.data = preset.net.load_data()
         self.test = (self.data.x_test, self.data.y_test)
         self.ts = torch.linspace(0, 1, preset.curve.path_points)
         self.training: list[dict] = []
@@ -182,10 +174,11 @@ class _Pipeline:
         return {**self.result, "status": "stopped"}
 
     def _minima(self) -> dict | None:
-        """Train w1 and w2 from two seeds; the loss on the segment between them."""
+        """Train w1 and w2 from seeds ``net.model_seed`` and the next; the segment's loss."""
         self.ends = []
         steps = self.p.sgd.steps
-        for i, seed in enumerate((0, 1)):
+        first = self.p.net.model_seed
+        for i, seed in enumerate((first, first + 1)):
             model, run = train_solution(self.data, self.p.net, self.p.sgd, seed, self.lr,
                                         stop=self.stop,
                                         callbacks=[self._watcher(f"w{i + 1}", i * steps)])
@@ -245,8 +238,7 @@ class _Pipeline:
     def _fge(self) -> dict | None:
         """FGE from w1 with a cyclical step size; the ensemble table of its snapshots."""
         net, fge = self.p.net, self.p.fge
-        model = build_model(net.model, self.data.input_shape, self.data.n_outputs,
-                            width=net.width, depth=net.depth, seed=0)
+        model = net.build_model(self.data)
         with torch.no_grad():
             for name, p in model.named_parameters():
                 p.copy_(self.ends[0][name])

@@ -9,45 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset, MomentumSGD
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "14"
 SLUG = "mode_connectivity"
-
-_CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Network:
-    """The data and the network of both minima.
-
-    Names as in :mod:`eoslab.core.data` and :mod:`eoslab.core.models`; ``n_train=None``
-    keeps the whole training set.
-    """
-
-    dataset: str = "digits"
-    n_train: int | None
-    model: str = "fc-relu"
-    width: int
-    depth: int = 2
-    loss: str = "ce"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Training:
-    """Minibatch SGD with momentum and weight decay.
-
-    ``steps`` for each minimum; the curve's bend and FGE use the same batch size and
-    momentum, FGE the same weight decay.
-    """
-
-    steps: int
-    batch_size: int = 64
-    momentum: float = 0.9
-    weight_decay: float = 5e-3
-    record_every: int = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,14 +47,17 @@ class ModeConnectivityPreset(ChapterPreset):
     """Chapter 14's settings.
 
     ``lr`` (the step size of every stage) and ``kind`` (``"bezier"`` or ``"polychain"``)
-    are the app's controls.
+    are the app's controls; ``net`` is the data and the network of both minima (their
+    initialisations have seeds ``net.model_seed`` and the next), ``sgd`` their training
+    (``steps`` for each; the curve's bend and FGE use the same batch size and momentum, FGE
+    the same weight decay).
     """
 
     NUMBER = "14"
     lr: float
     kind: str = "bezier"
-    net: Network
-    sgd: Training
+    net: NetSpec
+    sgd: MomentumSGD
     curve: CurveSpec
     fge: FGESpec
 
@@ -96,17 +65,20 @@ class ModeConnectivityPreset(ChapterPreset):
 PRESETS = {
     "quick": ModeConnectivityPreset(
         name="quick", label="quick: 500 digits, width 16, ~10 s on a CPU",
-        lr=0.1, net=Network(n_train=500, width=16), sgd=Training(steps=300),
+        lr=0.1, net=NetSpec(n_train=500, model="fc-relu", width=16, loss="ce", device="cpu"),
+        sgd=MomentumSGD(steps=300, batch_size=64),
         curve=CurveSpec(steps=300, grid=13), fge=FGESpec(cycle=40, cycles=4)),
     "default": ModeConnectivityPreset(
         name="default",
         label="default: 1000 digits, width 32, ~5 s on an idle CPU (30 s on a busy one)",
-        lr=0.1, net=Network(n_train=1000, width=32), sgd=Training(steps=600),
+        lr=0.1, net=NetSpec(n_train=1000, model="fc-relu", width=32, loss="ce", device="cpu"),
+        sgd=MomentumSGD(steps=600, batch_size=64),
         curve=CurveSpec(steps=800, grid=25), fge=FGESpec(cycle=60, cycles=6)),
     "paper": ModeConnectivityPreset(
         name="paper", label="paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
-        needs=_CIFAR_NEEDS, lr=0.05,
-        net=Network(dataset="cifar10-5k", n_train=None, model="cnn", width=32),
-        sgd=Training(steps=8000, batch_size=128),
+        needs=CIFAR_NEEDS, lr=0.05,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce",
+                    device="cpu"),
+        sgd=MomentumSGD(steps=8000, batch_size=128),
         curve=CurveSpec(steps=8000, grid=31), fge=FGESpec(cycle=400, cycles=8)),
 }

@@ -9,41 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset, MomentumSGD
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "15"
 SLUG = "swa"
-
-_CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Network:
-    """The data and the network.
-
-    Names as in :mod:`eoslab.core.data` and :mod:`eoslab.core.models`; ``n_train=None``
-    keeps the whole training set.
-    """
-
-    dataset: str = "digits"
-    n_train: int | None
-    model: str = "fc-relu"
-    width: int
-    depth: int = 2
-    loss: str = "mse"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Training:
-    """Minibatch SGD with a constant step size, momentum and weight decay."""
-
-    steps: int
-    batch_size: int = 32
-    momentum: float = 0.9
-    weight_decay: float = 5e-3
-    record_every: int = 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,12 +44,15 @@ class Landscape:
 
 @dataclass(frozen=True, kw_only=True)
 class SWAPreset(ChapterPreset):
-    """Chapter 15's settings; ``lr`` (the constant SGD step size) is the app's control."""
+    """Chapter 15's settings; ``lr`` (the constant SGD step size) is the app's control.
+
+    ``sgd`` is minibatch SGD at that constant step size, with momentum and weight decay.
+    """
 
     NUMBER = "15"
     lr: float
-    net: Network
-    sgd: Training
+    net: NetSpec
+    sgd: MomentumSGD
     swa: Averaging
     landscape: Landscape
 
@@ -87,17 +60,20 @@ class SWAPreset(ChapterPreset):
 PRESETS = {
     "quick": SWAPreset(
         name="quick", label="quick: 300 digits, 800 SGD steps, ~10 s on a CPU",
-        lr=0.3, net=Network(n_train=300, width=32), sgd=Training(steps=800),
+        lr=0.3, net=NetSpec(n_train=300, model="fc-relu", width=32, device="cpu"),
+        sgd=MomentumSGD(steps=800, batch_size=32),
         swa=Averaging(start=400, every=20), landscape=Landscape(grid=11)),
     "default": SWAPreset(
         name="default",
         label="default: 500 digits, 2000 SGD steps, ~3 s on an idle CPU (40 s busy)",
-        lr=0.3, net=Network(n_train=500, width=32), sgd=Training(steps=2000),
+        lr=0.3, net=NetSpec(n_train=500, model="fc-relu", width=32, device="cpu"),
+        sgd=MomentumSGD(steps=2000, batch_size=32),
         swa=Averaging(start=1000, every=20), landscape=Landscape(grid=21)),
     "paper": SWAPreset(
         name="paper", label="paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
-        needs=_CIFAR_NEEDS, lr=0.05,
-        net=Network(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce"),
-        sgd=Training(steps=20000, batch_size=128),
+        needs=CIFAR_NEEDS, lr=0.05,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce",
+                    device="cpu"),
+        sgd=MomentumSGD(steps=20000, batch_size=128),
         swa=Averaging(start=12000, every=200), landscape=Landscape(grid=31)),
 }

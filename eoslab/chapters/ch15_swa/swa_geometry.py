@@ -31,8 +31,6 @@ import numpy as np
 import torch
 
 from eoslab.chapters.ch15_swa.meta import Landscape, SWAPreset
-from eoslab.core.data import load_dataset
-from eoslab.core.models import build_model
 from eoslab.core.train import fit
 from eoslab.curvature.eigen import top_eigen
 from eoslab.curvature.hessian import HessianOperator
@@ -106,9 +104,7 @@ def swa_experiment(preset: SWAPreset, lr: float, *, emit: Emit | None = None,
 
 def _experiment(preset: SWAPreset, lr: float, emit: Emit, stop) -> dict:
     net, sgd, swa = preset.net, preset.sgd, preset.swa
-    data = load_dataset(net.dataset, n_train=net.n_train, loss=net.loss, device="cpu")
-    model = build_model(net.model, data.input_shape, data.n_outputs, width=net.width,
-                        depth=net.depth, seed=0, device="cpu", dtype=data.x_train.dtype)
+    data, model = net.build()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=sgd.momentum,
                           weight_decay=sgd.weight_decay)
     avg = WeightAverage(model, start=swa.start, every=swa.every)

@@ -12,30 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "16"
 SLUG = "sam"
-
-_CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-                "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-                "or point EOSLAB_DATA at a folder holding cifar-10-batches-py")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Network:
-    """The data and the network of every run.
-
-    Names as in :mod:`eoslab.core.data` and :mod:`eoslab.core.models`; ``n_train=None``
-    keeps the whole training set.
-    """
-
-    dataset: str = "digits"
-    n_train: int | None
-    model: str = "fc-tanh"
-    width: int
-    depth: int = 2
-    loss: str = "mse"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,13 +52,13 @@ class SAMPreset(ChapterPreset):
     """Chapter 16's settings.
 
     ``lr`` and ``rho``, the step size and radius of the full-batch runs, are the app's
-    controls.
+    controls; ``net`` is the data and the network of every run.
     """
 
     NUMBER = "16"
     lr: float
     rho: float
-    net: Network
+    net: NetSpec
     full_batch: FullBatch
     minibatch: Minibatch
 
@@ -85,20 +66,20 @@ class SAMPreset(ChapterPreset):
 PRESETS = {
     "quick": SAMPreset(
         name="quick", label="quick: 200 digits, GD vs one SAM radius, ~15 s on a CPU",
-        lr=0.4, rho=0.05, net=Network(n_train=200, width=50),
+        lr=0.4, rho=0.05, net=NetSpec(n_train=200, width=50, device="cpu"),
         full_batch=FullBatch(rho_ratios=(0.0, 1.0), steps=200, sharpness_every=20),
         minibatch=Minibatch(m_values=(0, 32, 8), rho=0.1, batch_size=32, steps=100)),
     "default": SAMPreset(
         name="default",
         label="default: 300 digits, 3 radii, m = 64, 16, 8, ~20 s idle CPU (4 min busy)",
-        lr=0.4, rho=0.1, net=Network(n_train=300, width=100),
+        lr=0.4, rho=0.1, net=NetSpec(n_train=300, width=100, device="cpu"),
         full_batch=FullBatch(steps=600, sharpness_every=20),
         minibatch=Minibatch(m_values=(0, 64, 16, 8), rho=0.1, steps=400)),
     "paper": SAMPreset(
         name="paper",
         label="paper: CIFAR-10 5k (Cohen et al.'s EoS setting), ~30 min on a GPU",
-        needs=_CIFAR_NEEDS, lr=2 / 30, rho=0.05,
-        net=Network(dataset="cifar10-5k", n_train=None, width=200),
+        needs=CIFAR_NEEDS, lr=2 / 30, rho=0.05,
+        net=NetSpec(dataset="cifar10-5k", n_train=None, width=200, device="cpu"),
         full_batch=FullBatch(steps=5000, sharpness_every=50),
         minibatch=Minibatch(m_values=(0, 128, 32, 8), rho=0.05, lr=0.05, batch_size=128,
                             steps=5000)),

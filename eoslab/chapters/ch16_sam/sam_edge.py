@@ -40,9 +40,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from eoslab.chapters.ch16_sam.meta import Network, SAMPreset
-from eoslab.core.data import load_dataset
-from eoslab.core.models import build_model
+from eoslab.chapters.ch16_sam.meta import SAMPreset
+from eoslab.core.netspec import NetSpec
 from eoslab.core.train import fit
 from eoslab.curvature.eigen import top_eigen
 from eoslab.curvature.hessian import HessianOperator
@@ -92,18 +91,12 @@ def add_sam_edge(history: Sequence[dict], lr: float, rho: float) -> list[dict]:
     return out
 
 
-def _model(net: Network, data, seed: int = 0):
-    return build_model(net.model, data.input_shape, data.n_outputs, width=net.width,
-                       depth=net.depth, seed=seed, device=data.x_train.device,
-                       dtype=data.x_train.dtype)
-
-
-def train_sam(net: Network, data, lr: float, rho: float, *, steps: int,
+def train_sam(net: NetSpec, data, lr: float, rho: float, *, steps: int,
               batch_size: int | None = None, m: int | None = None,
               sharpness_every: int = 0, record_every: int = 10, callbacks=(),
               stop: threading.Event | None = None):
     """SAM around plain SGD/GD (``rho = 0`` is the base optimiser) on ``net``'s model."""
-    model = _model(net, data)
+    model = net.build_model(data)
     base = torch.optim.SGD(model.parameters(), lr=lr)
     opt = SAM(base, rho=rho, m=m)
     probes = [SharpnessProbe(every=sharpness_every)] if sharpness_every else []
@@ -142,8 +135,7 @@ def _diverged(result: dict, run, lr: float, stage: str) -> dict:
 
 
 def _experiment(preset: SAMPreset, lr: float, rho: float, emit: Emit, stop) -> dict:
-    net = preset.net
-    data = load_dataset(net.dataset, n_train=net.n_train, loss=net.loss, device="cpu")
+    data = preset.net.load_data()
     result: dict = {"status": "finished", "lr": lr, "rho": rho, "runs": {}, "m_runs": []}
     early = _full_batch_runs(preset, data, lr, rho, result, emit, stop)
     if early is not None:

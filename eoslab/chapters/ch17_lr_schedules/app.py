@@ -49,7 +49,7 @@ class ScheduleApp(ChapterApp):
         p = self.preset
         schedule = widgets.Dropdown(options=SCHEDULES, value=p.schedule, description="schedule")
         schedule.add_class("eoslab-schedule-menu")
-        period = widgets.IntSlider(value=p.period, min=10, max=p.net.steps, step=10,
+        period = widgets.IntSlider(value=p.period, min=10, max=p.training.steps, step=10,
                                    description="period (steps)", continuous_update=False,
                                    layout=widgets.Layout(width="480px"),
                                    style={"description_width": "160px"})
@@ -64,13 +64,13 @@ class ScheduleApp(ChapterApp):
         }
 
     def slider_range(self, name: str, preset):
-        return (10, preset.net.steps) if name == "period" else None
+        return (10, preset.training.steps) if name == "period" else None
 
     def layout(self, settings: dict):
         return schedule_layout()
 
     def total_work(self, settings: dict) -> int:
-        return self.preset.net.steps + self.preset.range_test.steps
+        return self.preset.training.steps + self.preset.range_test.steps
 
     def describe(self, result: dict) -> str:
         lines = [result["summary"]]

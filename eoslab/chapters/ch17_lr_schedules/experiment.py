@@ -45,18 +45,18 @@ _RANGE_TESTS: dict[str, dict] = {}
 
 def schedule_config(preset) -> TrainConfig:
     """The :class:`TrainConfig` of the preset's designed schedule on its problem."""
-    return TrainConfig(lr=preset.lr, schedule=preset.schedule,
-                       schedule_options=designer_options(preset.schedule, preset.lr,
-                                                         preset.period, preset.low,
-                                                         preset.gamma),
-                       **dataclasses.asdict(preset.net))
+    options = designer_options(preset.schedule, preset.lr, preset.period, preset.low,
+                               preset.gamma)
+    return preset.net.train_config(lr=preset.lr, schedule=preset.schedule,
+                                   schedule_options=options,
+                                   **dataclasses.asdict(preset.training))
 
 
 def range_config(preset) -> TrainConfig:
     """The :class:`TrainConfig` of the preset's range test (no sharpness, its own steps)."""
     spec = preset.range_test
-    net = {**dataclasses.asdict(preset.net), "steps": spec.steps, "sharpness_every": 0}
-    return TrainConfig(lr=spec.lr_min, batch_size=spec.batch, **net)
+    run = {**dataclasses.asdict(preset.training), "steps": spec.steps, "sharpness_every": 0}
+    return preset.net.train_config(lr=spec.lr_min, batch_size=spec.batch, **run)
 
 
 def range_test(preset, stop: threading.Event | None = None) -> RangeTest:

@@ -9,30 +9,23 @@ in a period; the cosine decay to eta_min = low * eta = 0.1 lets the sharpness cl
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "17"
 SLUG = "lr_schedules"
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetSpec:
-    """The training problem: :class:`~eoslab.core.config.TrainConfig` fields of the same names.
+class Training:
+    """The run under the designed schedule: TrainConfig fields of the same names.
 
     Attributes:
-        dataset, n_train: the data (``None``: the whole set).
-        model, width, depth: the network.
-        loss, optimizer: the objective and full-batch GD.
+        optimizer: full-batch GD.
         steps: training steps; ``record_every``, ``sharpness_every``: how often a history
             row and the top Hessian eigenvalue are recorded.
     """
 
-    dataset: str = "digits"
-    n_train: int | None
-    model: str = "fc-tanh"
-    width: int = 200
-    depth: int = 2
-    loss: str = "mse"
     optimizer: str = "gd"
     steps: int
     record_every: int = 10
@@ -61,8 +54,9 @@ class SchedulePreset(ChapterPreset):
     Attributes:
         schedule, lr, period, low, gamma: the designer's controls (name, peak eta, period
             in steps, lowest eta / peak, step decay factor).
-        net: the training problem (:class:`NetSpec`).
-        range_test: the range test (:class:`RangeSpec`).
+        net: the data and the network (:class:`~eoslab.core.netspec.NetSpec`).
+        training: the run under the schedule (:class:`Training`).
+        range_test: the range test of the same problem (:class:`RangeSpec`).
     """
 
     NUMBER = "17"
@@ -72,29 +66,30 @@ class SchedulePreset(ChapterPreset):
     low: float = 0.25
     gamma: float = 0.5
     net: NetSpec
+    training: Training
     range_test: RangeSpec
 
 
 PRESETS = {
     "quick": SchedulePreset(
-        name="quick", period=150, net=NetSpec(n_train=250, steps=300),
+        name="quick", period=150, net=NetSpec(n_train=250, width=200),
+        training=Training(steps=300),
         range_test=RangeSpec(steps=60),
         label="quick: 250 digits, 300 GD steps, one restart, ~15 s on a CPU",
     ),
     "default": SchedulePreset(
-        name="default", period=300, net=NetSpec(n_train=500, steps=900),
+        name="default", period=300, net=NetSpec(n_train=500, width=200),
+        training=Training(steps=900),
         range_test=RangeSpec(steps=100),
         label="default: 500 digits, 900 GD steps, two restarts, ~2 min on a CPU",
     ),
     "paper": SchedulePreset(
         name="paper", lr=0.1, period=2000,
-        net=NetSpec(dataset="cifar10-5k", n_train=None, steps=6000, record_every=20,
-                    sharpness_every=50),
+        net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
+        training=Training(steps=6000, record_every=20, sharpness_every=50),
         range_test=RangeSpec(steps=300),
         label="paper: CIFAR-10 5k (Cohen et al.'s subset), 6000 GD steps, two restarts, "
               "~30 min on a GPU",
-        needs="torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-              "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-              "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
+        needs=CIFAR_NEEDS,
     ),
 }

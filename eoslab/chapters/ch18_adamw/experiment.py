@@ -46,18 +46,15 @@ __all__ = ["adam_eos_config", "adam_summary", "experiment", "grid_base", "grid_r
 def adam_eos_config(preset, lr: float) -> TrainConfig:
     """Full-batch Adam at step size ``lr`` on the preset's edge-of-stability problem."""
     e = preset.eos
-    return TrainConfig(dataset=e.dataset, n_train=e.n_train, model=e.model, width=e.width,
-                       depth=e.depth, loss=e.loss, optimizer="adam", lr=lr,
-                       betas=(e.beta1, 0.999), steps=e.steps, record_every=e.record_every,
-                       sharpness_every=e.sharpness_every)
+    return e.net.train_config(optimizer="adam", lr=lr, betas=(e.beta1, 0.999), steps=e.steps,
+                              record_every=e.record_every, sharpness_every=e.sharpness_every)
 
 
 def grid_base(preset) -> TrainConfig:
     """The grid's base config (its optimiser, lr and weight decay are replaced per cell)."""
     g = preset.grid
-    return TrainConfig(dataset=g.dataset, n_train=g.n_train, model=g.model, width=g.width,
-                       depth=g.depth, loss=g.loss, batch_size=g.batch, steps=g.steps,
-                       schedule=g.schedule, record_every=g.steps)
+    return g.net.train_config(batch_size=g.batch, steps=g.steps, schedule=g.schedule,
+                              record_every=g.steps)
 
 
 def grid_runs(preset) -> list:

@@ -15,7 +15,8 @@ The edge-of-stability run is chapter 02's problem (fc-tanh, MSE, full batch) wit
 
 from dataclasses import dataclass
 
-from eoslab.chapters.presets import ChapterPreset
+from eoslab.chapters.presets import CIFAR_NEEDS, ChapterPreset
+from eoslab.core.netspec import NetSpec
 
 NUMBER = "18"
 SLUG = "adamw"
@@ -40,18 +41,14 @@ class Decays:
 
 @dataclass(frozen=True, kw_only=True)
 class GridSpec:
-    """The (lr, lambda) grid: its net, data, schedule, lambda convention and axes.
+    """The (lr, lambda) grid: its net and data, batch, schedule, lambda convention and axes.
 
-    ``decay`` is the convention of :func:`eoslab.chapters.ch18_adamw.grid.grid_cells`
-    (``"paper"``: AdamW shrinks by eta_t * lambda per step; ``"torch"``: by lr_t * lambda).
+    ``net`` is the problem every cell trains; ``decay`` is the convention of
+    :func:`eoslab.chapters.ch18_adamw.grid.grid_cells` (``"paper"``: AdamW shrinks by
+    eta_t * lambda per step; ``"torch"``: by lr_t * lambda).
     """
 
-    dataset: str = "digits"
-    n_train: int | None = 500
-    model: str = "si-mlp"
-    width: int = 100
-    depth: int = 2
-    loss: str = "cross-entropy"
+    net: NetSpec
     batch: int = 50
     steps: int = 300
     schedule: str = "cosine"
@@ -63,14 +60,9 @@ class GridSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class AdamEosSpec:
-    """Full-batch Adam's edge-of-stability problem (chapter 02's net and loss)."""
+    """Full-batch Adam on ``net`` (chapter 02's net and loss) with momentum ``beta1``."""
 
-    dataset: str = "digits"
-    n_train: int | None = 500
-    model: str = "fc-tanh"
-    width: int = 200
-    depth: int = 2
-    loss: str = "mse"
+    net: NetSpec
     beta1: float = 0.9
     steps: int = 500
     record_every: int = 10
@@ -91,13 +83,18 @@ class AdamWPreset(ChapterPreset):
     grid: GridSpec
 
 
+def _si_mlp(n_train: int) -> NetSpec:
+    """The grid's net on ``n_train`` digits: the scale-invariant MLP with cross-entropy."""
+    return NetSpec(n_train=n_train, model="si-mlp", width=100, loss="cross-entropy")
+
+
 PRESETS = {
     "quick": AdamWPreset(
         name="quick",
         label="quick: 2 lrs x 7 (Adam + L2) and 4 (AdamW) lambdas (22 runs of 250 steps) "
               "and 200 full-batch Adam steps (~20 s on a CPU)",
-        eos=AdamEosSpec(n_train=250, steps=200),
-        grid=GridSpec(n_train=300, steps=250, lrs=(1e-3, 3e-2),
+        eos=AdamEosSpec(net=NetSpec(n_train=250, width=200), steps=200),
+        grid=GridSpec(net=_si_mlp(300), steps=250, lrs=(1e-3, 3e-2),
                       wds=Decays(adam=_half_decades(-6, 0), adamw=_half_decades(-5, -2))),
     ),
     "default": AdamWPreset(
@@ -105,8 +102,8 @@ PRESETS = {
         label="default: 4 lrs x 9 (Adam + L2) and 8 (AdamW) lambdas, 2 seeds (136 runs "
               "of 300 steps) and 500 full-batch Adam steps (~2 min on a busy 2-core CPU; "
               "the grid is stored, so it trains once)",
-        eos=AdamEosSpec(n_train=500, steps=500),
-        grid=GridSpec(n_train=500, steps=300, lrs=(1e-3, 3e-3, 1e-2, 3e-2), seeds=(0, 1),
+        eos=AdamEosSpec(net=NetSpec(n_train=500, width=200), steps=500),
+        grid=GridSpec(net=_si_mlp(500), steps=300, lrs=(1e-3, 3e-3, 1e-2, 3e-2), seeds=(0, 1),
                       wds=Decays(adam=_half_decades(-8, 0), adamw=_half_decades(-8, -1))),
     ),
     "paper": AdamWPreset(
@@ -114,13 +111,11 @@ PRESETS = {
         label="paper: CIFAR-10 5k, a BatchNorm residual net, 5 lrs x 10 (Adam + L2) and "
               "8 (AdamW) lambdas (90 runs of 4000 cosine-annealed steps) and 3000 full-"
               "batch Adam steps, ~4 h on a GPU",
-        needs="torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
-              "torchvision.datasets.CIFAR10('~/.cache/eoslab/data', download=True) once, "
-              "or point EOSLAB_DATA at a folder holding cifar-10-batches-py",
-        eos=AdamEosSpec(dataset="cifar10-5k", n_train=None, steps=3000, sharpness_every=50,
-                        record_every=20),
-        grid=GridSpec(dataset="cifar10-5k", model="resnet-small", width=32, depth=2,
-                      n_train=None, batch=128, steps=4000,
+        needs=CIFAR_NEEDS,
+        eos=AdamEosSpec(net=NetSpec(dataset="cifar10-5k", n_train=None, width=200), steps=3000,
+                        sharpness_every=50, record_every=20),
+        grid=GridSpec(net=NetSpec(dataset="cifar10-5k", n_train=None, model="resnet-small",
+                                  width=32, loss="cross-entropy"), batch=128, steps=4000,
                       lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
                       wds=Decays(adam=_half_decades(-10, -1), adamw=_half_decades(-10, -3))),
     ),
