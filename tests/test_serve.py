@@ -79,13 +79,15 @@ def test_voila_argv_rejects_bad_values(kwargs, word):
     assert word in str(info.value)
 
 
-def test_lab_argv_roots_at_the_books_parent(tmp_path):
+def test_lab_argv_roots_at_the_book_without_terminals(tmp_path):
     book = _book(tmp_path)
     argv = serve.lab_argv(book, port=9000, open_browser=False, allow_root=False)
     assert argv[:3] == [sys.executable, "-m", "jupyterlab"]
     flags = _flags(argv)
-    assert flags["ServerApp.root_dir"] == str(tmp_path)
-    assert flags["LabApp.default_url"] == "/lab/tree/book/00_index.ipynb"
+    assert flags["ServerApp.root_dir"] == str(book)
+    assert flags["LabApp.default_url"] == "/lab/tree/00_index.ipynb"
+    assert flags["ServerApp.terminals_enabled"] == "False"
+    assert _flags(serve.lab_argv(book, terminals=True))["ServerApp.terminals_enabled"] == "True"
     assert "allow-root" not in flags and "no-browser" in flags
     assert "allow-root" in _flags(serve.lab_argv(book, allow_root=True))
     with pytest.raises(ValueError, match="port=123456"):
@@ -122,6 +124,9 @@ def test_cli_dry_run_prints_the_commands(tmp_path, capsys):
     assert main(["lab", "--book", str(book), "--no-browser", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert " -m jupyterlab " in out and "--no-browser" in out
+    assert f"--ServerApp.root_dir={book}" in out and "terminals_enabled=False" in out
+    assert main(["lab", "--book", str(book), "--terminals", "--dry-run"]) == 0
+    assert "terminals_enabled=True" in capsys.readouterr().out
 
 
 def test_cli_bad_flags_give_clear_errors(tmp_path, capsys):
