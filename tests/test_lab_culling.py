@@ -3,7 +3,8 @@
 Both ways eoslab configures it: the flags of ``eoslab lab`` (:func:`eoslab.serve.lab_argv`)
 and the configuration file Binder's postBuild writes
 (:func:`eoslab.serve.write_lab_server_config`).  Jupyter Server's own default never culls,
-so a kernel that goes away proves the setting was read.
+so a kernel that goes away proves the setting was read.  The ``eoslab lab`` server also
+shows the book folder and nothing above it, and has no terminals.
 """
 
 import json
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -42,6 +44,9 @@ def server_argv(how: str, tmp_path, port: int) -> list:
     if how == "eoslab lab flags":
         book = tmp_path / "book"
         book.mkdir()
+        (book / "01_a.ipynb").write_text(json.dumps({"cells": [], "metadata": {},
+                                                     "nbformat": 4, "nbformat_minor": 5}))
+        (tmp_path / "private.txt").write_text("outside the book")
         return serve.lab_argv(book, port=port, open_browser=False, allow_root=True,
                               cull_idle_timeout=IDLE_S, cull_interval=1, extra=common)
     serve.write_lab_server_config(tmp_path / "config", cull_idle_timeout=IDLE_S, cull_interval=1)
@@ -67,6 +72,11 @@ def test_an_idle_kernel_without_a_page_is_shut_down(how, tmp_path):
             except OSError:
                 assert time.monotonic() < deadline, "the server did not answer in 120 s"
                 time.sleep(0.5)
+        if how == "eoslab lab flags":  # rooted at the book; terminals off
+            assert [c["path"] for c in api(port, "contents")["content"]] == ["01_a.ipynb"]
+            with pytest.raises(urllib.error.HTTPError) as info:
+                api(port, "terminals", "POST")
+            assert info.value.code == 404
         kernel = api(port, "kernels", "POST", {"name": "python3"})
         assert [k["id"] for k in api(port, "kernels")] == [kernel["id"]]
         started = time.monotonic()

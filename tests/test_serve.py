@@ -49,7 +49,26 @@ def test_voila_argv_has_the_public_deployment_settings(tmp_path):
     assert flags["MappingKernelManager.cull_connected"] == "True"
     assert flags["VoilaExecutor.timeout"] == "42"
     assert flags["strip_sources"] == "True" and flags["show_tracebacks"] == "False"
+    assert flags["MappingKernelManager.allow_tracebacks"] == "False"
     assert "no-browser" in flags
+
+
+def test_voila_argv_caps_kernels_hides_tracebacks_and_sets_samesite(tmp_path):
+    flags = _flags(serve.voila_argv("book", host="0.0.0.0", max_kernels=7))
+    assert flags["VoilaConfiguration.multi_kernel_manager_class"] == (
+        "eoslab.serve.guard.CappedKernelManager")
+    assert flags["CappedKernelManager.max_kernels"] == "7"
+    assert flags["CappedKernelManager.max_kernels_per_client"] == "3"  # a public address
+    assert flags["Voila.kernel_websocket_connection_class"] == (
+        "eoslab.serve.guard.QuietKernelConnection")
+    assert json.loads(flags["Voila.tornado_settings"]) == {
+        "xsrf_cookie_kwargs": {"samesite": "Lax"}}
+    assert flags["IdentityProvider.cookie_options"] == "samesite=Lax"
+    local = _flags(serve.voila_argv("book", max_kernels_per_client=2))
+    assert local["CappedKernelManager.max_kernels_per_client"] == "2"
+    assert int(local["CappedKernelManager.max_kernels"]) >= 1  # half the available memory
+    assert _flags(serve.voila_argv("book"))["CappedKernelManager.max_kernels_per_client"] == "0"
+    assert serve.default_max_kernels(available=7 * serve.KERNEL_BYTES) == 3
 
 
 def test_voila_argv_switches(tmp_path):
@@ -60,6 +79,7 @@ def test_voila_argv_switches(tmp_path):
     assert "no-browser" not in flags
     assert flags["MappingKernelManager.cull_connected"] == "False"
     assert flags["strip_sources"] == "False" and flags["show_tracebacks"] == "True"
+    assert flags["MappingKernelManager.allow_tracebacks"] == "True"
     assert flags["theme"] == "dark"
 
 
@@ -72,6 +92,8 @@ def test_voila_argv_switches(tmp_path):
     ({"cell_timeout": float("nan")}, "cell_timeout=nan"),
     ({"cell_timeout": float("inf")}, "cell_timeout=inf"),
     ({"port_retries": -1}, "port_retries=-1"),
+    ({"max_kernels": -1}, "max_kernels=-1"), ({"max_kernels": 2.5}, "max_kernels=2.5"),
+    ({"max_kernels_per_client": True}, "max_kernels_per_client=True"),
 ])
 def test_voila_argv_rejects_bad_values(kwargs, word):
     with pytest.raises(ValueError, match="not allowed") as info:
@@ -79,13 +101,15 @@ def test_voila_argv_rejects_bad_values(kwargs, word):
     assert word in str(info.value)
 
 
-def test_lab_argv_roots_at_the_books_parent(tmp_path):
+def test_lab_argv_roots_at_the_book_without_terminals(tmp_path):
     book = _book(tmp_path)
     argv = serve.lab_argv(book, port=9000, open_browser=False, allow_root=False)
     assert argv[:3] == [sys.executable, "-m", "jupyterlab"]
     flags = _flags(argv)
-    assert flags["ServerApp.root_dir"] == str(tmp_path)
-    assert flags["LabApp.default_url"] == "/lab/tree/book/00_index.ipynb"
+    assert flags["ServerApp.root_dir"] == str(book)
+    assert flags["LabApp.default_url"] == "/lab/tree/00_index.ipynb"
+    assert flags["ServerApp.terminals_enabled"] == "False"
+    assert _flags(serve.lab_argv(book, terminals=True))["ServerApp.terminals_enabled"] == "True"
     assert "allow-root" not in flags and "no-browser" in flags
     assert "allow-root" in _flags(serve.lab_argv(book, allow_root=True))
     with pytest.raises(ValueError, match="port=123456"):
@@ -119,9 +143,20 @@ def test_cli_dry_run_prints_the_commands(tmp_path, capsys):
     out = capsys.readouterr().out
     assert " -m voila " in out and "--port=9001" in out and "--preheat_kernel=False" in out
     assert "cull_idle_timeout=30" in out
+    assert "--CappedKernelManager.max_kernels=" in out
+    assert main(["serve", "--book", str(book), "--max-kernels", "4", "--max-kernels-per-client",
+                 "2", "--host", "0.0.0.0", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "--CappedKernelManager.max_kernels=4 " in out
+    assert "--CappedKernelManager.max_kernels_per_client=2 " in out
+    assert main(["serve", "--book", str(book), "--host", "0.0.0.0", "--dry-run"]) == 0
+    assert "--CappedKernelManager.max_kernels_per_client=3 " in capsys.readouterr().out
     assert main(["lab", "--book", str(book), "--no-browser", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert " -m jupyterlab " in out and "--no-browser" in out
+    assert f"--ServerApp.root_dir={book}" in out and "terminals_enabled=False" in out
+    assert main(["lab", "--book", str(book), "--terminals", "--dry-run"]) == 0
+    assert "terminals_enabled=True" in capsys.readouterr().out
 
 
 def test_cli_bad_flags_give_clear_errors(tmp_path, capsys):
@@ -130,6 +165,8 @@ def test_cli_bad_flags_give_clear_errors(tmp_path, capsys):
     assert "port=0 is not allowed" in capsys.readouterr().err
     assert main(["serve", "--book", str(tmp_path / "nope"), "--dry-run"]) == 2
     assert "nope" in capsys.readouterr().err
+    assert main(["serve", "--book", str(book), "--max-kernels", "-3", "--dry-run"]) == 2
+    assert "max_kernels=-3 is not allowed" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
         main(["serve", "--pool-size", "many"])
     assert info.value.code == 2
@@ -138,15 +175,25 @@ def test_cli_bad_flags_give_clear_errors(tmp_path, capsys):
 
 def test_generated_traitlets_exist():
     """Every ``--Class.trait`` we pass names a configurable trait (a rename would fail here)."""
+    from jupyter_server.auth.identity import IdentityProvider
     from jupyter_server.services.kernels.kernelmanager import MappingKernelManager
     from voila.app import Voila
     from voila.configuration import VoilaConfiguration
     from voila.execute import VoilaExecutor
 
+    from eoslab.serve.guard import CappedKernelManager, QuietKernelConnection
+
     classes = {"Voila": Voila, "VoilaConfiguration": VoilaConfiguration,
-               "VoilaExecutor": VoilaExecutor, "MappingKernelManager": MappingKernelManager}
+               "VoilaExecutor": VoilaExecutor, "MappingKernelManager": MappingKernelManager,
+               "CappedKernelManager": CappedKernelManager, "IdentityProvider": IdentityProvider}
     aliases = set(Voila.aliases) | {k for k in Voila.flags}
-    for name in _flags(serve.voila_argv("book", pool_size=1)):
+    flags = _flags(serve.voila_argv("book", pool_size=1))
+    from jupyter_client.multikernelmanager import MultiKernelManager
+    from jupyter_server.services.kernels.connection.base import BaseKernelWebsocketConnection
+
+    assert issubclass(CappedKernelManager, MultiKernelManager)  # what Voila's traits accept
+    assert issubclass(QuietKernelConnection, BaseKernelWebsocketConnection)
+    for name in flags:
         if "." in name:
             cls, trait = name.split(".")
             assert trait in classes[cls].class_traits(config=True), name
@@ -255,6 +302,7 @@ def test_preheat_choice_selects_the_pooled_chapters(tmp_path):
             serve.preheat_choice(book, bad)
 
 
+@pytest.mark.filterwarnings("ignore:--tornado_settings=:DeprecationWarning")
 def test_voila_pools_only_the_preheated_chapters(tmp_path, monkeypatch):
     """The denylist flags, read by Voila itself: only the chosen notebook gets a pool."""
     import voila.voila_kernel_manager as vkm

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 
-__all__ = ["KERNEL_BYTES", "TEMPLATE_ROOT", "check_host", "check_port", "check_seconds",
-           "find_book", "flag_value", "kernel_env", "kernel_memory_text", "number_text",
-           "run_until_interrupted"]
+__all__ = ["KERNEL_BYTES", "STOP_SIGNALS", "TEMPLATE_ROOT", "check_host", "check_port",
+           "check_seconds", "find_book", "flag_value", "kernel_env", "kernel_memory_text",
+           "number_text", "run_until_interrupted"]
 
 
 def check_port(port) -> None:
@@ -90,18 +93,94 @@ def number_text(value) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def run_until_interrupted(argv: list, env: dict) -> int:
-    """Run ``argv`` until it exits or Ctrl-C (then terminate it); return its exit status."""
-    process = subprocess.Popen(argv, env=env)
+#: The signals on which ``eoslab serve`` and ``eoslab lab`` stop their server and its kernels.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def run_until_interrupted(argv: list, env: dict, *, grace: float = 30,
+                          poll: float = 1.0) -> int:
+    """Run the server ``argv`` until it exits or a stop signal arrives; return its status.
+
+    The server runs in a session of its own.  Each of :data:`STOP_SIGNALS` (a ``kill``,
+    Ctrl-C, a closed terminal) is passed on to it as SIGTERM, on which Voila and Jupyter
+    Server shut their kernels down and exit; a server still running ``grace`` seconds later
+    is killed.  Kernels run in sessions of their own (``jupyter_client`` starts them so), so
+    the processes below the server are noted every ``poll`` seconds while it runs, and any
+    of them still alive once it has exited (it was killed, or it crashed) are terminated.
+    A status of death by signal N is returned as 128 + N, as a shell reports it.
+    """
+    process = subprocess.Popen(argv, env=env, start_new_session=True)
+    stopping: list[int] = []
+
+    def stop(signum, _frame) -> None:
+        stopping.append(signum)
+        _signal_session(process, signal.SIGTERM)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    family: dict = {}
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
+        deadline = None
+        while True:
+            family = _descendants(process.pid, family)
+            try:
+                status = process.wait(timeout=poll)
+                break
+            except subprocess.TimeoutExpired:
+                if stopping and deadline is None:
+                    deadline = time.monotonic() + grace
+                if deadline is not None and time.monotonic() > deadline:
+                    _signal_session(process, signal.SIGKILL)
+            except KeyboardInterrupt:  # not the main thread: no handler was installed
+                stop(signal.SIGINT, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if process.poll() is None:
+            _signal_session(process, signal.SIGKILL)
+            process.wait()
+        _terminate(list(family.values()))
+    return 128 - status if status < 0 else status
+
+
+def _signal_session(process: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to the session (process group) that ``process`` leads."""
+    if process.returncode is None:
         try:
-            return process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait()
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _descendants(pid: int, known: dict) -> dict:
+    """The processes of ``known`` (pid -> psutil.Process) still running, and those below ``pid``."""
+    import psutil
+
+    try:
+        found = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        found = []
+    return {p.pid: p for p in [*known.values(), *found] if p.is_running()}
+
+
+def _terminate(processes: list, timeout: float = 10) -> None:
+    """SIGTERM the still running ``processes``, SIGKILL those alive ``timeout`` s later."""
+    import psutil
+
+    alive = []
+    for proc in processes:
+        try:
+            proc.terminate()  # psutil checks that the pid still names the same process
+            alive.append(proc)
+        except psutil.Error:
+            pass
+    _, left = psutil.wait_procs(alive, timeout=timeout)
+    for proc in left:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
 
 
 #: Memory one chapter kernel holds once its app is built and has run (torch, eoslab,

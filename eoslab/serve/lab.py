@@ -1,4 +1,9 @@
-"""The book in JupyterLab (``eoslab lab``), and the kernel culling that Binder shares with it."""
+"""The book in JupyterLab (``eoslab lab``), and the kernel culling that Binder shares with it.
+
+``eoslab lab`` roots the server at the book folder, with terminals off unless
+``--terminals`` is given; it stops JupyterLab and its kernels on SIGTERM, SIGINT or SIGHUP
+(:func:`~eoslab.serve.common.run_until_interrupted`).
+"""
 
 from __future__ import annotations
 
@@ -69,11 +74,13 @@ def write_lab_server_config(config_dir=None, **culling) -> Path:
 def lab_argv(book, *, port: int = 8888, host: str = "127.0.0.1", open_browser: bool = True,
              allow_root=None, notebook: str = "00_index.ipynb",
              cull_idle_timeout: float = LAB_CULL_IDLE_TIMEOUT, cull_interval: float = 60,
-             extra=()) -> list:
+             terminals: bool = False, extra=()) -> list:
     """The command line that opens ``book`` in JupyterLab.
 
-    The server's root is the book's parent folder, so paths read ``book/NN_slug.ipynb``
-    exactly as on Binder; the first page opened is ``notebook``.  ``allow_root=None``
+    The server's root is the book folder itself, so JupyterLab shows (and its contents API
+    reads and writes) the chapters and nothing else of the machine: paths read
+    ``NN_slug.ipynb``, and the first page opened is ``notebook``.  Terminals, a shell for
+    whoever reaches the server, are off unless ``terminals`` is true.  ``allow_root=None``
     passes ``--allow-root`` when running as root (containers, CI).  Kernels no tab is
     connected to are shut down after ``cull_idle_timeout`` idle seconds, checked every
     ``cull_interval`` seconds (:func:`lab_kernel_culling`; 0: never).
@@ -82,8 +89,10 @@ def lab_argv(book, *, port: int = 8888, host: str = "127.0.0.1", open_browser: b
         >>> argv = lab_argv("/repo/book", port=9999, open_browser=False, allow_root=True)
         >>> argv[1:3], "--allow-root" in argv, "--no-browser" in argv
         (['-m', 'jupyterlab'], True, True)
-        >>> [a for a in argv if a.startswith("--LabApp.default_url")]
-        ['--LabApp.default_url=/lab/tree/book/00_index.ipynb']
+        >>> [a for a in argv if a.startswith(("--ServerApp.root_dir", "--LabApp.default_url"))]
+        ['--ServerApp.root_dir=/repo/book', '--LabApp.default_url=/lab/tree/00_index.ipynb']
+        >>> [a for a in argv if a.startswith("--ServerApp.terminals")]
+        ['--ServerApp.terminals_enabled=False']
         >>> [a for a in argv if a.startswith("--MappingKernelManager.cull_idle")]
         ['--MappingKernelManager.cull_idle_timeout=1800']
     """
@@ -93,9 +102,10 @@ def lab_argv(book, *, port: int = 8888, host: str = "127.0.0.1", open_browser: b
     book = Path(book)
     if allow_root is None:
         allow_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={book.parent}",
+    argv = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={book}",
             f"--port={port}", f"--ServerApp.ip={host}",
-            f"--LabApp.default_url=/lab/tree/{book.name}/{notebook}"]
+            f"--LabApp.default_url=/lab/tree/{notebook}",
+            f"--ServerApp.terminals_enabled={flag_value(bool(terminals))}"]
     argv += [f"--MappingKernelManager.{name}={flag_value(value)}"
              for name, value in culling.items()]
     if allow_root:
@@ -115,6 +125,9 @@ def add_lab_arguments(parser) -> None:
     parser.add_argument("--cull-idle-timeout", type=float, default=LAB_CULL_IDLE_TIMEOUT,
                         help="shut down kernels of closed tabs idle this many seconds "
                              f"(default {LAB_CULL_IDLE_TIMEOUT:.0f}; 0: never)")
+    parser.add_argument("--terminals", action="store_true",
+                        help="allow terminals (a shell on this machine) in JupyterLab; off "
+                             "by default")
     parser.add_argument("--quick", action="store_true",
                         help="set EOSLAB_QUICK=1 for the kernels (the quick preset)")
     parser.add_argument("--dry-run", action="store_true",
@@ -127,7 +140,8 @@ def cmd_lab(args) -> int:
     first = "00_index.ipynb" if (book / "00_index.ipynb").exists() else \
         min(p.name for p in book.glob("*.ipynb"))
     argv = lab_argv(book, port=args.port, host=args.host, open_browser=args.open_browser,
-                    notebook=first, cull_idle_timeout=args.cull_idle_timeout)
+                    notebook=first, cull_idle_timeout=args.cull_idle_timeout,
+                    terminals=args.terminals)
     if args.dry_run:
         print(subprocess.list2cmdline(argv))
         return 0

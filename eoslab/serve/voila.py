@@ -21,7 +21,23 @@ what a public deployment needs:
   connected to (:func:`lab_kernel_culling`): JupyterLab keeps a closed notebook's kernel.
 * **a per-cell execution timeout** (``VoilaExecutor.timeout``) for the page's initial
   execution, so a runaway cell cannot hold a request for ever.
-* **sources stripped** (``strip_sources``) and tracebacks hidden.
+* **a cap on kernels** (``--max-kernels``, ``--max-kernels-per-client``): each page a
+  visitor opens holds a kernel until the page unloads or culling reclaims it, so a loop of
+  requests could otherwise exhaust the memory.  Beyond the cap a page request gets a
+  "the server is busy, try again in a minute" page (HTTP 503, ``Retry-After``) instead of
+  a kernel, and a request whose client disconnects before its page is sent gets its kernel
+  shut down once Voila is done with the page, not when culling comes
+  (:class:`eoslab.serve.guard.CappedKernelManager`).  The total defaults
+  to what fits in half the memory available at start (:func:`default_max_kernels`); the
+  pools come on top of it and ``--preheat auto`` fits them in the other half.
+* **sources stripped** (``strip_sources``) and tracebacks hidden, also from the kernel
+  websocket (``MappingKernelManager.allow_tracebacks``, and the kernel's ``stderr`` kept
+  back by :class:`eoslab.serve.guard.QuietKernelConnection`).
+* **SameSite cookies** (:data:`SAMESITE`): the identity and ``_xsrf`` cookies are not sent
+  with requests other sites make.
+
+``eoslab serve`` runs Voila in a session of its own and stops it on SIGTERM, SIGINT or
+SIGHUP; Voila then shuts its kernels down (:func:`~eoslab.serve.common.run_until_interrupted`).
 
 The kernels inherit the server's environment; ``--quick`` sets ``EOSLAB_QUICK=1`` for them
 (the chapters then use their ``quick`` preset), and ``EOSLAB_QUICK`` / ``EOSLAB_STORE``
@@ -42,6 +58,8 @@ Example:
     ['-m', 'voila', 'book']
     >>> "--port=9000" in argv, "--preheat_kernel=False" in argv
     (True, True)
+    >>> [a for a in voila_argv("book", max_kernels=8) if a.startswith("--CappedKernelManager")]
+    ['--CappedKernelManager.max_kernels=8', '--CappedKernelManager.max_kernels_per_client=0']
     >>> voila_argv("book", port=70000)
     Traceback (most recent call last):
     ...
@@ -50,6 +68,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -67,11 +86,23 @@ from eoslab.serve.common import (
     run_until_interrupted,
 )
 
-__all__ = ["COSMETIC_HOSTS", "KERNEL_BYTES", "add_serve_arguments", "chapter_url", "cmd_serve",
-           "preheat_choice", "voila_argv"]
+__all__ = ["COSMETIC_HOSTS", "KERNEL_BYTES", "LOOPBACK_HOSTS", "MAX_KERNELS_PER_CLIENT", "SAMESITE",
+           "add_serve_arguments", "cap_text", "chapter_url", "cmd_serve", "default_max_kernels",
+           "default_max_kernels_per_client", "preheat_choice", "voila_argv"]
 
 #: Outside hosts the served page may ask for whose failure is only cosmetic (icon fonts).
 COSMETIC_HOSTS = ("cdn.jsdelivr.net",)
+
+#: Kernels one client address may hold at once when the server listens beyond this machine.
+MAX_KERNELS_PER_CLIENT = 3
+
+#: Addresses that serve this machine only: no per-client cap by default there.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+#: The ``SameSite`` attribute of the server's cookies (identity and ``_xsrf``).
+SAMESITE = "Lax"
+
+_GUARD = "eoslab.serve.guard"
 
 
 def chapter_url(base: str, notebook: str) -> str:
@@ -84,22 +115,52 @@ def chapter_url(base: str, notebook: str) -> str:
     return base.rstrip("/") + "/voila/render/" + notebook
 
 
-#: Data folder holding eoslab's Voila template (``voila/templates/eoslab``).
+def default_max_kernels(available: int | None = None) -> int:
+    """How many kernels visitors may hold at once: half of ``available`` bytes, at least 1.
+
+    ``available`` defaults to the memory the machine has available now; each kernel
+    counts :data:`KERNEL_BYTES`.
+
+    Example:
+        >>> default_max_kernels(available=10 * KERNEL_BYTES), default_max_kernels(available=0)
+        (5, 1)
+    """
+    if available is None:
+        import psutil
+
+        available = psutil.virtual_memory().available
+    return max(1, int(available // 2 // KERNEL_BYTES))
 
 
-def preheat_choice(notebooks, choice: str = "auto", *, available: int | None = None) -> list:
+def default_max_kernels_per_client(host: str) -> int:
+    """:data:`MAX_KERNELS_PER_CLIENT`, or 0 (no per-client cap) on a loopback-only ``host``.
+
+    A server on 127.0.0.1 has one reader (or a proxy, for which the total cap is the one
+    that matters), who may well keep more chapters open than a stranger should.
+
+    Example:
+        >>> default_max_kernels_per_client("0.0.0.0"), default_max_kernels_per_client("127.0.0.1")
+        (3, 0)
+    """
+    return 0 if host in LOOPBACK_HOSTS else MAX_KERNELS_PER_CLIENT
+
+
+def preheat_choice(notebooks, choice: str = "auto", *, available: int | None = None,
+                   pool_size: int = 1) -> list:
     """The notebooks (names) that get a pre-heated kernel pool.
 
     ``choice`` is ``"all"``, ``"none"``, ``"auto"`` or a comma-separated list of chapter
-    numbers (``"00,01,02"``).  ``auto`` takes notebooks in book order while their pools fit
-    in half of ``available`` bytes (default: what the machine has free now), at
-    :data:`KERNEL_BYTES` each: a laptop with 4 GB free pre-heats four chapters, a 24 GB
-    server all of them.
+    numbers (``"00,01,02"``).  ``auto`` takes notebooks in book order while their pools of
+    ``pool_size`` kernels fit in half of ``available`` bytes (default: what the machine
+    has free now), at :data:`KERNEL_BYTES` each: a laptop with 4 GB free pre-heats four
+    chapters, a 24 GB server all of them.
 
     Example:
         >>> book = ["00_index.ipynb", "01_a.ipynb", "02_b.ipynb", "03_c.ipynb"]
         >>> preheat_choice(book, "auto", available=4 * KERNEL_BYTES)
         ['00_index.ipynb', '01_a.ipynb']
+        >>> preheat_choice(book, "auto", available=4 * KERNEL_BYTES, pool_size=2)
+        ['00_index.ipynb']
         >>> preheat_choice(book, "01,03")
         ['01_a.ipynb', '03_c.ipynb']
         >>> preheat_choice(book, "07")  # doctest: +ELLIPSIS
@@ -121,7 +182,7 @@ def preheat_choice(notebooks, choice: str = "auto", *, available: int | None = N
             import psutil
 
             available = psutil.virtual_memory().available
-        return names[:max(0, int(available // 2 // KERNEL_BYTES))]
+        return names[:max(0, int(available // 2 // (KERNEL_BYTES * max(pool_size, 1))))]
     wanted = [c.strip() for c in choice.split(",") if c.strip()]
     for number in wanted:
         if number not in numbers:
@@ -135,6 +196,7 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
                cull_connected: bool = True, cell_timeout: float = 600,
                strip_sources: bool = True, show_tracebacks: bool = False,
                port_retries: int = 50, template: str = "eoslab", preheat=None,
+               max_kernels: int | None = None, max_kernels_per_client: int | None = None,
                extra=()) -> list:
     """The command line that serves ``book`` (a folder) with Voila.
 
@@ -152,10 +214,15 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
             open); the page then needs a reload.
         cell_timeout: seconds one cell may run while the page is first executed.
         strip_sources: hide code cells in the served page.
-        show_tracebacks: show Python tracebacks to visitors (debugging only).
+        show_tracebacks: show Python tracebacks to visitors (debugging only); when False
+            they are kept from the kernel websocket too.
         port_retries: other ports to try when ``port`` is taken (0: fail instead).
         template: Voila page template; ``eoslab`` (``lab`` without CDN stylesheets) needs
             the environment of :func:`kernel_env`, ``lab`` is Voila's own.
+        max_kernels: kernels visitors may hold at once (0: no cap; ``None``:
+            :func:`default_max_kernels`); pooled kernels come on top.
+        max_kernels_per_client: kernels one client address may hold at once (0: no cap;
+            ``None``: :func:`default_max_kernels_per_client` of ``host``).
         extra: further Voila arguments, appended unchanged.
     """
     check_port(port)
@@ -168,12 +235,22 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
     check_seconds("cull_idle_timeout", cull_idle_timeout, allow_zero=True)
     check_seconds("cull_interval", cull_interval)
     check_seconds("cell_timeout", cell_timeout)
+    if max_kernels is None:
+        max_kernels = default_max_kernels()
+    if max_kernels_per_client is None:
+        max_kernels_per_client = default_max_kernels_per_client(host)
+    for name, value in (("max_kernels", max_kernels),
+                        ("max_kernels_per_client", max_kernels_per_client)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}={value!r} is not allowed; use an integer >= 0 "
+                             "(0: no cap)")
     if not isinstance(template, str) or not template.replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"template={template!r} is not allowed; use a Voila template name "
                          "such as eoslab or lab")
 
     def flag(value: bool) -> str:
         return "True" if value else "False"
+
 
     argv = [sys.executable, "-m", "voila", str(book),
             f"--port={port}", f"--Voila.ip={host}", f"--Voila.port_retries={port_retries}",
@@ -183,7 +260,17 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
             f"--VoilaExecutor.timeout={number_text(cell_timeout)}",
             f"--MappingKernelManager.cull_idle_timeout={number_text(cull_idle_timeout)}",
             f"--MappingKernelManager.cull_interval={number_text(cull_interval)}",
-            f"--MappingKernelManager.cull_connected={flag(cull_connected)}"]
+            f"--MappingKernelManager.cull_connected={flag(cull_connected)}",
+            f"--MappingKernelManager.allow_tracebacks={flag(show_tracebacks)}",
+            f"--VoilaConfiguration.multi_kernel_manager_class={_GUARD}.CappedKernelManager",
+            f"--CappedKernelManager.max_kernels={max_kernels}",
+            f"--CappedKernelManager.max_kernels_per_client={max_kernels_per_client}",
+            f"--Voila.kernel_websocket_connection_class={_GUARD}.QuietKernelConnection",
+            # JSON, the one form traitlets reads a nested dict in from the command line
+            # (Voila prints traitlets' DeprecationWarning for it at start)
+            "--Voila.tornado_settings=" + json.dumps({"xsrf_cookie_kwargs": {
+                "samesite": SAMESITE}}, separators=(",", ":")),
+            f"--IdentityProvider.cookie_options=samesite={SAMESITE}"]
     if pool_size > 0:
         argv.append(f"--pool_size={pool_size}")
         if preheat is not None:
@@ -222,6 +309,15 @@ def add_serve_arguments(parser) -> None:
                         help="seconds between culling passes (default 60)")
     parser.add_argument("--keep-connected", dest="cull_connected", action="store_false",
                         help="never cull a kernel whose page is still open")
+    parser.add_argument("--max-kernels", type=int, default=None,
+                        help="kernels visitors may hold at once; beyond it a page request "
+                             "gets a 'server busy' page (default: as many as fit in half the "
+                             f"available memory at {kernel_memory_text()} each; 0: no cap; "
+                             "pooled kernels come on top)")
+    parser.add_argument("--max-kernels-per-client", type=int, default=None,
+                        help="kernels one client address may hold at once (default "
+                             f"{MAX_KERNELS_PER_CLIENT}, or no cap when --host is "
+                             "127.0.0.1 or localhost; 0: no cap)")
     parser.add_argument("--cell-timeout", type=float, default=600,
                         help="seconds one cell may run while a page loads (default 600)")
     parser.add_argument("--show-sources", dest="strip_sources", action="store_false",
@@ -235,23 +331,46 @@ def add_serve_arguments(parser) -> None:
     parser.set_defaults(open_browser=False)
 
 
+def cap_text(max_kernels: int, per_client: int) -> str:
+    """The kernel cap and the memory it bounds, as ``eoslab serve`` reports them.
+
+    Example:
+        >>> cap_text(8, 3)
+        'at most 8 visitor kernels (~3.5 GiB), 3 per client address'
+        >>> cap_text(0, 0)
+        'no cap on visitor kernels'
+    """
+    if not max_kernels:
+        text = "no cap on visitor kernels"
+    else:
+        gib = max_kernels * KERNEL_BYTES / 2**30
+        text = f"at most {max_kernels} visitor kernels (~{gib:.1f} GiB)"
+    return text + (f", {per_client} per client address" if per_client else "")
+
+
 def cmd_serve(args) -> int:
     """``eoslab serve``: run Voila on the book until interrupted; returns its exit status."""
     book = find_book(args.book)
     notebooks = sorted(p.name for p in book.glob("*.ipynb"))
-    preheat = preheat_choice(notebooks, args.preheat) if args.pool_size > 0 else []
+    preheat = (preheat_choice(notebooks, args.preheat, pool_size=args.pool_size)
+               if args.pool_size > 0 else [])
+    max_kernels = default_max_kernels() if args.max_kernels is None else args.max_kernels
+    per_client = (default_max_kernels_per_client(args.host) if args.max_kernels_per_client is None
+                  else args.max_kernels_per_client)
     argv = voila_argv(book, port=args.port, host=args.host, open_browser=args.open_browser,
                       pool_size=args.pool_size, preheat=preheat,
                       cull_idle_timeout=args.cull_idle_timeout,
                       cull_interval=args.cull_interval, cull_connected=args.cull_connected,
                       cell_timeout=args.cell_timeout, strip_sources=args.strip_sources,
-                      show_tracebacks=args.show_tracebacks)
+                      show_tracebacks=args.show_tracebacks, max_kernels=max_kernels,
+                      max_kernels_per_client=per_client)
     if args.dry_run:
         print(subprocess.list2cmdline(argv))
         return 0
     shown = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
     print(f"eoslab serve: {len(notebooks)} notebooks from {book}, {len(preheat)} with "
-          f"pre-heated kernels (--preheat {args.preheat}); apps at "
-          f"http://{shown}:{args.port}/voila/render/<notebook> (e.g. {notebooks[0]}), "
-          "Ctrl-C stops", file=sys.stderr)
+          f"pre-heated kernels (--preheat {args.preheat}); {cap_text(max_kernels, per_client)}; "
+          f"apps at http://{shown}:{args.port}/voila/render/<notebook> "
+          f"(e.g. {notebooks[0]}), Ctrl-C stops", file=sys.stderr)
     return run_until_interrupted(argv, kernel_env(quick=args.quick))
+

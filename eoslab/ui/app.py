@@ -16,6 +16,14 @@ app draws it. :class:`ChapterApp` owns everything else, once for all chapters:
 An app whose experiment is exact and instant (``LIVE = True``, chapters 01 and 19)
 recomputes in the calling thread on every slider move and stores nothing.
 
+Every value a control sends is checked in the kernel before anything is computed with it
+(:meth:`ChapterApp.check_setting`): a number must be finite and inside the range its slider
+was built with (or :meth:`ChapterApp.slider_range` under the current preset), whatever the
+widget's ``min``/``max`` say by then, since a client can change those; a choice must be one
+the widget offered.  A refused value is undone in place (the control goes back to its last
+good value and range) and the status line says why.  No exception leaves a widget
+callback: the status line names it in one short line instead of a traceback.
+
 A subclass sets ``CHAPTER``, ``KIND`` and ``experiment`` and implements
 :meth:`~ChapterApp.make_sliders`, :meth:`~ChapterApp.layout` and
 :meth:`~ChapterApp.describe`. The experiment is called as
@@ -37,6 +45,7 @@ Example:
 from __future__ import annotations
 
 import html
+import math
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -79,6 +88,30 @@ def divergence_text(result: dict) -> str:
     return f"{info.get('stage', 'training')} {text}"
 
 
+def _choices(widget) -> tuple | None:
+    """The values a selection widget offers (options as values or ``(label, value)`` pairs)."""
+    options = getattr(widget, "options", None)
+    if options is None:
+        return None
+    return tuple(o[1] if isinstance(o, tuple) and len(o) == 2 else o for o in options)
+
+
+def _shown(value: Any) -> str:
+    """A control's value as a refusal names it.
+
+    >>> _shown(1e300), _shown(7), _shown(float("nan")), _shown(10**400)
+    ('1e+300', '7', 'nan', 'an integer of 401 digits')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return repr(value)[:40]
+    if isinstance(value, int) and abs(value) < 10**6:
+        return str(value)
+    try:
+        return f"{value:.3g}"
+    except OverflowError:
+        return f"an integer of {len(str(abs(value)))} digits"
+
+
 def _setting(value: Any) -> Any:
     """A widget's value as it enters the settings: numbers rounded as shown."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -119,6 +152,10 @@ class ChapterApp:
         self._lock = threading.Lock()
         self.preset_menu = preset_dropdown(self.CHAPTER, self.preset.name)
         self.sliders: dict[str, widgets.Widget] = {**self.make_lr_slider(), **self.make_sliders()}
+        self._built_ranges = {name: (w.min, w.max) for name, w in self.sliders.items()
+                              if _choices(w) is None and hasattr(w, "max")}
+        self._good = {name: w.value for name, w in self.sliders.items()}
+        self._undoing = False
         self.controls = RunControls()
         self.runner = BackgroundRunner(on_error=self._on_error)
         settings = self.settings()
@@ -173,6 +210,50 @@ class ChapterApp:
     def slider_range(self, name: str, preset) -> tuple[float, float] | None:
         """The ``(min, max)`` of slider ``name`` under ``preset``; ``None`` keeps it."""
         return None
+
+    def allowed_range(self, name: str) -> tuple[float, float] | None:
+        """The ``(min, max)`` control ``name`` may send under the current preset.
+
+        :meth:`slider_range` of the preset, else the range the slider was built with;
+        ``None`` for a control that is not a number.
+        """
+        return self.slider_range(name, self.preset) or self._built_ranges.get(name)
+
+    def check_setting(self, name: str, value: Any) -> str | None:
+        """Why control ``name`` may not send ``value``, or ``None`` when it may.
+
+        Example (the allowed range, not the widget's own, decides):
+            >>> app = object.__new__(ChapterApp)
+            >>> app.preset, app._built_ranges = None, {"lr": (0.01, 3.0)}
+            >>> app.sliders = {"lr": widgets.FloatSlider(description="step size eta")}
+            >>> app.check_setting("lr", 1e300)
+            'step size eta = 1e+300 is outside [0.01, 3]'
+            >>> app.check_setting("lr", float("nan")), app.check_setting("lr", 0.5)
+            ('step size eta = nan is not a finite number', None)
+        """
+        widget = self.sliders[name]
+        label = getattr(widget, "description", "") or name
+        choices = _choices(widget)
+        if choices is not None:
+            if value in choices:
+                return None
+            return f"{label} = {_shown(value)} is not one of {', '.join(map(str, choices))}"
+        bounds = self.allowed_range(name)
+        if bounds is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{label} = {_shown(value)} is not a number"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{label} = {_shown(value)} is not a finite number"
+        low, high = bounds
+        if not low <= value <= high:
+            return f"{label} = {_shown(value)} is outside [{_shown(low)}, {_shown(high)}]"
+        return None
+
+    def refusals(self, settings: dict) -> list[str]:
+        """Why each setting of ``settings`` that may not be computed with is refused."""
+        return [reason for name, value in settings.items() if name in self.sliders
+                for reason in [self.check_setting(name, value)] if reason is not None]
 
     def arrange(self) -> list:
         """The app's rows, top to bottom."""
@@ -315,6 +396,11 @@ class ChapterApp:
 
     def _job(self, stop: threading.Event, token: int) -> None:
         settings = self.settings()
+        refused = self.refusals(settings)
+        if refused:  # a bad value between its arrival and its undoing: never computed
+            if self.runner.current(token):
+                self.controls.say(html.escape("refused: " + "; ".join(refused)))
+            return
         self._start_job(settings, token)
         result = self.compute(settings, self._emitter(token), stop)
         store = self._store()
@@ -334,39 +420,88 @@ class ChapterApp:
             self.controls.say("stopping ...")
 
     def _on_error(self, err: BaseException) -> None:
-        """A run raised: the controls go idle and the status line names the error."""
+        """A run raised: the controls go idle and the status line names the error (briefly)."""
         self.controls.set_running(False)
-        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(str(err))}")
+        message = str(err)
+        message = message if len(message) <= 200 else message[:199] + "…"
+        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(message)}")
 
-    def _on_setting(self, _change) -> None:
-        """A control moved: stop the run, then show a stored result or train again."""
-        if self.runner.running:
-            self.runner.stop()
-        if self.LIVE:
-            self.run(wait=True)
+    def _callback_error(self, err: Exception) -> None:
+        """An exception in a widget callback: in the status line, never out of the callback.
+
+        One raised out of the callback would reach the visitor as a traceback.
+        """
+        if err is not self.runner.error:  # the runner has already reported its own
+            self._on_error(err)
+
+    def _undo_refused(self) -> bool:
+        """Put every control holding a refused value back; returns whether there was one."""
+        refused = []
+        for name, w in self.sliders.items():
+            reason = self.check_setting(name, w.value)
+            if reason is None:
+                continue
+            refused.append(reason)
+            self._undoing = True
+            try:
+                bounds = self.allowed_range(name)
+                if bounds is not None and _choices(w) is None:
+                    self._set_range(w, *bounds)
+                w.value = self._good[name]
+            finally:
+                self._undoing = False
+        if refused:
+            self.controls.say(html.escape("refused: " + "; ".join(refused)))
+        return bool(refused)
+
+    @staticmethod
+    def _set_range(w, low: float, high: float) -> None:
+        if low > w.max:
+            w.max, w.min = high, low
+        else:
+            w.min, w.max = low, high
+
+    def _on_setting(self, _change=None) -> None:
+        """A control moved: refuse a value it may not send, else stop the run and show.
+
+        What is shown: the stored result of the new settings, else a new run (``auto_run``).
+        """
+        if self._undoing or self._undo_refused():
             return
-        self._relayout(self.settings())
-        if self.show_stored():
-            return
-        if self.auto_run:
-            self.run()
+        self._good = {name: w.value for name, w in self.sliders.items()}
+        try:
+            if self.runner.running:
+                self.runner.stop()
+            if self.LIVE:
+                self.run(wait=True)
+                return
+            self._relayout(self.settings())
+            if self.show_stored():
+                return
+            if self.auto_run:
+                self.run()
+        except Exception as err:  # noqa: BLE001 - reported in the status line
+            self._callback_error(err)
 
     def _on_preset(self, change) -> None:
+        try:
+            self._switch_preset(str(change["new"]))
+        except Exception as err:  # noqa: BLE001 - reported in the status line
+            self._callback_error(err)
+
+    def _switch_preset(self, preset_name: str) -> None:
         self.runner.stop()
-        self.preset = get_preset(self.CHAPTER, change["new"])
+        self.preset = get_preset(self.CHAPTER, preset_name)
         self.note.value = self._needs()
         for name, w in self.sliders.items():
             w.unobserve(self._on_setting, names="value")
             bounds = self.slider_range(name, self.preset)
             if bounds is not None:
-                low, high = bounds
-                if low > w.max:
-                    w.max, w.min = high, low
-                else:
-                    w.min, w.max = low, high
+                self._set_range(w, *bounds)
             if self.preset.get(name) is not None:
                 w.value = self.preset[name]
             w.observe(self._on_setting, names="value")
+        self._good = {name: w.value for name, w in self.sliders.items()}
         self._relayout(self.settings())
         self.show_stored()
 

@@ -140,7 +140,10 @@ def serve_book(tmp: Path, book: Path = BOOK, pool_size: int = 1, cull_idle_timeo
     port = free_port()
     argv = [sys.executable, "-m", "eoslab.cli", "serve", "--book", str(book),
             "--port", str(port), "--pool-size", str(pool_size), "--quick",
-            "--cull-idle-timeout", str(cull_idle_timeout), "--cull-interval", str(cull_interval)]
+            "--cull-idle-timeout", str(cull_idle_timeout), "--cull-interval", str(cull_interval),
+            # no kernel cap: a closed browser context leaves its page's kernel to culling,
+            # so the session's pages add up (tests/test_serve_hardening.py tests the cap)
+            "--max-kernels", "0"]
     if not cull_connected:
         argv.append("--keep-connected")
     env = {**os.environ, "EOSLAB_QUICK": "1", "EOSLAB_STORE": str(tmp / "store"),

@@ -1,9 +1,10 @@
 """Each chapter opens in JupyterLab (as ``eoslab lab`` starts it), runs, and its app works there.
 
 JupyterLab serves a copy of ``book/`` in a temporary folder with autosave off, so running
-the chapters can never write outputs into the repository's notebooks.  Each chapter opens
-in a fresh workspace (``/lab/workspaces/<id>/tree/book/<nb>?reset``); all cells are run
-through JupyterLab's own ``notebook:run-all-cells`` command.  Each test shuts its chapter's
+the chapters can never write outputs into the repository's notebooks.  The server's root
+is that book folder, so each chapter opens in a fresh workspace at
+``/lab/workspaces/<id>/tree/<nb>?reset``; all cells are run through JupyterLab's own
+``notebook:run-all-cells`` command.  Each test shuts its chapter's
 kernel down at the end, as "Shut Down Kernel" would, so that the kernels of the chapters
 already tested do not pile up in memory.
 """
@@ -82,7 +83,7 @@ def shut_down_kernels(server, path: str) -> int:
 def shut_down_after(lab, request):
     """After the test (and its browser: set up before it, torn down after), no kernel runs."""
     yield
-    shut_down_kernels(lab, f"book/{request.node.callspec.params['notebook']}")
+    shut_down_kernels(lab, request.node.callspec.params["notebook"])  # root: the book
     with urllib.request.urlopen(lab.url + "api/kernels", timeout=30) as reply:
         assert json.load(reply) == [], "kernels still running after the chapter's shut down"
 
@@ -92,7 +93,7 @@ def test_chapter_runs_in_jupyterlab(lab, shut_down_after, browser_page, notebook
     page, log = browser_page
     stem = notebook.removesuffix(".ipynb")
     original = (lab.root / "book" / notebook).read_bytes()
-    page.goto(f"{lab.url}lab/workspaces/test-{stem}/tree/book/{notebook}?reset")
+    page.goto(f"{lab.url}lab/workspaces/test-{stem}/tree/{notebook}?reset")
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                            " && window.jupyterapp.shell.currentWidget.sessionContext"
                            " && window.jupyterapp.shell.currentWidget.sessionContext.session"
