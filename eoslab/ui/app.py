@@ -17,12 +17,8 @@ An app whose experiment is exact and instant (``LIVE = True``, chapters 01 and 1
 recomputes in the calling thread on every slider move and stores nothing.
 
 Every value a control sends is checked in the kernel before anything is computed with it
-(:meth:`ChapterApp.check_setting`): a number must be finite and inside the range its slider
-was built with (or :meth:`ChapterApp.slider_range` under the current preset), whatever the
-widget's ``min``/``max`` say by then, since a client can change those; a choice must be one
-the widget offered.  A refused value is undone in place (the control goes back to its last
-good value and range) and the status line says why.  No exception leaves a widget
-callback: the status line names it in one short line instead of a traceback.
+(:class:`~eoslab.ui.inputs.InputGuard`); a refused value is undone in place and the status
+line says why. No exception leaves a widget callback: the status line names it instead.
 
 A subclass sets ``CHAPTER``, ``KIND`` and ``experiment`` and implements
 :meth:`~ChapterApp.make_sliders`, :meth:`~ChapterApp.layout` and
@@ -45,7 +41,6 @@ Example:
 from __future__ import annotations
 
 import html
-import math
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -59,57 +54,15 @@ from eoslab.ui.base import (
     LiveChart,
     RunControls,
     Throttle,
-    describe_divergence,
+    divergence_text,
     preset_dropdown,
     slider,
 )
+from eoslab.ui.inputs import InputGuard, choices
 
 __all__ = ["ChapterApp", "Emit", "divergence_text"]
 
 Emit = Callable[[dict, int], None]
-
-
-def divergence_text(result: dict) -> str:
-    """The status sentence of a diverged result (names the stage that blew up).
-
-    ``result["diverged"]`` may also carry ``"sharpness"`` (the last one measured) and
-    ``"momentum"`` (heavy-ball beta, whose edge is (2+2beta)/eta); the sentence names them.
-
-    >>> text = divergence_text(
-    ...     {"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "endpoint 1"}})
-    >>> for part in text.split(" — "):
-    ...     print(part)
-    endpoint 1 diverged at step 12: loss 3e+04
-    eta = 5 is too large for this curvature (2/eta = 0.4)
-    """
-    info = result["diverged"]
-    text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]),
-                               info.get("sharpness"), float(info.get("momentum", 0.0)))
-    return f"{info.get('stage', 'training')} {text}"
-
-
-def _choices(widget) -> tuple | None:
-    """The values a selection widget offers (options as values or ``(label, value)`` pairs)."""
-    options = getattr(widget, "options", None)
-    if options is None:
-        return None
-    return tuple(o[1] if isinstance(o, tuple) and len(o) == 2 else o for o in options)
-
-
-def _shown(value: Any) -> str:
-    """A control's value as a refusal names it.
-
-    >>> _shown(1e300), _shown(7), _shown(float("nan")), _shown(10**400)
-    ('1e+300', '7', 'nan', 'an integer of 401 digits')
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return repr(value)[:40]
-    if isinstance(value, int) and abs(value) < 10**6:
-        return str(value)
-    try:
-        return f"{value:.3g}"
-    except OverflowError:
-        return f"an integer of {len(str(abs(value)))} digits"
 
 
 def _setting(value: Any) -> Any:
@@ -119,7 +72,7 @@ def _setting(value: Any) -> Any:
     return int(value) if isinstance(value, int) else round(float(value), 6)
 
 
-class ChapterApp:
+class ChapterApp(InputGuard):
     """Base of every chapter app (see the module docs).
 
     Args:
@@ -153,7 +106,7 @@ class ChapterApp:
         self.preset_menu = preset_dropdown(self.CHAPTER, self.preset.name)
         self.sliders: dict[str, widgets.Widget] = {**self.make_lr_slider(), **self.make_sliders()}
         self._built_ranges = {name: (w.min, w.max) for name, w in self.sliders.items()
-                              if _choices(w) is None and hasattr(w, "max")}
+                              if choices(w) is None and hasattr(w, "max")}
         self._good = {name: w.value for name, w in self.sliders.items()}
         self._undoing = False
         self.controls = RunControls()
@@ -210,50 +163,6 @@ class ChapterApp:
     def slider_range(self, name: str, preset) -> tuple[float, float] | None:
         """The ``(min, max)`` of slider ``name`` under ``preset``; ``None`` keeps it."""
         return None
-
-    def allowed_range(self, name: str) -> tuple[float, float] | None:
-        """The ``(min, max)`` control ``name`` may send under the current preset.
-
-        :meth:`slider_range` of the preset, else the range the slider was built with;
-        ``None`` for a control that is not a number.
-        """
-        return self.slider_range(name, self.preset) or self._built_ranges.get(name)
-
-    def check_setting(self, name: str, value: Any) -> str | None:
-        """Why control ``name`` may not send ``value``, or ``None`` when it may.
-
-        Example (the allowed range, not the widget's own, decides):
-            >>> app = object.__new__(ChapterApp)
-            >>> app.preset, app._built_ranges = None, {"lr": (0.01, 3.0)}
-            >>> app.sliders = {"lr": widgets.FloatSlider(description="step size eta")}
-            >>> app.check_setting("lr", 1e300)
-            'step size eta = 1e+300 is outside [0.01, 3]'
-            >>> app.check_setting("lr", float("nan")), app.check_setting("lr", 0.5)
-            ('step size eta = nan is not a finite number', None)
-        """
-        widget = self.sliders[name]
-        label = getattr(widget, "description", "") or name
-        choices = _choices(widget)
-        if choices is not None:
-            if value in choices:
-                return None
-            return f"{label} = {_shown(value)} is not one of {', '.join(map(str, choices))}"
-        bounds = self.allowed_range(name)
-        if bounds is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{label} = {_shown(value)} is not a number"
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{label} = {_shown(value)} is not a finite number"
-        low, high = bounds
-        if not low <= value <= high:
-            return f"{label} = {_shown(value)} is outside [{_shown(low)}, {_shown(high)}]"
-        return None
-
-    def refusals(self, settings: dict) -> list[str]:
-        """Why each setting of ``settings`` that may not be computed with is refused."""
-        return [reason for name, value in settings.items() if name in self.sliders
-                for reason in [self.check_setting(name, value)] if reason is not None]
 
     def arrange(self) -> list:
         """The app's rows, top to bottom."""
@@ -433,33 +342,6 @@ class ChapterApp:
         """
         if err is not self.runner.error:  # the runner has already reported its own
             self._on_error(err)
-
-    def _undo_refused(self) -> bool:
-        """Put every control holding a refused value back; returns whether there was one."""
-        refused = []
-        for name, w in self.sliders.items():
-            reason = self.check_setting(name, w.value)
-            if reason is None:
-                continue
-            refused.append(reason)
-            self._undoing = True
-            try:
-                bounds = self.allowed_range(name)
-                if bounds is not None and _choices(w) is None:
-                    self._set_range(w, *bounds)
-                w.value = self._good[name]
-            finally:
-                self._undoing = False
-        if refused:
-            self.controls.say(html.escape("refused: " + "; ".join(refused)))
-        return bool(refused)
-
-    @staticmethod
-    def _set_range(w, low: float, high: float) -> None:
-        if low > w.max:
-            w.max, w.min = high, low
-        else:
-            w.min, w.max = low, high
 
     def _on_setting(self, _change=None) -> None:
         """A control moved: refuse a value it may not send, else stop the run and show.

@@ -25,6 +25,7 @@ __all__ = [
     "RunControls",
     "Throttle",
     "describe_divergence",
+    "divergence_text",
     "enable_offline_charts",
     "preset_dropdown",
     "slider",
@@ -320,3 +321,22 @@ def describe_divergence(step: int, loss: float, lr: float, sharpness: float | No
     if sharpness is not None and math.isfinite(sharpness):
         text += f", last sharpness {sharpness:.3g}"
     return text + ")"
+
+
+def divergence_text(result: dict) -> str:
+    """The status sentence of a diverged result (names the stage that blew up).
+
+    ``result["diverged"]`` may also carry ``"sharpness"`` (the last one measured) and
+    ``"momentum"`` (heavy-ball beta, whose edge is (2+2beta)/eta); the sentence names them.
+
+    >>> text = divergence_text(
+    ...     {"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "endpoint 1"}})
+    >>> for part in text.split(" — "):
+    ...     print(part)
+    endpoint 1 diverged at step 12: loss 3e+04
+    eta = 5 is too large for this curvature (2/eta = 0.4)
+    """
+    info = result["diverged"]
+    text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]),
+                               info.get("sharpness"), float(info.get("momentum", 0.0)))
+    return f"{info.get('stage', 'training')} {text}"
