@@ -43,6 +43,7 @@ import difflib
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -82,6 +83,7 @@ def _int_range(name: str, text: str) -> list[int]:
 def _convert(name: str, value, from_text: bool):
     """``value`` as the type of field ``name`` (text from the command line is parsed)."""
     kind = _FIELDS[name]
+    from_text = from_text or (isinstance(value, str) and kind in ("int", "int | None", "float"))
     if kind.endswith("| None") and (value is None or (from_text and value.lower() == "none")):
         return None
     if kind.startswith("int"):
@@ -242,6 +244,20 @@ def check_buildable(grid: Grid, *, skip_missing_data: bool = False) -> None:
                              f"{err}") from None
 
 
+def _yaml_loader(yaml):
+    """PyYAML's SafeLoader reading ``2:6`` as the text of a range, not YAML 1.1's 2*60+6."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    ranges = re.compile(r"^[-+]?[0-9]+(?::[-+]?[0-9]+){1,2}$")
+    resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for first in "+-0123456789":
+        resolvers.setdefault(first, []).insert(0, ("tag:yaml.org,2002:str", ranges))
+    Loader.yaml_implicit_resolvers = resolvers
+    return Loader
+
+
 def load_grid_file(path: str | Path) -> tuple[dict, dict]:
     """``(base, axes)`` from a JSON or YAML grid file (see the module docstring)."""
     path = Path(path)
@@ -253,7 +269,7 @@ def load_grid_file(path: str | Path) -> tuple[dict, dict]:
             raise ImportError(f"{path} is YAML, which needs PyYAML: pip install pyyaml "
                               "(or write the grid as JSON)") from None
         try:
-            blob = yaml.safe_load(text)
+            blob = yaml.load(text, Loader=_yaml_loader(yaml))  # a SafeLoader subclass
         except yaml.YAMLError as err:
             raise ValueError(f"grid file {path} is not valid YAML: {err}") from None
     else:

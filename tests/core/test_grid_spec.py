@@ -83,14 +83,15 @@ def test_a_combination_the_config_rejects_names_the_point():
 
 
 def test_grid_files_json_and_yaml(tmp_path):
-    blob = {"base": {"steps": 7, "n_train": 40}, "grid": {"lr": [0.1, 0.2], "model_seed": "0:3"}}
+    blob = {"base": {"steps": 7, "n_train": 40}, "grid": {"lr": [0.1, 0.2], "model_seed": "2:5"}}
     (tmp_path / "g.json").write_text(json.dumps(blob))
-    (tmp_path / "g.yaml").write_text("steps: 7\nn_train: 40\nlr: [0.1, 0.2]\nmodel_seed: '0:3'\n"
+    (tmp_path / "g.yaml").write_text("steps: 7\nn_train: 40\nlr: [1/10, 0.2]\nmodel_seed: 2:5\n"
                                      "betas: [0.9, 0.99]\n")
     for name in ("g.json", "g.yaml"):
         base, axes = load_grid_file(tmp_path / name)
         grid = build_grid(base, axes)
         assert len(grid) == 6 and grid.base.steps == 7 and list(grid.axes) == ["lr", "model_seed"]
+        assert grid.axes["lr"] == [0.1, 0.2] and grid.axes["model_seed"] == [2, 3, 4]
     assert grid.base.betas == (0.9, 0.99)
 
 
