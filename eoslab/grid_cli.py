@@ -69,6 +69,9 @@ def add_sweep_arguments(p) -> None:
                                    "~/.cache/eoslab); on a cluster, a shared file system")
     p.add_argument("--no-batch", action="store_true",
                    help="one run per config instead of batched step-size groups")
+    p.add_argument("--group-size", type=int, default=None, metavar="N",
+                   help="at most N configs per batched group (on Ray: per task, so one "
+                        "architecture's step sizes and seeds spread over several GPUs)")
     p.add_argument("--summary", action="store_true",
                    help="print the grid's table: final loss, sharpness band, status")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
@@ -118,11 +121,11 @@ def _grid(args):
     return build_grid(base, axes, skip_missing_data=args.ray is not None)
 
 
-def _print_plan(grid, configs, store) -> None:
+def _print_plan(grid, configs, store, max_copies) -> None:
     from eoslab.core.sweep_plan import plan
 
     todo = [c for c in configs if store.load_run(c) is None]
-    for group in plan(todo, batch=True):
+    for group in plan(todo, batch=True, max_copies=max_copies):
         points = "; ".join(", ".join(f"{k}={v!r}" for k, v in grid.point(c).items())
                            for c in group.configs)
         print(f"  {group.describe()}  [{points}]")
@@ -143,7 +146,7 @@ def cmd_sweep(args) -> int:
     print(f"grid: {len(configs)} configs ({axes}); {stored} already in the store "
           f"{store.root}; {rest}", file=sys.stderr)
     if args.dry_run:
-        _print_plan(grid, configs, store)
+        _print_plan(grid, configs, store, args.group_size)
         return 0
     lease = args.lease or DEFAULT_LEASE
     stop = threading.Event()
@@ -155,12 +158,13 @@ def cmd_sweep(args) -> int:
                                  num_cpus=args.num_cpus, lease=lease,
                                  cpus_per_task=args.cpus_per_task,
                                  gpus_per_task=args.gpus_per_task, max_retries=args.max_retries,
-                                 progress=not args.quiet, batch=not args.no_batch)
+                                 progress=not args.quiet, batch=not args.no_batch,
+                                 max_copies=args.group_size)
         else:
             from eoslab.core.sweep_plan import settle
 
             outcomes = settle(configs, store, lease=lease, progress=not args.quiet, stop=stop,
-                              batch=not args.no_batch)
+                              batch=not args.no_batch, max_copies=args.group_size)
     except KeyboardInterrupt:
         stop.set()
         done = sum(store.load_run(c) is not None for c in configs)

@@ -22,6 +22,7 @@ Example (a local Ray instance with two CPUs):
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,29 @@ def ray_runtime_env() -> dict:
             "excludes": ["__pycache__", "*.pyc"]}
 
 
+def _token_mode_if_available() -> None:
+    """Send this machine's Ray token when joining an explicit address.
+
+    Ray turns token authentication on by itself only for a local cluster it finds; joining
+    ``HOST:PORT`` needs ``RAY_AUTH_MODE=token``.  When the mode is unset and a token is at
+    hand (``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) this does
+    what Ray does for a local cluster (a cluster without authentication accepts such a
+    client too).
+    """
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    try:  # Ray's own switch: sets the variable and reloads Ray's config in this process
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:
+        path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray/auth_token")
+        if os.environ.get("RAY_AUTH_TOKEN") or path.is_file():
+            os.environ["RAY_AUTH_MODE"] = "token"
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def connect(address: str | None = None, *, num_cpus: int | None = None,
             ship_code: bool = True) -> bool:
     """Connect to Ray (or start a local instance); whether this call started the connection.
@@ -68,6 +92,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None,
         ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
                  **kwargs)
     else:
+        _token_mode_if_available()
         ray.init(address=address, logging_level="WARNING", **kwargs)
     return True
 
@@ -76,7 +101,8 @@ def train_group(config_dicts: list[dict], store_root: str, lease: float,
                  batch: bool) -> list[dict]:
     """The Ray task: settle one group's configs into the store; small reports back."""
     configs = [TrainConfig.from_dict(values) for values in config_dicts]
-    outcomes = settle(configs, RunStore(store_root), lease=lease, progress=False, batch=batch)
+    outcomes = settle(configs, RunStore(store_root), lease=lease, progress=False, batch=batch,
+                      max_copies=len(configs))
     host = socket.gethostname()
     return [{"key": o.config.key(), "source": o.source, "error": o.error, "host": host}
             for o in outcomes]
@@ -105,7 +131,8 @@ def ray_sweep(configs: Sequence[TrainConfig], store: RunStore | None = None, *,
               address: str | None = None, num_cpus: int | None = None,
               lease: float = DEFAULT_LEASE, cpus_per_task: float = 1,
               gpus_per_task: float | None = None, max_retries: int = 3,
-              progress: bool = True, batch: bool = True) -> list[Outcome]:
+              progress: bool = True, batch: bool = True,
+              max_copies: int | None = None) -> list[Outcome]:
     """Bring every config into ``store`` with one Ray task per group; outcomes in order.
 
     Configs already stored are skipped without touching Ray, so a repeated sweep returns at
@@ -124,6 +151,7 @@ def ray_sweep(configs: Sequence[TrainConfig], store: RunStore | None = None, *,
         max_retries: Ray's retries of a task whose worker died.
         progress: tqdm bars of configs and copy-steps (advanced as groups finish).
         batch: group step sizes into batched sweeps.
+        max_copies: at most this many configs per task (spreads a large group over GPUs).
     """
     store = RunStore() if store is None else store
     configs = list(configs)
@@ -144,7 +172,7 @@ def ray_sweep(configs: Sequence[TrainConfig], store: RunStore | None = None, *,
             num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries,
             retry_exceptions=False)
         root = str(store.root.resolve())
-        for group in plan(todo, batch):
+        for group in plan(todo, batch, max_copies):
             ref = task.remote([c.to_dict() for c in group.configs], root, lease, batch)
             pending[ref] = group
         while pending:

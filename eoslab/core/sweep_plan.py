@@ -93,8 +93,16 @@ def group_signature(config: TrainConfig) -> str:
     return json.dumps(values, sort_keys=True, default=str)
 
 
-def plan(configs: Sequence[TrainConfig], batch: bool = True) -> list[Group]:
-    """Groups of ``configs`` in first-seen order (see the module docstring)."""
+def plan(configs: Sequence[TrainConfig], batch: bool = True,
+         max_copies: int | None = None) -> list[Group]:
+    """Groups of ``configs`` in first-seen order (see the module docstring).
+
+    ``max_copies`` splits a batched group into parts of at most that many configs (so a
+    cluster spreads one architecture's step sizes and seeds over several GPUs).
+    """
+    if max_copies is not None and (isinstance(max_copies, bool) or not isinstance(
+            max_copies, int) or max_copies < 1):
+        raise ValueError(f"max_copies={max_copies!r} is not allowed; use an integer >= 1")
     from eoslab.core.sweep import check_sweepable
 
     groups: dict[str, Group] = {}
@@ -110,9 +118,13 @@ def plan(configs: Sequence[TrainConfig], batch: bool = True) -> list[Group]:
             singles.append(config)
             continue
         groups.setdefault(group_signature(config), Group([], True)).configs.append(config)
+    out = []
     for group in groups.values():
-        group.batched = group.batched and len(group.configs) > 1
-    return list(groups.values())
+        size = max_copies or len(group.configs)
+        for i in range(0, len(group.configs), size):
+            part = group.configs[i:i + size]
+            out.append(Group(part, group.batched and len(part) > 1))
+    return out
 
 
 class Progress:
@@ -239,7 +251,8 @@ def _claim_and_train(group: Group, store: RunStore, claims: Claims, progress, st
 
 def settle(configs: Sequence[TrainConfig], store: RunStore | None = None, *,
            lease: float = DEFAULT_LEASE, poll: float = 0.5, progress: bool | Progress = True,
-           stop: threading.Event | None = None, batch: bool = True) -> list[Outcome]:
+           stop: threading.Event | None = None, batch: bool = True,
+           max_copies: int | None = None) -> list[Outcome]:
     """Bring every config into ``store``; one :class:`Outcome` per config, in order.
 
     Args:
@@ -250,6 +263,7 @@ def settle(configs: Sequence[TrainConfig], store: RunStore | None = None, *,
         progress: show the bars (or a :class:`Progress` to update).
         stop: an event that ends the work; unfinished configs come back ``"stopped"``.
         batch: group step sizes into batched sweeps (``False``: one run per config).
+        max_copies: at most this many configs per batched sweep (see :func:`plan`).
     """
     store = RunStore() if store is None else store
     configs = list(configs)
@@ -266,7 +280,7 @@ def settle(configs: Sequence[TrainConfig], store: RunStore | None = None, *,
         with Claims(store, "runs", lease) as claims:
             while todo and not (stop is not None and stop.is_set()):
                 worked = False
-                for group in plan(todo, batch):
+                for group in plan(todo, batch, max_copies):
                     if stop is not None and stop.is_set():
                         break
                     worked |= _claim_and_train(group, store, claims, bars, stop, outcomes)

@@ -116,6 +116,7 @@ def test_killing_a_worker_mid_sweep_loses_and_recomputes_nothing(cluster, tmp_pa
 @pytest.mark.slow
 def test_eoslab_sweep_joins_a_running_cluster_and_a_repeat_returns_at_once(cluster, tmp_path):
     env = {**os.environ, "EOSLAB_STORE": str(tmp_path)}
+    env.pop("RAY_AUTH_MODE", None)  # as in a fresh shell: eoslab finds the token itself
     args = [sys.executable, "-m", "eoslab.cli", "sweep", "--n-train", "100", "--width", "16",
             "--steps", "60", "--record-every", "10", "--device", "cpu", "--quiet",
             "--grid", "lr=0.05,0.1,0.2", "--grid", "model_seed=0:2",

@@ -65,13 +65,18 @@ def test_plan_batches_step_sizes_and_seeds_of_one_architecture():
         (4, True), (4, True), (1, False), (1, False), (1, False), (1, False)]
     assert groups[0].steps == 240 and "batched sweep of 4" in groups[0].describe()
     assert all(not g.batched for g in plan(configs, batch=False))
+    parts = plan(configs[:8], max_copies=3)  # a big group spread over several tasks / GPUs
+    assert [(len(g.configs), g.batched) for g in parts] == [(3, True), (1, False)] * 2
+    assert [c for g in parts for c in g.configs] == configs[:8]
+    with pytest.raises(ValueError, match="max_copies=0 is not allowed"):
+        plan(configs, max_copies=0)
 
 
 def test_a_grid_settles_equal_to_single_runs_and_a_second_call_trains_nothing(tmp_path):
     store = RunStore(tmp_path)
     configs = [BASE.replace(lr=lr, model_seed=s, model=m)
                for lr in (0.05, 0.1, 2.0) for s in (0, 1) for m in ("fc-tanh", "fc-relu")]
-    outcomes = settle(configs, store, progress=False)
+    outcomes = settle(configs, store, progress=False, max_copies=5)
     assert [o.source for o in outcomes] == ["trained"] * 12
     assert [o.config for o in outcomes] == configs
     for o in outcomes:
