@@ -141,19 +141,27 @@ class Claims:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._offset: tuple[float, float] | None = None  # (file server - local clock, when)
 
     def path(self, key: str) -> Path:
         return self.store.path(self.kind, key) / CLAIM_FILE
 
     # -- reading -----------------------------------------------------------------------
     def _fs_now(self, directory: Path) -> float:
-        """The file server's current time: the modification time of a fresh file there."""
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".clock-")
-        try:
-            return os.fstat(fd).st_mtime
-        finally:
-            os.close(fd)
-            os.unlink(tmp)
+        """The file server's current time, from its offset to this machine's clock.
+
+        The offset is the modification time of a fresh file in ``directory`` minus
+        ``time.time()``, measured again at most every ``lease / 4`` seconds.
+        """
+        now = time.time()
+        if self._offset is None or now - self._offset[1] > self.lease / 4:
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".clock-")
+            try:
+                self._offset = (os.fstat(fd).st_mtime - time.time(), now)
+            finally:
+                os.close(fd)
+                os.unlink(tmp)
+        return time.time() + self._offset[0]
 
     def holder(self, key: str) -> dict | None:
         """The claim on ``key`` (owner fields, ``age`` in seconds, ``stale``), or ``None``."""

@@ -192,8 +192,8 @@ def build_grid(base: Mapping | TrainConfig, axes: Iterable[tuple[str, Sequence]]
         base: fixed field values (a dict, e.g. parsed flags) or a config.
         axes: ``(field, values)`` pairs or a mapping; a field may appear once.
         deep: also build the data, model, optimiser and schedule once per architecture.
-        skip_missing_data: in the deep check, pass datasets whose files this machine lacks
-            (a cluster's workers may hold them).
+        skip_missing_data: in the deep check, pass datasets whose files (or loader, e.g.
+            torchvision) this machine lacks: a cluster's workers may hold them.
     """
     base = base if isinstance(base, TrainConfig) else TrainConfig.from_dict(dict(base))
     pairs = list(axes.items()) if isinstance(axes, Mapping) else list(axes)
@@ -235,11 +235,11 @@ def check_buildable(grid: Grid, *, skip_missing_data: bool = False) -> None:
         seen.add(signature)
         try:
             build_setup(config.replace(device="cpu"))
-        except FileNotFoundError as err:
+        except (FileNotFoundError, ImportError) as err:
             if not skip_missing_data:
-                raise ValueError(f"grid point {_describe(grid.point(config))} needs data this "
-                                 f"machine lacks: {err}") from None
-        except (ValueError, TypeError, ImportError, RuntimeError) as err:
+                raise ValueError(f"grid point {_describe(grid.point(config))} cannot load its "
+                                 f"data on this machine: {err}") from None
+        except (ValueError, TypeError, RuntimeError) as err:
             raise ValueError(f"grid point {_describe(grid.point(config))} is rejected: "
                              f"{err}") from None
 

@@ -259,7 +259,8 @@ def settle(configs: Sequence[TrainConfig], store: RunStore | None = None, *,
         configs: the configs (e.g. :meth:`eoslab.core.grid_spec.Grid.configs`).
         store: the store, shared with any other worker (default: :class:`RunStore`).
         lease: seconds of the claims' lease (:class:`eoslab.core.claims.Claims`).
-        poll: seconds between looks at configs another worker is training.
+        poll: seconds between looks at configs another worker is training (growing to
+            ``10 * poll`` while nothing changes).
         progress: show the bars (or a :class:`Progress` to update).
         stop: an event that ends the work; unfinished configs come back ``"stopped"``.
         batch: group step sizes into batched sweeps (``False``: one run per config).
@@ -278,18 +279,21 @@ def settle(configs: Sequence[TrainConfig], store: RunStore | None = None, *,
         len(unique), len(outcomes), sum(c.steps for c in todo), enabled=bool(progress))
     try:
         with Claims(store, "runs", lease) as claims:
+            wait = poll
             while todo and not (stop is not None and stop.is_set()):
                 worked = False
                 for group in plan(todo, batch, max_copies):
                     if stop is not None and stop.is_set():
                         break
                     worked |= _claim_and_train(group, store, claims, bars, stop, outcomes)
-                todo = _waiting(todo, store, outcomes, bars)
+                left = _waiting(todo, store, outcomes, bars)
+                wait = poll if worked or len(left) < len(todo) else min(10 * poll, 1.5 * wait)
+                todo = left
                 if todo and not worked:
-                    holders = {_owner(claims.holder(c.key())) for c in todo} - {None}
+                    holders = {_owner(claims.holder(c.key())) for c in todo[:20]} - {None}
                     bars.configs.set_postfix_str(
                         f"waiting for {len(todo)} held by {', '.join(sorted(holders))}")
-                    time.sleep(poll)
+                    time.sleep(wait)
     finally:
         if not isinstance(progress, Progress):
             bars.close()

@@ -115,3 +115,12 @@ def test_bad_grid_files_are_named(tmp_path, text, match):
 def test_a_base_config_object_and_the_deep_check_can_be_skipped():
     grid = build_grid(TrainConfig(steps=3), {"width": [0]}, deep=False)  # no setup built
     assert grid.configs()[0].width == 0
+
+
+def test_data_this_machine_lacks_fails_locally_and_passes_for_a_cluster(monkeypatch, tmp_path):
+    monkeypatch.setenv("EOSLAB_DATA", str(tmp_path / "no-cifar-here"))
+    axes = {"lr": [0.1, 0.2]}
+    with pytest.raises(ValueError, match="grid point lr=0.1 cannot load its data on this machine"):
+        build_grid({"dataset": "cifar10-1k", "steps": 5}, axes)
+    grid = build_grid({"dataset": "cifar10-1k", "steps": 5}, axes, skip_missing_data=True)
+    assert len(grid) == 2
