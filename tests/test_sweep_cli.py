@@ -100,6 +100,7 @@ def test_sweep_summary_resume_runs_and_equality_with_eoslab_run(tmp_path, capsys
             assert math.isclose(a["sharpness"], b["sharpness"], rel_tol=2e-2)
 
 
+@pytest.mark.slow  # two processes starting torch on 2 cores: 40-60 s
 def test_two_processes_on_overlapping_grids_train_each_config_once(tmp_path):
     store = tmp_path / "shared"
     grids = [["--grid", "width=8,12,16,20", "--grid", "lr=0.05,0.1,0.2"],

@@ -22,6 +22,7 @@ from eoslab.core.experiment import run
 from eoslab.core.store import RunStore
 
 ray = pytest.importorskip("ray", reason="the Ray tests need the extra eoslab[cluster]")
+pytestmark = pytest.mark.slow  # starting the cluster alone takes ~20 s on 2 cores
 psutil = pytest.importorskip("psutil")
 
 BASE = TrainConfig(n_train=100, width=16, steps=60, record_every=10, device="cpu")
@@ -113,7 +114,6 @@ def test_killing_a_worker_mid_sweep_loses_and_recomputes_nothing(cluster, tmp_pa
         assert_equal_runs(store.load_run(o.config), run(o.config, store=False))
 
 
-@pytest.mark.slow
 def test_eoslab_sweep_joins_a_running_cluster_and_a_repeat_returns_at_once(cluster, tmp_path):
     env = {**os.environ, "EOSLAB_STORE": str(tmp_path)}
     env.pop("RAY_AUTH_MODE", None)  # as in a fresh shell: eoslab finds the token itself
