@@ -8,6 +8,9 @@ file that is missing, a folder, not JSON or not a JSON object is named, and the 
 checked for writability first; the message names the field, the file or the store, with no
 traceback.
 
+``eoslab sweep``: a grid of configs, locally (batched) or on a Ray cluster; ``eoslab runs``:
+the stored runs, filtered (both in :mod:`eoslab.grid_cli`).
+
 ``eoslab serve``: serve the book's chapters as Voila apps; ``eoslab lab``: open the book in
 JupyterLab (both in :mod:`eoslab.serve`).
 """
@@ -59,6 +62,7 @@ def _config_parser(sub) -> argparse.ArgumentParser:
 def _cmd_run(args) -> int:
     from tqdm import tqdm
 
+    from eoslab.core.claims import DEFAULT_LEASE
     from eoslab.core.config import TrainConfig
     from eoslab.core.experiment import run
     from eoslab.core.store import RunStore
@@ -111,7 +115,8 @@ def _cmd_run(args) -> int:
     stop = threading.Event()
     try:
         result = run(config, callbacks=[progress], stop=stop, store=store,
-                     reuse=not args.fresh, checkpoint_every=args.checkpoint_every)
+                     reuse=not args.fresh, checkpoint_every=args.checkpoint_every,
+                     lease=DEFAULT_LEASE)
     except KeyboardInterrupt:
         stop.set()
         print("\ninterrupted", file=sys.stderr)
@@ -136,7 +141,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="eoslab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _config_parser(sub)
+    from eoslab import grid_cli
     from eoslab import serve as _serve
+
+    grid_cli.add_sweep_arguments(sub.add_parser(
+        "sweep", help="train a grid of configs (batched, resumable; --ray for a cluster)"))
+    grid_cli.add_runs_arguments(sub.add_parser(
+        "runs", help="list the stored runs (--where 'lr<0.05' filters)"))
 
     _serve.add_serve_arguments(sub.add_parser(
         "serve", help="serve the book's chapters as Voila apps (/voila/render/<notebook>)"))
@@ -145,6 +156,10 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "sweep":
+            return grid_cli.cmd_sweep(args)
+        if args.command == "runs":
+            return grid_cli.cmd_runs(args)
         if args.command == "serve":
             return _serve.cmd_serve(args)
         return _serve.cmd_lab(args)

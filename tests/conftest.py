@@ -12,7 +12,9 @@ os.environ.setdefault("EOSLAB_QUICK", "1")
 # oversubscribed BLAS threads made small-net tests 10-70x slower there.
 torch.set_num_threads(1)
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# the CUDA case is also marked `cuda`, so `pytest -m cuda` (scripts/gpu-check) runs it
+DEVICES = ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.cuda)]
+                     if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(params=DEVICES)
@@ -25,3 +27,18 @@ def device(request):
 def _isolated_store(tmp_path, monkeypatch):
     """Tests never touch the user's store: EOSLAB_STORE points at a fresh folder."""
     monkeypatch.setenv("EOSLAB_STORE", str(tmp_path / "store"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped where no CUDA device is visible (scripts/gpu-check).
+
+    ``EOSLAB_CUDA_TESTS_DEVICE=cpu`` runs them on the CPU instead, to check their logic on a
+    machine without a GPU (tests/test_cuda_paths.py reads it).
+    """
+    if torch.cuda.is_available() or os.environ.get("EOSLAB_CUDA_TESTS_DEVICE"):
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (none visible: torch.cuda.is_available() "
+                                   "is False)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

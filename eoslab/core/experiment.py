@@ -89,7 +89,7 @@ def config_probes(config: TrainConfig) -> list:
 def run(config: TrainConfig, *, callbacks: Sequence[Callable] = (),
         stop: threading.Event | None = None, store: RunStore | None | bool = None,
         reuse: bool = True, resume: bool = True, checkpoint_every: int | None = None,
-        probes: Sequence[Callable] = ()) -> Run:
+        probes: Sequence[Callable] = (), lease: float | None = None) -> Run:
     """Train the experiment ``config`` describes, using and filling the store.
 
     Args:
@@ -101,8 +101,20 @@ def run(config: TrainConfig, *, callbacks: Sequence[Callable] = (),
         resume: continue from a stored checkpoint when one exists.
         checkpoint_every: save a checkpoint every this many steps (default: none).
         probes: extra probes beyond those the config switches on.
+        lease: train under a claim on the config's key (:mod:`eoslab.core.claims`, a lease
+            of this many seconds), so that processes sharing the store train it once; while
+            another process holds the claim this one waits, then reads its result.
     """
     store = RunStore() if store is None else (store or None)
+    if store is not None and lease:
+        from eoslab.core.claims import claimed
+
+        def again():
+            return run(config, callbacks=callbacks, stop=stop, store=store, reuse=reuse,
+                       resume=resume, checkpoint_every=checkpoint_every, probes=probes)
+
+        return claimed(store, config.key(), again, lease=lease,
+                       ready=lambda: reuse and store.load_run(config) is not None)
     if store is not None and reuse:
         stored = store.load_run(config)
         if stored is not None:
