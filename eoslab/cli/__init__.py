@@ -9,7 +9,7 @@ checked for writability first; the message names the field, the file or the stor
 traceback.
 
 ``eoslab sweep``: a grid of configs, locally (batched) or on a Ray cluster; ``eoslab runs``:
-the stored runs, filtered (both in :mod:`eoslab.grid_cli`).
+the stored runs, filtered (both in :mod:`eoslab.cli.grid`).
 
 ``eoslab serve``: serve the book's chapters as Voila apps; ``eoslab lab``: open the book in
 JupyterLab (both in :mod:`eoslab.serve`).
@@ -141,8 +141,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="eoslab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _config_parser(sub)
-    from eoslab import grid_cli
     from eoslab import serve as _serve
+    from eoslab.cli import grid as grid_cli
 
     grid_cli.add_sweep_arguments(sub.add_parser(
         "sweep", help="train a grid of configs (batched, resumable; --ray for a cluster)"))
@@ -166,7 +166,3 @@ def main(argv=None) -> int:
     except (ValueError, ImportError, OSError) as err:  # bad input or environment, not a bug
         print(f"eoslab: error: {err}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
