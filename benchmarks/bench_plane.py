@@ -4,15 +4,18 @@ The plane passes through three fc-tanh nets (digits default: 1000 training examp
 width 200, depth 2, MSE; model seeds 0, 1, 2).  Each method computes the training loss
 and accuracy at every grid point:
 
-* ``batched``   -- :meth:`eoslab.geometry.plane.Plane.evaluate`: the first layer's responses once per
-  direction (:mod:`eoslab.speed.linear_head`), then ``torch.func.vmap`` over the stacked
-  parameter sets of the rest, memory-bounded batches of points (see ``bench_plane.md``);
+* ``batched``   -- :meth:`eoslab.geometry.plane.Plane.evaluate`: the first layer's
+  responses once per direction (:mod:`eoslab.speed.linear_head`), then ``torch.func.vmap``
+  over the stacked parameter sets of the rest, memory-bounded batches of points (see
+  ``bench_plane.md``);
 * ``loop``      -- per point ``model.load_state_dict(point)`` and one full-batch forward;
 * ``loop-tools``-- what loss-landscape tools do (Li et al. 2018's ``plot_surface``): per
   point, write the weights into the model, then evaluate over a ``DataLoader`` with
   minibatches of 128, summing ``loss.item()`` and ``correct.item()`` per minibatch.
 
-The methods alternate within each repetition; the table reports the median seconds and
+The loops run inside :func:`eoslab.speed.accelerated`, so they get the same fast ``tanh``
+and retained heap as the batched path (the ratio measures batching, not kernels).  The
+methods alternate within each repetition; the table reports the median seconds and
 the ratio to ``batched`` (target: >= 5x against the per-point load_state_dict loops).
 ``--width`` adds rows for narrower nets, where per-point overhead dominates.
 
@@ -30,6 +33,7 @@ import time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from eoslab import speed
 from eoslab.core.data import load_dataset
 from eoslab.core.losses import accuracy, get_loss
 from eoslab.core.models import build_model
@@ -80,6 +84,12 @@ def loop_tools(plane, model, data, xs, ys, batch_size=128):
     return loss, acc
 
 
+def with_speed_layers(model, fn, *args):
+    """``fn(*args)`` inside :func:`eoslab.speed.accelerated`, as the engines run."""
+    with speed.accelerated(model):
+        return fn(*args)
+
+
 def timed(fn, sync):
     sync()
     start = time.perf_counter()
@@ -97,8 +107,9 @@ def bench_width(width, args, data, sync):
     model = nets[0]
     objective = Objective(model, "mse", data.x_train, data.y_train)
     methods = {"batched": lambda: batched(plane, objective, xs, ys),
-               "loop": lambda: loop(plane, model, data, xs, ys),
-               "loop-tools": lambda: loop_tools(plane, model, data, xs, ys)}
+               "loop": lambda: with_speed_layers(model, loop, plane, model, data, xs, ys),
+               "loop-tools": lambda: with_speed_layers(model, loop_tools, plane, model, data,
+                                                       xs, ys)}
     times = {k: [] for k in methods}
     results = {}
     for _ in range(args.reps):
@@ -136,7 +147,8 @@ def main():
     print(f"# {args.n}x{args.n} plane, digits n_train={data.n_train}, fc-tanh depth 2, MSE")
     print(f"# device={device} ({name or platform.machine()}), torch {torch.__version__}, "
           f"threads={torch.get_num_threads()}, cpus={os.cpu_count()}, "
-          f"load={os.getloadavg()[0]:.1f}, reps={args.reps} (median)")
+          f"load={os.getloadavg()[0]:.1f}, reps={args.reps} (median), "
+          f"speed layers {'on' if speed.enabled() else 'off'}")
     print("| width | method | seconds | ms / point | x batched |")
     print("|---|---|---|---|---|")
     for width in args.width:

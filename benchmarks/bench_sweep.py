@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from bench_gpu_floor import analytic_floor, measured_peaks
 
+from eoslab import speed
 from eoslab.core.data import load_dataset
 from eoslab.core.models import build_model
 from eoslab.core.optim import make_optimizer
@@ -144,9 +145,10 @@ def main():
     cpu = platform.processor() or platform.machine()
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{cpu} CPU"
     print(f"# sweep of {args.copies} step sizes {lrs[0]:.2g}..{lrs[-1]:.2g} vs sequential fit: "
-          f"{args.steps} full-batch GD steps, digits {data.n_train} x 64, fc-tanh {args.width}x2, {where}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"median of {args.reps}")
+          f"{args.steps} full-batch GD steps, digits {data.n_train} x 64, fc-tanh "
+          f"{args.width}x2, {where}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, median of {args.reps}, "
+          f"speed layers {'on' if speed.enabled() else 'off'}")
     print(f"{'variant':28s} {'seconds':>8s} {'ms/copy-step':>12s} {'speed-up':>8s} "
           f"{'warm-up':>10s} {'max rel dloss':>13s}")
     for name, values in times.items():

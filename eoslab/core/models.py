@@ -20,7 +20,9 @@
 ================  =================================================================
 
 Flat inputs whose length is a square (digits' 64) are reshaped to one-channel images for
-the convolutional nets.
+the convolutional nets.  The modules are plain PyTorch (``nn.Tanh``, ``nn.Sequential``);
+the engines that train or evaluate them apply the CPU speed layers themselves
+(:mod:`eoslab.speed`).
 """
 
 from __future__ import annotations
@@ -32,14 +34,13 @@ import torch
 from torch import nn
 
 from eoslab.core.devices import resolve_device, resolve_dtype
-from eoslab.speed.fast_tanh import Tanh
 
 __all__ = ["MODEL_NAMES", "build_model", "count_parameters", "has_batchnorm"]
 
 MODEL_NAMES = ("fc-tanh", "fc-relu", "fc-elu", "fc-linear", "linear", "cnn", "cnn-bn",
                "resnet-small", "si-mlp", "scalar-uv")
 
-_ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU, "elu": nn.ELU, "linear": nn.Identity}
+_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "linear": nn.Identity}
 _DEFAULTS = {"fc": (200, 2), "cnn": (32, 2), "cnn-bn": (32, 2), "resnet-small": (16, 2),
              "si-mlp": (128, 2), "scalar-uv": (1, 2), "linear": (1, 1)}
 
@@ -163,9 +164,12 @@ def build_model(name: str, input_shape: Sequence[int], n_outputs: int, *,
         name: one of :data:`MODEL_NAMES`.
         input_shape: shape of one input, e.g. ``(64,)`` for digits or ``(3, 32, 32)``.
         n_outputs: width of the last layer (classes, or regression outputs).
-        width, depth: hidden width / channels and number of hidden layers or blocks.
+        width: hidden width, or channels of the convolutional nets.
+        depth: number of hidden layers or blocks.
         seed: the initialisation depends on this seed only (not on the global RNG).
         bias: biases in the fully connected nets.
+        device: where the parameters live (``None`` or ``"auto"``: CUDA when available).
+        dtype: the parameters' floating-point type.
         init: explicit initial values for ``scalar-uv``.
 
     Raises:

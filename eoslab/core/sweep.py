@@ -8,8 +8,9 @@ computation: the copies' parameters are stacked along a leading dimension
 (``torch.func.stack_module_state``) and every layer is one batched matrix product over
 all copies: for a plain MLP through :func:`eoslab.speed.stacked_mlp.stacked_forward`
 (feature-major activations, autograd for the gradient of the sum of the copies'
-independent losses), for any other model as ``torch.func`` transforms of
-``functional_call`` batched by ``vmap``.  The update is the one of ``torch.optim.SGD`` written on
+independent losses), for any other model (or with the speed switch ``EOSLAB_SPEED=0``)
+as ``torch.func`` transforms of ``functional_call`` batched by ``vmap``
+(:mod:`eoslab.core.batched_model`).  The update is the one of ``torch.optim.SGD`` written on
 the stacked tensors with a step-size *vector* (heavy ball as in :mod:`eoslab.core.optim`):
 
 .. math::
@@ -33,7 +34,7 @@ others; it leaves the batch at the next recording step, so the rest run faster.
 Sharpness :math:`\\lambda_{\\max}(\\nabla^2 L(\\theta_c))` of every copy is tracked by a
 batched Lanczos iteration (Lanczos 1950) on forward-over-reverse Hessian-vector products
 (``vmap`` over copies of ``jvp`` of ``grad``, Pearlmutter 1994), warm-started from the
-previous top eigenvectors; see :func:`batched_top_eigen`.
+previous top eigenvectors; see :func:`eoslab.curvature.eigen_batched.batched_top_eigen`.
 
 The loop reads values from the device only at the recording cadence.  Results go to the
 store under each copy's :meth:`TrainConfig.key`, so :func:`eoslab.core.experiment.run` of one
@@ -59,13 +60,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from eoslab.core.batched import batched_top_eigen, fit_batched
+from eoslab.core.batched import fit_batched
 from eoslab.core.config import TrainConfig
 from eoslab.core.data import load_dataset
 from eoslab.core.models import build_model
 from eoslab.core.optim import check_lr, make_optimizer, make_scheduler
 from eoslab.core.store import RunStore
 from eoslab.core.train import Run
+from eoslab.curvature.eigen_batched import batched_top_eigen
 
 __all__ = ["SWEEP_OPTIMIZERS", "SweepResult", "batched_top_eigen", "check_sweepable",
            "fit_batched", "sweep"]
@@ -162,8 +164,8 @@ def sweep(config: TrainConfig, lrs: Sequence[float] | None = None,
 
     Args:
         config: the shared experiment (full-batch GD / heavy ball, no BatchNorm).
-        lrs: step sizes (default ``[config.lr]``); seeds: model seeds (default
-            ``[config.model_seed]``).
+        lrs: step sizes (default ``[config.lr]``).
+        seeds: model seeds (default ``[config.model_seed]``).
         store: a :class:`RunStore`, ``None`` for the default one, ``False`` for none.
         reuse: take copies already in the store from it instead of training them.
         callbacks: ``callback(copy_index, row)`` as rows are recorded.

@@ -8,7 +8,7 @@ final row is recorded at :math:`\\theta_T`.
 Full-batch gradients are accumulated over chunks of ``chunk_size`` examples, each chunk's
 mean loss weighted by its share of the data, so the accumulated gradient equals the
 unchunked one for nets without BatchNorm.  Losses with an outer transform (``sqrt-mse``)
-are handled by the chain rule on the accumulated mean.
+are handled by the chain rule on the accumulated mean (:mod:`eoslab.core.steps`).
 
 The loop avoids host synchronisation: per-step losses stay on the device and are checked
 for divergence (non-finite, or above ``divergence_factor`` times the first loss) only at
@@ -18,6 +18,10 @@ Probes are callables ``probe(ctx) -> dict`` with an integer attribute ``every``;
 values join the history row of the steps they run at.  Callbacks receive each row as it
 is recorded (for live charts); a :class:`threading.Event` passed as ``stop`` ends the run
 cleanly from another thread.
+
+The CPU speed layers of :mod:`eoslab.speed` (fast ``tanh``, retained heap) apply for the
+duration of :func:`fit` through :func:`eoslab.speed.accelerated`; ``EOSLAB_SPEED=0`` turns
+them off, and the model comes back with its own modules either way.
 """
 
 from __future__ import annotations
@@ -25,16 +29,25 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from eoslab import speed
 from eoslab.core.data import Dataset
 from eoslab.core.losses import Loss, accuracy, get_loss
-from eoslab.curvature.objective import Objective, iter_chunks
-from eoslab.speed.heap import retained_heap
+from eoslab.core.steps import (
+    BatchClosure,
+    DivergenceWatch,
+    Minibatches,
+    check_data,
+    evaluate,
+    full_batch_gradient,
+    param_norm,
+)
+from eoslab.curvature.objective import Objective
 
 __all__ = ["Run", "ProbeContext", "BatchClosure", "fit", "full_batch_gradient"]
 
@@ -110,155 +123,141 @@ class ProbeContext:
     lr: float
 
 
-def full_batch_gradient(model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-                        chunk_size: int | None = None, want_outputs: bool = False):
-    """Zero the grads, then accumulate :math:`\\nabla L(\\theta)` over chunks into ``.grad``.
+class _Loop:
+    """The state of one :func:`fit` and its named steps.
 
-    Returns ``(loss, outputs)``: the full-batch loss as a 0-d tensor (outer transform
-    included) and, if asked, the concatenated outputs (for accuracy).
-    """
-    for p in model.parameters():
-        p.grad = None
-    total, outputs = None, []
-    for xc, yc, weight in iter_chunks(x, y, chunk_size):
-        out = model(xc)
-        value = loss.per_example_mean(out, yc)
-        (value * weight if weight != 1.0 else value).backward()
-        value = value.detach() * weight
-        total = value if total is None else total + value
-        if want_outputs:
-            outputs.append(out.detach())
-    if loss.outer is not None:
-        mean = total.clone().requires_grad_(True)
-        with torch.enable_grad():
-            finished = loss.outer(mean)
-            (scale,) = torch.autograd.grad(finished, mean)
-        for p in model.parameters():
-            if p.grad is not None:
-                p.grad.mul_(scale)
-        total = finished.detach()
-    return total, (torch.cat(outputs) if want_outputs else None)
-
-
-class BatchClosure:
-    """The closure handed to optimisers with ``needs_closure = True`` (e.g. SAM).
-
-    Calling it zeroes the grads and accumulates the gradient of the step's batch
-    ``(x, y)`` at the model's *current* parameters into ``.grad``, returning the loss.
-    Passing ``x, y`` evaluates a sub-batch instead (m-sharpness splits the batch).
+    :meth:`step` takes step ``t`` (gradient at :math:`\\theta_t`, the history row if due,
+    the optimiser's move), :meth:`record` builds a row, :meth:`diverged` checks the
+    buffered losses, :meth:`save` writes a checkpoint and :meth:`finish` the final row.
     """
 
-    def __init__(self, model: nn.Module, loss: Loss, x: torch.Tensor, y: torch.Tensor,
-                 chunk_size: int | None):
-        self.model, self.loss, self.x, self.y, self.chunk_size = model, loss, x, y, chunk_size
+    def __init__(self, model, data: Dataset, loss: Loss, optimizer, scheduler, *,
+                 batch_size, chunk_size, record_every, probes, callbacks, divergence_factor,
+                 seed, eval_test, after_step):
+        self.model, self.data, self.loss, self.optimizer = model, data, loss, optimizer
+        self.scheduler, self.chunk_size, self.record_every = scheduler, chunk_size, record_every
+        self.probes, self.callbacks, self.after_step = probes, callbacks, after_step
+        self.run = Run(model=model)
+        self.batches = Minibatches(data.n_train, batch_size, seed) if batch_size else None
+        self.objective = Objective(model, loss, data.x_train, data.y_train, chunk_size,
+                                   train_mode=False)
+        self.watch = DivergenceWatch(divergence_factor)
+        self.needs_closure = getattr(optimizer, "needs_closure", False)
+        self.has_test = eval_test and data.x_test.shape[0] > 0
+        self.t0 = time.perf_counter()
 
-    def __call__(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None):
-        x = self.x if x is None else x
-        y = self.y if y is None else y
-        with torch.enable_grad():
-            return full_batch_gradient(self.model, self.loss, x, y, self.chunk_size)[0]
+    def resume(self, state: dict) -> int:
+        """Load a state saved by a checkpoint; returns the step to continue from."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.batches is not None and state.get("batches") is not None:
+            self.batches.load(state["batches"])
+        history = self.run.history = list(state["history"])
+        if history:
+            self.watch.reference = max(abs(history[0]["loss"]), 1e-12)
+            self.t0 = time.perf_counter() - history[-1].get("time", 0.0)
+        return int(state["step"])
 
+    def due(self, step: int) -> bool:
+        return step % self.record_every == 0 or any(step % p.every == 0 for p in self.probes)
 
-def _norm(tensors: Iterable[torch.Tensor]) -> float:
-    tensors = [t for t in tensors if t is not None]
-    if not tensors:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors))))
+    def step(self, step: int) -> bool:
+        """Take step ``step``; ``False`` if a loss up to it diverged (then nothing moves)."""
+        recording, data = self.due(step), self.data
+        idx = self.batches.next() if self.batches is not None else None
+        x, y = (data.x_train, data.y_train) if idx is None else (data.x_train[idx],
+                                                                 data.y_train[idx])
+        value, outputs = full_batch_gradient(self.model, self.loss, x, y, self.chunk_size,
+                                             want_outputs=recording and idx is None)
+        self.watch.add(step, value)
+        if recording:
+            if self.diverged():
+                return False
+            self.emit(self.record(step, value, outputs, idx))
+        if self.needs_closure:
+            self.optimizer.step(BatchClosure(self.model, self.loss, x, y, self.chunk_size))
+        else:
+            self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        for hook in self.after_step:
+            hook(step, self.model, self.optimizer)
+        self.run.steps_done = step + 1
+        return True
 
+    def record(self, step: int, loss_value: torch.Tensor | None, outputs, batch_idx) -> Row:
+        """The history row at :math:`\\theta_t`.
 
-class _Minibatches:
-    """Epoch-wise shuffled minibatch indices from a seeded generator (state is checkpointable)."""
-
-    def __init__(self, n: int, batch_size: int, seed: int):
-        if batch_size > n:
-            raise ValueError(f"batch_size={batch_size} exceeds the {n} training examples; use "
-                             f"a value in [1, {n}] or None for full batch")
-        self.n, self.batch_size = n, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self._order, self._pos = torch.empty(0, dtype=torch.long), n
-
-    def next(self) -> torch.Tensor:
-        if self._pos + self.batch_size > self.n:
-            self._order, self._pos = torch.randperm(self.n, generator=self.generator), 0
-        idx = self._order[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return idx
-
-    def state(self) -> dict:
-        return {"rng": self.generator.get_state(), "order": self._order, "pos": self._pos}
-
-    def load(self, state: dict) -> None:
-        self.generator.set_state(state["rng"])
-        self._order, self._pos = state["order"], state["pos"]
-
-
-@torch.no_grad()
-def _evaluate(model: nn.Module, loss: Loss, x, y, chunk_size, classification: bool) -> dict:
-    was = model.training
-    model.eval()
-    try:
-        loss_sum = acc_sum = 0.0
-        for xc, yc, w in iter_chunks(x, y, chunk_size):
-            out = model(xc)
-            loss_sum += w * loss.per_example_mean(out, yc)
-            if classification:
-                acc_sum += w * accuracy(out, yc)
-        row = {"loss": float(loss.finish(torch.as_tensor(loss_sum)))}
-        if classification:
-            row["acc"] = float(acc_sum)
+        Loss (the step's own on a full batch, else re-evaluated on the training set),
+        accuracy, gradient and weight norms, test metrics, the probes due, time.
+        """
+        model, data, loss, chunk = self.model, self.data, self.loss, self.chunk_size
+        row: Row = {"step": step, "lr": self.optimizer.param_groups[0]["lr"]}
+        if batch_idx is None and loss_value is not None:
+            row["loss"] = float(loss_value)
+            if data.classification and outputs is not None:
+                row["acc"] = float(accuracy(outputs, data.y_train))
+        else:
+            row.update(evaluate(model, loss, data.x_train, data.y_train, chunk,
+                                data.classification))
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads:
+            row["grad_norm"] = param_norm(grads)
+        row["weight_norm"] = param_norm(p.detach() for p in model.parameters())
+        if self.has_test:
+            test = evaluate(model, loss, data.x_test, data.y_test, chunk, data.classification)
+            row.update({f"test_{k}": v for k, v in test.items()})
+        for probe in self.probes:
+            if step % probe.every == 0:
+                ctx = ProbeContext(step, model, self.optimizer, self.objective, data, row["lr"])
+                row.update(probe(ctx))
+        row["time"] = time.perf_counter() - self.t0
         return row
-    finally:
-        model.train(was)
+
+    def emit(self, row: Row) -> None:
+        self.run.history.append(row)
+        for callback in self.callbacks:
+            callback(row)
+
+    def diverged(self) -> bool:
+        """Check the buffered losses; at the first divergent one, mark the run as diverged."""
+        bad = self.watch.check()
+        if bad is not None:
+            self.run.status, self.run.diverged_at, self.run.steps_done = "diverged", bad, bad[0]
+        return bad is not None
+
+    def save(self, checkpoint, step: int) -> bool:
+        """Hand the state at ``step`` to ``checkpoint``; ``False`` (nothing saved) if diverged."""
+        if self.diverged():
+            return False
+        checkpoint.save({"model": self.model.state_dict(),
+                         "optimizer": self.optimizer.state_dict(),
+                         "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                         "batches": self.batches.state() if self.batches else None,
+                         "history": self.run.history, "step": step})
+        return True
+
+    def finish(self, steps: int) -> None:
+        """The final row at :math:`\\theta_T`, unless a loss up to it diverged."""
+        if self.diverged():
+            return
+        data = self.data
+        value, outputs = full_batch_gradient(self.model, self.loss, data.x_train, data.y_train,
+                                             self.chunk_size, want_outputs=True)
+        limit = self.watch.factor * (self.watch.reference or float("inf"))
+        if not math.isfinite(float(value)) or float(value) > limit:
+            self.run.status, self.run.diverged_at = "diverged", (steps, float(value))
+        else:
+            self.emit(self.record(steps, value, outputs, None))
 
 
-class _DivergenceWatch:
-    """Buffers per-step losses on the device; finds the first divergent step when asked."""
-
-    def __init__(self, factor: float):
-        self.factor, self.reference = factor, None
-        self.pending: list[tuple[int, torch.Tensor]] = []
-
-    def add(self, step: int, loss: torch.Tensor) -> None:
-        self.pending.append((step, loss))
-
-    def check(self) -> tuple[int, float] | None:
-        if not self.pending:
-            return None
-        values = torch.stack([v for _, v in self.pending]).double().cpu().tolist()
-        steps = [s for s, _ in self.pending]
-        self.pending = []
-        if self.reference is None:
-            self.reference = max(abs(values[0]), 1e-12)
-        for step, value in zip(steps, values):
-            if not math.isfinite(value) or value > self.factor * self.reference:
-                return step, value
-        return None
+def _check_count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} is not allowed; use an integer >= 1")
 
 
-def _check_data(model: nn.Module, data: Dataset, loss: Loss) -> None:
-    if data.n_train == 0:
-        raise ValueError("the training set is empty (0 examples)")
-    param = next(model.parameters(), None)
-    if param is not None and param.dtype != data.x_train.dtype:
-        raise ValueError(f"the model's parameters are {param.dtype} but the data is "
-                         f"{data.x_train.dtype}; build both with the same dtype")
-    if param is not None and param.device != data.x_train.device:
-        raise ValueError(f"the model is on {param.device} but the data is on "
-                         f"{data.x_train.device}; put both on the same device")
-    with torch.no_grad():
-        try:
-            out = model(data.x_train[:2])
-        except RuntimeError as err:
-            raise ValueError(f"the model cannot take inputs of shape "
-                             f"{tuple(data.x_train.shape[1:])}: {err}") from None
-        target = data.y_train[:2]
-        if out.shape[0] != target.shape[0] or (target.is_floating_point() and
-                                               out.shape != target.shape):
-            raise ValueError(f"model output shape {tuple(out.shape[1:])} does not match target "
-                             f"shape {tuple(target.shape[1:])} for loss {loss.name!r}")
-
-
-@retained_heap()  # large activations are reused, not page-faulted in every step
 def fit(model: nn.Module, data: Dataset, loss: Loss | str, optimizer: torch.optim.Optimizer, *,
         steps: int, scheduler=None, batch_size: int | None = None,
         chunk_size: int | None = None, record_every: int = 10,
@@ -268,8 +267,14 @@ def fit(model: nn.Module, data: Dataset, loss: Loss | str, optimizer: torch.opti
         after_step: Sequence[Callable] = ()) -> Run:
     """Train ``model`` in place and return the :class:`Run`.
 
+    The CPU speed layers (:mod:`eoslab.speed`) apply for the duration of the call unless
+    ``EOSLAB_SPEED=0``; ``model`` comes back with its own modules.
+
     Args:
-        model, data, loss, optimizer: what to train, on what, against what, with what.
+        model: the module to train, in place.
+        data: the dataset (the training split; the test split for ``eval_test``).
+        loss: a :class:`~eoslab.core.losses.Loss` or its name.
+        optimizer: any ``torch.optim`` optimiser over ``model``'s parameters.
         steps: optimiser steps in total (a resumed run continues up to this count).
         scheduler: any ``torch.optim.lr_scheduler`` (stepped once per step) or ``None``.
         batch_size: ``None`` for full-batch GD, else minibatch SGD with epoch reshuffling.
@@ -284,118 +289,30 @@ def fit(model: nn.Module, data: Dataset, loss: Loss | str, optimizer: torch.opti
         checkpoint: an object with ``every`` and ``save(state)`` (see ``eoslab.core.store``).
         resume_state: a state saved by ``checkpoint`` to continue from.
         after_step: light hooks ``hook(step, model, optimizer)`` called after every
-            optimiser step, with the model at :math:`\theta_{t+1}` (e.g. weight averaging
+            optimiser step, with the model at :math:`\\theta_{t+1}` (e.g. weight averaging
             each step); unlike probes they add no history row.
     """
     loss = get_loss(loss)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps={steps!r} is not allowed; use an integer >= 1")
-    if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
-        raise ValueError(f"record_every={record_every!r} is not allowed; use an integer >= 1")
-    _check_data(model, data, loss)
+    _check_count("steps", steps)
+    _check_count("record_every", record_every)
+    check_data(model, data, loss)
     model.train()
-    run = Run(model=model)
-    batches = _Minibatches(data.n_train, batch_size, seed) if batch_size else None
-    start = 0
-    if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        if scheduler is not None and resume_state.get("scheduler") is not None:
-            scheduler.load_state_dict(resume_state["scheduler"])
-        if batches is not None and resume_state.get("batches") is not None:
-            batches.load(resume_state["batches"])
-        run.history = list(resume_state["history"])
-        start = int(resume_state["step"])
-    objective = Objective(model, loss, data.x_train, data.y_train, chunk_size,
-                          train_mode=False)
-    watch = _DivergenceWatch(divergence_factor)
-    if run.history:
-        watch.reference = max(abs(run.history[0]["loss"]), 1e-12)
-    needs_closure = getattr(optimizer, "needs_closure", False)
-    has_test = eval_test and data.x_test.shape[0] > 0
-    t0 = time.perf_counter() - (run.history[-1].get("time", 0.0) if run.history else 0.0)
-
-    def emit(row: Row) -> None:
-        run.history.append(row)
-        for callback in callbacks:
-            callback(row)
-
-    def record(step: int, loss_value: torch.Tensor | None, outputs, batch_idx) -> Row:
-        row: Row = {"step": step, "lr": optimizer.param_groups[0]["lr"]}
-        if batch_idx is None and loss_value is not None:
-            row["loss"] = float(loss_value)
-            if data.classification and outputs is not None:
-                row["acc"] = float(accuracy(outputs, data.y_train))
-        else:
-            row.update(_evaluate(model, loss, data.x_train, data.y_train, chunk_size,
-                                 data.classification))
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        if grads:
-            row["grad_norm"] = _norm(grads)
-        row["weight_norm"] = _norm(p.detach() for p in model.parameters())
-        if has_test:
-            test = _evaluate(model, loss, data.x_test, data.y_test, chunk_size,
-                             data.classification)
-            row.update({f"test_{k}": v for k, v in test.items()})
-        for probe in probes:
-            if step % probe.every == 0:
-                ctx = ProbeContext(step, model, optimizer, objective, data, row["lr"])
-                row.update(probe(ctx))
-        row["time"] = time.perf_counter() - t0
-        return row
-
-    def due(step: int) -> bool:
-        return step % record_every == 0 or any(step % p.every == 0 for p in probes)
-
-    step = start
-    for step in range(start, steps):
-        if stop is not None and stop.is_set():
-            run.status = "stopped"
-            break
-        recording = due(step)
-        idx = batches.next() if batches is not None else None
-        x, y = (data.x_train, data.y_train) if idx is None else (data.x_train[idx],
-                                                                 data.y_train[idx])
-        value, outputs = full_batch_gradient(model, loss, x, y, chunk_size,
-                                             want_outputs=recording and idx is None)
-        watch.add(step, value)
-        if recording:
-            bad = watch.check()
-            if bad is not None:
-                run.status, run.diverged_at, run.steps_done = "diverged", bad, bad[0]
+    with speed.accelerated(model):
+        loop = _Loop(model, data, loss, optimizer, scheduler, batch_size=batch_size,
+                     chunk_size=chunk_size, record_every=record_every, probes=probes,
+                     callbacks=callbacks, divergence_factor=divergence_factor, seed=seed,
+                     eval_test=eval_test, after_step=after_step)
+        start = loop.resume(resume_state) if resume_state is not None else 0
+        for step in range(start, steps):
+            if stop is not None and stop.is_set():
+                loop.run.status = "stopped"
                 break
-            emit(record(step, value, outputs, idx))
-        if needs_closure:
-            optimizer.step(BatchClosure(model, loss, x, y, chunk_size))
-        else:
-            optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        for hook in after_step:
-            hook(step, model, optimizer)
-        run.steps_done = step + 1
-        if checkpoint is not None and (step + 1) % checkpoint.every == 0:
-            bad = watch.check()
-            if bad is not None:
-                run.status, run.diverged_at, run.steps_done = "diverged", bad, bad[0]
+            if not loop.step(step):
                 break
-            checkpoint.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict() if scheduler else None,
-                             "batches": batches.state() if batches else None,
-                             "history": run.history, "step": step + 1})
-    else:
-        step = steps
-    if run.status == "finished":
-        bad = watch.check()
-        if bad is not None:
-            run.status, run.diverged_at, run.steps_done = "diverged", bad, bad[0]
-        else:
-            value, outputs = full_batch_gradient(model, loss, data.x_train, data.y_train,
-                                                 chunk_size, want_outputs=True)
-            if not math.isfinite(float(value)) or float(value) > divergence_factor * (
-                    watch.reference or float("inf")):
-                run.status, run.diverged_at = "diverged", (steps, float(value))
-            else:
-                emit(record(steps, value, outputs, None))
-    run.seconds = time.perf_counter() - t0
-    return run
+            if (checkpoint is not None and (step + 1) % checkpoint.every == 0
+                    and not loop.save(checkpoint, step + 1)):
+                break
+        if loop.run.status == "finished":
+            loop.finish(steps)
+    loop.run.seconds = time.perf_counter() - loop.t0
+    return loop.run

@@ -10,7 +10,13 @@ the parameter sets of a batch of points are stacked and the model is called once
 ``torch.func.vmap`` over ``functional_call``, instead of one ``load_state_dict`` and one
 forward pass per point as loss-landscape tools do (Li et al. 2018).  The batch size is
 bounded by a memory budget (parameters plus the activations of one data chunk per point).
-The model is never mutated.
+The model comes back unchanged.
+
+Speed layers (:mod:`eoslab.speed`, all off with ``EOSLAB_SPEED=0``, same values to
+rounding): the first affine layer is evaluated once per direction instead of once per
+point (:mod:`eoslab.speed.linear_head`), ``tanh`` is the fused identity of
+:mod:`eoslab.speed.fast_tanh` on the CPU, and freed memory is kept between batches
+(:mod:`eoslab.speed.heap`), all through :func:`eoslab.speed.accelerated`.
 
 BatchNorm: points are evaluated in the objective's mode.  With ``train_mode=False`` (the
 default) the running statistics are used; with ``train_mode=True`` (batch statistics)
@@ -38,13 +44,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from eoslab import speed
 from eoslab.core.losses import accuracy
 from eoslab.core.models import has_batchnorm
 from eoslab.curvature.objective import iter_chunks
 from eoslab.geometry.directions import Params, check_compatible
-from eoslab.speed.fast_tanh import FastTanh
-from eoslab.speed.heap import retained_heap
-from eoslab.speed.linear_head import split_linear_head
 
 __all__ = [
     "evaluate_points",
@@ -131,8 +135,10 @@ def evaluate_points(objective, base: Params, directions: Sequence[Params], coord
         base: :math:`\\theta_0`, keyed like ``objective.param_names``.
         directions: ``K`` directions.
         coords: ``(P, K)`` coordinates (a ``(P,)`` array when ``K = 1``).
-        x, y: data to evaluate on (default: the objective's, usually the training set).
+        x: inputs to evaluate on (default: the objective's, usually the training set).
+        y: targets of ``x`` (default: the objective's).
         batch_points: points per vmapped batch (default: from ``memory_mb``).
+        memory_mb: memory budget of a batch (see :func:`points_per_batch`).
         method: ``"vmap"`` (batched) or ``"loop"`` (one point at a time, the reference).
 
     Returns:
@@ -160,11 +166,11 @@ def evaluate_points(objective, base: Params, directions: Sequence[Params], coord
         batch_points = 1 if method == "loop" else points_per_batch(objective, base, x, memory_mb)
     elif isinstance(batch_points, bool) or not isinstance(batch_points, int) or batch_points < 1:
         raise ValueError(f"batch_points={batch_points!r} is not allowed; use an integer >= 1")
-    split = split_linear_head(objective) if method == "vmap" else None
+    split = speed.split_linear_head(objective) if method == "vmap" else None
     several_chunks = bool(objective.chunk_size) and objective.chunk_size < x.shape[0]
     if several_chunks and batch_points <= len(directions) + 1:
         split = None  # K + 1 head responses per batch would cost more than B head passes
-    with retained_heap():
+    with speed.accelerated(objective.model):
         losses, accs = _evaluate_batches(objective, base, directions, stacked, coords, x, y,
                                          batch_points, method, split)
     result = {"loss": torch.cat(losses)}
@@ -211,9 +217,10 @@ def _vmapped_outputs(objective, batch, c, xc, split, responses) -> torch.Tensor:
     """Outputs ``(points, examples, ...)`` of a batch of points on one data chunk.
 
     With a linear head (:mod:`eoslab.speed.linear_head`) only the tail runs per point, on the
-    combined responses; ``tanh`` runs as :class:`~eoslab.speed.fast_tanh.FastTanh` on the CPU.
+    combined responses; ``tanh`` runs as :class:`~eoslab.speed.fast_tanh.FastTanh` on the CPU
+    (both speed layers, off with ``EOSLAB_SPEED=0``).
     """
-    with FastTanh():
+    with speed.fast_tanh_mode():
         if split is None:
             return torch.func.vmap(lambda p: objective.forward(p, xc))(batch)
         return torch.func.vmap(lambda p, z: objective.forward(p, z, split.tail))(

@@ -124,8 +124,9 @@ class Plane:
 
     def grid(self, n: int = 41, margin: float = 0.2,
              extra: Sequence[tuple[float, float]] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` x-values and ``n`` y-values covering the anchors (and ``extra`` points)
-        with a ``margin`` fraction of the extent on each side.
+        """``n`` x-values and ``n`` y-values covering the anchors and ``extra`` points.
+
+        The grid extends a ``margin`` fraction of the extent beyond them on each side.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 2:
             raise ValueError(f"n={n!r} is not allowed; use an integer >= 2")
@@ -136,7 +137,11 @@ class Plane:
         return torch.linspace(lo[0], hi[0], n), torch.linspace(lo[1], hi[1], n)
 
     def evaluate(self, objective, xs, ys, **options) -> dict:
-        """Loss/accuracy on the grid ``xs`` x ``ys`` of this plane (see :func:`slice_2d`)."""
+        """Loss/accuracy on the grid ``xs`` x ``ys`` of this plane (see :func:`slice_2d`).
+
+        The batched evaluation applies the speed layers of :mod:`eoslab.speed` (off with
+        ``EOSLAB_SPEED=0``, same values to rounding).
+        """
         return slice_2d(objective, self.origin, self.u, self.v, xs, ys, **options)
 
 

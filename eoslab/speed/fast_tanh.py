@@ -3,29 +3,29 @@
 The identity :math:`\\tanh x = 2\\sigma(2x) - 1` is exact; in floating point the right side
 has an absolute error of a few units in the last place of 1 (about 1e-7 in float32, 2e-16
 in float64), which is the rounding the matrix products around every activation already
-make.  The reason to use it is speed: torch 2.13's CPU ``tanh`` kernel is about 3.5x slower
-than its ``sigmoid`` on the AVX2 machines this project is built on (0.83 ms against 0.23 ms
-for 200,000 float32 values on one core), and an fc-tanh net spends a third of a forward
-pass in ``tanh`` there (``benchmarks/bench_plane.md``).  CUDA tensors and everything that
-is not ``tanh`` pass through unchanged: on a GPU both kernels are bandwidth-bound and the
-three extra passes would only cost time.
+make.  The reason to use it is speed: on x86 CPUs PyTorch's ``tanh`` kernel is several
+times slower than its ``sigmoid``, and an fc-tanh net spends a large share of a forward
+pass in ``tanh`` (figures in ``benchmarks/bench_plane.md``).  CUDA tensors and everything
+that is not ``tanh`` pass through unchanged: on a GPU both kernels are bandwidth-bound
+and the three extra passes would only cost time.
 
-Two ways in:
+The engines apply it through the switch of :mod:`eoslab.speed.switch` (model code builds
+plain ``nn.Tanh``); two ways in:
 
 * :class:`FastTanh`, a :class:`torch.overrides.TorchFunctionMode`: any module that calls
   ``torch.tanh``/``Tensor.tanh`` (``nn.Tanh``, ``F.tanh``) is served without being
   rewritten, under ``torch.func.vmap`` and ``functional_call`` too (the batched plane
   evaluation of :mod:`eoslab.geometry.landscape`).
-* :func:`tanh` and the module :class:`Tanh` (what :mod:`eoslab.core.models` builds for
-  ``fc-tanh``): everywhere, on CPU tensors large enough to gain.  Without autograd the
-  identity runs in place; with autograd it is :class:`_OneNodeTanh`, one graph node that
-  saves :math:`y = \\tanh x` and whose backward is ATen's own ``tanh_backward``,
-  :math:`\\bar x = \\bar y\\,(1 - y^2)` (itself differentiable, so Hessian-vector products
-  by double backward work).  Small tensors, tensors inside ``torch.func`` transforms and
-  forward-mode dual tensors get ``torch.tanh``: the Python-level function costs about
-  0.1 ms per call here, so it only pays above :data:`GRAD_MIN_NUMEL` elements, and the
-  in-place form above :data:`NO_GRAD_MIN_NUMEL`.  ``fit`` and the batched ``sweep`` use the
-  same modules, so each gets the faster kernel for the sizes it actually computes.
+* :func:`tanh` and the module :class:`Tanh` (what :func:`eoslab.speed.switch.accelerated`
+  turns a model's ``nn.Tanh`` into for the duration of ``fit`` or a sweep): on CPU
+  tensors large enough to gain.  Without autograd the identity runs in place; with
+  autograd it is :class:`_OneNodeTanh`, one graph node that saves :math:`y = \\tanh x`
+  and whose backward is ATen's own ``tanh_backward``,
+  :math:`\\bar x = \\bar y\\,(1 - y^2)` (itself differentiable, so Hessian-vector
+  products by double backward work).  Small tensors, tensors inside ``torch.func``
+  transforms and forward-mode dual tensors get ``torch.tanh``: the Python-level function
+  has a fixed cost per call, so it only pays above :data:`GRAD_MIN_NUMEL` elements, and
+  the in-place form above :data:`NO_GRAD_MIN_NUMEL`.
 
 Example:
     >>> import torch
@@ -47,11 +47,10 @@ __all__ = ["GRAD_MIN_NUMEL", "NO_GRAD_MIN_NUMEL", "FastTanh", "Tanh", "tanh"]
 
 _TANH = (torch.tanh, torch.Tensor.tanh)
 
-#: Elements from which the in-place identity beats ``torch.tanh`` without autograd (on this
-#: project's 2-core AVX2 machine the two cross at 16k-30k float32 values, 1-2 threads).
+#: Elements from which the in-place identity beats ``torch.tanh`` without autograd
+#: (crossover measured in ``benchmarks/README.md``).
 NO_GRAD_MIN_NUMEL = 2**15
-#: Elements from which :class:`_OneNodeTanh` beats ``torch.tanh`` forward and backward
-#: (they cross at about 50k float32 values; at 153,600 it is 0.46 against 0.74 ms, 1 thread).
+#: Elements from which :class:`_OneNodeTanh` beats ``torch.tanh`` forward and backward.
 GRAD_MIN_NUMEL = 2**16
 
 
@@ -98,8 +97,11 @@ def tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 class Tanh(nn.Tanh):
-    """``nn.Tanh`` whose forward is :func:`tanh` (an ``nn.Tanh``, so code that looks for
-    one still finds it).
+    """``nn.Tanh`` whose forward is :func:`tanh`.
+
+    An ``nn.Tanh``, so code that looks for one still finds it.  It adds no state, so
+    :func:`eoslab.speed.switch.accelerated` can switch an ``nn.Tanh`` instance's class to
+    it and back.
     """
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:

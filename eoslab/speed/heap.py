@@ -4,9 +4,8 @@ A batched evaluation on the CPU allocates and frees the same few multi-megabyte
 activations on every batch.  glibc's ``malloc`` serves blocks above its mmap threshold
 with fresh ``mmap`` pages and hands the top of the heap back to the kernel whenever more
 than its trim threshold is free there, so each batch pays the kernel to fault in and zero
-its temporaries again.  On the digits plane (``benchmarks/bench_plane.md``) that was about
-a third of ``Plane.evaluate``'s time, and it varied with whatever the process had
-allocated before (glibc raises the thresholds dynamically).
+its temporaries again, at a cost that depends on whatever the process allocated before
+(glibc raises the thresholds dynamically; figures in ``benchmarks/bench_plane.md``).
 
 :func:`retained_heap` fixes, for the duration of a ``with`` block, the mmap threshold at
 glibc's own upper limit (32 MiB: smaller blocks come from the heap) and the trim threshold
@@ -15,6 +14,8 @@ at 1 GiB (freed memory stays for the next batch).  On exit the trim threshold is
 ``malloc_trim(0)`` returns the free memory to the system.  Elsewhere (macOS, musl, no
 ``mallopt``) it does nothing.  PyTorch has no caching allocator for CPU tensors that
 Python can switch on, which is why this goes through ``mallopt`` (``man 3 mallopt``).
+The engines enter it through :func:`eoslab.speed.switch.accelerated`, so
+``EOSLAB_SPEED=0`` leaves glibc's defaults alone.
 
 Example:
     >>> with retained_heap():

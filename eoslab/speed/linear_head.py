@@ -18,7 +18,8 @@ multiply-adds.
 Applies to ``nn.Sequential`` models (the layout of every model in :mod:`eoslab.core.models`)
 whose first parametrised module is one of those types and whose parameters are all
 being varied; anything else returns ``None`` from :func:`split_linear_head` and the
-caller evaluates the whole model per point.
+caller evaluates the whole model per point.  The landscape consults it through
+:func:`eoslab.speed.switch.split_linear_head`, which returns ``None`` with the switch off.
 
 Example:
     >>> import torch

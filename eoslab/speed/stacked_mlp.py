@@ -14,18 +14,18 @@ whose operands are already laid out for it:
 
 The first layer is a *single* matrix product (``addmm``) of all copies' weights, stacked
 into one ``(C o_1, i)`` matrix, with the shared :math:`X^\\top`; the others are ``baddbmm``
-of ``(C, o, i)`` by ``(C, i, n)``, the bias written into the output first.  The result is, copy for copy, ``model(X)`` with that
-copy's parameters (up to the order of floating-point sums), and autograd through it
-gives each copy's gradient of a sum of per-copy losses (the copies do not interact).
+of ``(C, o, i)`` by ``(C, i, n)``, the bias written into the output first.  The result
+is, copy for copy, ``model(X)`` with that copy's parameters (up to the order of
+floating-point sums), and autograd through it gives each copy's gradient of a sum of
+per-copy losses (the copies do not interact).
 
 Why not ``vmap(functional_call)``: its batching rule for ``Linear`` with batched weights
 and an unbatched input runs example-major ``bmm`` of ``(C, n, i)`` by ``(C, i, o)``
-operands that the CPU BLAS handles poorly for narrow outputs (on this project's 2-core
-AVX2 machine, ``(16, 300, 32) @ (16, 32, 10)`` takes 0.35-0.45 ms, the feature-major
-``(16, 10, 32) @ (16, 32, 300)`` 0.09 ms), and the loss and gradient of 16 copies of the
-chapter-06 net (digits 300 x 64, fc-tanh 32x2) took 7.3 ms per step under ``vmap`` of
-``grad`` against 4.0 ms here (``benchmarks/README.md``).  Any model that is not a plain MLP
-(:func:`stacked_forward` returns ``None``) keeps the general ``vmap`` path.
+operands, which CPU BLAS libraries handle poorly for narrow outputs; the feature-major
+products here are several times faster at chapter sizes (``benchmarks/README.md``).  Any
+model that is not a plain MLP (:func:`stacked_forward` returns ``None``) keeps the
+general ``vmap`` path.  The sweep consults it through
+:func:`eoslab.speed.switch.stacked_forward`, which returns ``None`` with the switch off.
 
 Example:
     >>> import torch

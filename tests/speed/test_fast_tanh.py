@@ -161,12 +161,20 @@ def test_small_tensors_and_other_devices_keep_atens_tanh():
     assert torch.equal(fast_tanh.tanh(ints), torch.tanh(ints))
 
 
-def test_fc_tanh_models_use_the_module():
+def test_fc_tanh_models_are_plain_and_the_engines_switch_them(monkeypatch):
+    """Models build nn.Tanh; speed.accelerated (what the engines enter) makes the same
+    modules compute the fused tanh for the block."""
+    from eoslab import speed
     from eoslab.core.models import build_model
 
+    monkeypatch.delenv(speed.ENV_VAR, raising=False)
     net = build_model("fc-tanh", (8,), 2, width=4, depth=2)
     acts = [m for m in net if isinstance(m, nn.Tanh)]
-    assert len(acts) == 2 and all(isinstance(m, fast_tanh.Tanh) for m in acts)
+    assert len(acts) == 2 and all(type(m) is nn.Tanh for m in acts)
+    with speed.accelerated(net):
+        assert all(type(m) is fast_tanh.Tanh for m in acts)
+    assert all(type(m) is nn.Tanh for m in acts)
+    assert [m for m in net if isinstance(m, nn.Tanh)] == acts
 
 
 def test_torch_compile_traces_it_as_torch_tanh(everywhere):
