@@ -225,28 +225,11 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
             ``None``: :func:`default_max_kernels_per_client` of ``host``).
         extra: further Voila arguments, appended unchanged.
     """
-    check_port(port)
-    check_host(host)
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 0:
-        raise ValueError(f"pool_size={pool_size!r} is not allowed; use an integer >= 0 "
-                         "(0 turns kernel pre-heating off)")
-    if isinstance(port_retries, bool) or not isinstance(port_retries, int) or port_retries < 0:
-        raise ValueError(f"port_retries={port_retries!r} is not allowed; use an integer >= 0")
-    check_seconds("cull_idle_timeout", cull_idle_timeout, allow_zero=True)
-    check_seconds("cull_interval", cull_interval)
-    check_seconds("cell_timeout", cell_timeout)
-    if max_kernels is None:
-        max_kernels = default_max_kernels()
-    if max_kernels_per_client is None:
-        max_kernels_per_client = default_max_kernels_per_client(host)
-    for name, value in (("max_kernels", max_kernels),
-                        ("max_kernels_per_client", max_kernels_per_client)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name}={value!r} is not allowed; use an integer >= 0 "
-                             "(0: no cap)")
-    if not isinstance(template, str) or not template.replace("-", "").replace("_", "").isalnum():
-        raise ValueError(f"template={template!r} is not allowed; use a Voila template name "
-                         "such as eoslab or lab")
+    max_kernels, max_kernels_per_client = _checked_options(
+        port=port, host=host, pool_size=pool_size, port_retries=port_retries,
+        cull_idle_timeout=cull_idle_timeout, cull_interval=cull_interval,
+        cell_timeout=cell_timeout, max_kernels=max_kernels,
+        max_kernels_per_client=max_kernels_per_client, template=template)
 
     def flag(value: bool) -> str:
         return "True" if value else "False"
@@ -271,19 +254,52 @@ def voila_argv(book, *, port: int = 8866, host: str = "127.0.0.1", open_browser:
             "--Voila.tornado_settings=" + json.dumps({"xsrf_cookie_kwargs": {
                 "samesite": SAMESITE}}, separators=(",", ":")),
             f"--IdentityProvider.cookie_options=samesite={SAMESITE}"]
-    if pool_size > 0:
-        argv.append(f"--pool_size={pool_size}")
-        if preheat is not None:
-            chosen = {str(n) for n in preheat}
-            cold = sorted(p.name for p in Path(book).glob("*.ipynb") if p.name not in chosen)
-            if cold:
-                # one flag per entry (traitlets appends repeated List flags); Voila matches
-                # the patterns against the notebooks' absolute paths at startup
-                argv += [f"--VoilaKernelManager.preheat_denylist=(.*/)?{re.escape(n)}$"
-                         for n in cold]
+    argv += _pool_flags(book, pool_size, preheat)
     if not open_browser:
         argv.append("--no-browser")
     return argv + [str(a) for a in extra]
+
+
+def _checked_options(*, port, host, pool_size, port_retries, cull_idle_timeout, cull_interval,
+                     cell_timeout, max_kernels, max_kernels_per_client, template) -> tuple:
+    """Check :func:`voila_argv`'s options; return the kernel caps with defaults filled in."""
+    check_port(port)
+    check_host(host)
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 0:
+        raise ValueError(f"pool_size={pool_size!r} is not allowed; use an integer >= 0 "
+                         "(0 turns kernel pre-heating off)")
+    if isinstance(port_retries, bool) or not isinstance(port_retries, int) or port_retries < 0:
+        raise ValueError(f"port_retries={port_retries!r} is not allowed; use an integer >= 0")
+    check_seconds("cull_idle_timeout", cull_idle_timeout, allow_zero=True)
+    check_seconds("cull_interval", cull_interval)
+    check_seconds("cell_timeout", cell_timeout)
+    if max_kernels is None:
+        max_kernels = default_max_kernels()
+    if max_kernels_per_client is None:
+        max_kernels_per_client = default_max_kernels_per_client(host)
+    for name, value in (("max_kernels", max_kernels),
+                        ("max_kernels_per_client", max_kernels_per_client)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}={value!r} is not allowed; use an integer >= 0 "
+                             "(0: no cap)")
+    if not isinstance(template, str) or not template.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"template={template!r} is not allowed; use a Voila template name "
+                         "such as eoslab or lab")
+    return max_kernels, max_kernels_per_client
+
+
+def _pool_flags(book, pool_size: int, preheat) -> list:
+    """Pre-heating flags: the pool size, and the notebooks left out of ``preheat``."""
+    if pool_size <= 0:
+        return []
+    flags = [f"--pool_size={pool_size}"]
+    if preheat is not None:
+        chosen = {str(n) for n in preheat}
+        cold = sorted(p.name for p in Path(book).glob("*.ipynb") if p.name not in chosen)
+        # one flag per entry (traitlets appends repeated List flags); Voila matches the
+        # patterns against the notebooks' absolute paths at startup
+        flags += [f"--VoilaKernelManager.preheat_denylist=(.*/)?{re.escape(n)}$" for n in cold]
+    return flags
 
 
 def add_serve_arguments(parser) -> None:

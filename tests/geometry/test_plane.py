@@ -54,7 +54,9 @@ def y3(plane):
 
 
 def test_projection_of_off_plane_point():
-    w = lambda *a: {"w": torch.tensor(a, dtype=torch.float64)}
+    def w(*a):
+        return {"w": torch.tensor(a, dtype=torch.float64)}
+
     plane = Plane.through(w(0, 0, 0), w(3, 0, 0), w(1, 2, 0))
     assert plane.coords(w(1, 1, 5)) == pytest.approx((1.0, 1.0))
     assert plane.distance(w(1, 1, 5)) == pytest.approx(5.0)
@@ -80,7 +82,9 @@ def test_pca_of_trajectory_recovers_its_plane():
 
 
 def test_bad_inputs():
-    w = lambda *a: {"w": torch.tensor(a, dtype=torch.float64)}
+    def w(*a):
+        return {"w": torch.tensor(a, dtype=torch.float64)}
+
     with pytest.raises(ValueError, match="collinear"):
         Plane.through(w(0, 0), w(1, 1), w(3, 3))
     with pytest.raises(ValueError, match="w2 equals w1"):
