@@ -163,7 +163,8 @@ def stored_runs(store: RunStore, lease: float | None = None) -> list[dict]:
                 continue
             except (KeyError, TypeError, ValueError):
                 blob = None
-        if (entry / "result.json").exists():
+        if (entry / "result.json").exists() or any(entry.glob("result.json.corrupt-*")):
+            # the store moved a bad file aside (with a warning naming it): run it again
             records.append({"key": entry.name, "status": "unreadable"})
             continue
         holder = claims.holder(entry.name)

@@ -6,7 +6,6 @@ relative 1e-5 in float32 (see tests/core/test_sweep_plan.py).  A worker killed m
 was stored: Ray retries its task, which takes over the dead worker's claims.
 """
 
-import math
 import os
 import signal
 import subprocess
@@ -15,6 +14,7 @@ import threading
 import time
 
 import pytest
+from stored_runs import assert_equal_runs, stored_files
 
 from eoslab.core import ray_sweep as ray_sweep_module
 from eoslab.core.config import TrainConfig
@@ -26,29 +26,8 @@ pytestmark = pytest.mark.slow  # starting the cluster alone takes ~20 s on 2 cor
 psutil = pytest.importorskip("psutil")
 
 BASE = TrainConfig(n_train=100, width=16, steps=60, record_every=10, device="cpu")
-REL = 1e-5
 GRID_12 = [BASE.replace(lr=lr, model_seed=s, model=m)
            for lr in (0.05, 0.1, 0.2) for s in (0, 1) for m in ("fc-tanh", "fc-relu")]
-
-
-def assert_equal_runs(got, ref, rel=REL):
-    assert (got.status, got.steps_done) == (ref.status, ref.steps_done)
-    assert [r["step"] for r in got.history] == [r["step"] for r in ref.history]
-    for a, b in zip(got.history, ref.history):
-        assert set(a) == set(b)
-        for key in set(a) - {"time", "hvps"}:
-            assert math.isclose(a[key], b[key], rel_tol=rel, abs_tol=1e-9), (a["step"], key)
-
-
-def _files(store, configs):
-    """(inode, mtime) of each stored result: a rewrite changes the inode (os.replace)."""
-    out = {}
-    for c in configs:
-        path = store.path("runs", c.key()) / "result.json"
-        if path.exists():
-            st = path.stat()
-            out[c.key()] = (st.st_ino, st.st_mtime_ns)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +52,14 @@ def test_a_12_config_grid_on_ray_equals_single_runs_and_returns_at_once_again(cl
     assert [o.source for o in outcomes] == ["trained"] * 12
     for o in outcomes:
         assert_equal_runs(store.load_run(o.config), run(o.config, store=False))
-    before = _files(store, GRID_12)
+    before = stored_files(store, GRID_12)
 
     def no_ray():
         raise AssertionError("a fully stored grid must not touch Ray")
 
     monkeypatch.setattr(ray_sweep_module, "_ray", no_ray)
     again = ray_sweep_module.ray_sweep(GRID_12, store, progress=False)
-    assert [o.source for o in again] == ["store"] * 12 and _files(store, GRID_12) == before
+    assert [o.source for o in again] == ["store"] * 12 and stored_files(store, GRID_12) == before
 
 
 def test_killing_a_worker_mid_sweep_loses_and_recomputes_nothing(cluster, tmp_path):
@@ -94,19 +73,19 @@ def test_killing_a_worker_mid_sweep_loses_and_recomputes_nothing(cluster, tmp_pa
     deadline = time.monotonic() + 120
     victim = None
     while victim is None and time.monotonic() < deadline and driver.is_alive():
-        if _files(store, configs):
+        if stored_files(store, configs):
             busy = _task_processes()
             victim = busy[0] if busy else None
         time.sleep(0.02)
     assert victim is not None, "no worker was busy after the first result was stored"
-    stored_before = _files(store, configs)
+    stored_before = stored_files(store, configs)
     os.kill(victim.pid, signal.SIGKILL)
     driver.join(240)
     assert not driver.is_alive()
     outcomes = result["outcomes"]
     assert all(o.source in ("trained", "other") for o in outcomes), [
         (o.source, o.error) for o in outcomes]
-    after = _files(store, configs)
+    after = stored_files(store, configs)
     assert len(after) == len(configs)
     assert {k: after[k] for k in stored_before} == stored_before  # nothing stored retrained
     assert not list(tmp_path.glob("runs/*/claim.json"))
@@ -127,11 +106,11 @@ def test_eoslab_sweep_joins_a_running_cluster_and_a_repeat_returns_at_once(clust
     rows = [line.split() for line in first.stdout.splitlines()[2:]]
     assert len(rows) == 12 and all(r[3] == "finished" for r in rows)
     store = RunStore(tmp_path)
-    before = _files(store, GRID_12)
+    before = stored_files(store, GRID_12)
     assert len(before) == 12
     # nothing listens at port 1: a repeat that contacted Ray would fail
     args[args.index(cluster)] = "127.0.0.1:1"
     second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 0, second.stderr
     assert "12 configs: 12 from the store" in second.stdout
-    assert "nothing to train" in second.stderr and _files(store, GRID_12) == before
+    assert "nothing to train" in second.stderr and stored_files(store, GRID_12) == before
