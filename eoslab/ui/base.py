@@ -339,4 +339,4 @@ def divergence_text(result: dict) -> str:
     info = result["diverged"]
     text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]),
                                info.get("sharpness"), float(info.get("momentum", 0.0)))
-    return f"{info.get('stage', 'training')} {text}"
+    return f"{info.get('stage', 'the run')} {text}"

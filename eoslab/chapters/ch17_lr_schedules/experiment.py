@@ -141,6 +141,6 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
               "range_test": found.to_json()}
     if run.diverged:
         step, loss = run.diverged_at
-        result["diverged"] = {"step": step, "loss": loss, "stage": "training",
+        result["diverged"] = {"step": step, "loss": loss, "stage": "GD on this schedule",
                               "lr": curve[min(step, len(curve) - 1)]}
     return result
