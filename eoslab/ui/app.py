@@ -6,23 +6,20 @@ app draws it. :class:`ChapterApp` owns everything else, once for all chapters:
 
 * the preset dropdown (quick / default / paper) and what moving it does: every slider
   takes the new preset's value (and range, through :meth:`ChapterApp.slider_range`);
-* Run / Stop, the progress bar and the status line;
-* the experiment in a :class:`~eoslab.ui.base.BackgroundRunner` thread (never blocking the
-  kernel), or in the calling thread with ``run(wait=True)`` (tests, ``EOSLAB_QUICK``);
+* Run / Stop, progress and status; the experiment in a background thread (never blocking
+  the kernel), or in the calling thread with ``run(wait=True)`` (tests, ``EOSLAB_QUICK``);
 * partial datasets streamed into one :class:`~eoslab.ui.base.LiveChart`, throttled;
-* the finished result stored under a hash of the chapter, preset and settings
-  (:func:`eoslab.core.store.result_key`) and shown at once when those settings return.
+* the result stored under :func:`eoslab.core.store.result_key` of chapter, preset and
+  settings, and shown at once when those settings return.
 
-An app whose experiment is exact and instant (``LIVE = True``, chapters 01 and 19)
-recomputes in the calling thread on every slider move and stores nothing.
+A ``LIVE`` app (an exact, instant experiment: chapters 01, 19) recomputes on every move.
 
 Every value a control sends is checked in the kernel before anything is computed with it
 (:class:`~eoslab.ui.inputs.InputGuard`); a refused value is undone in place and the status
 line says why. No exception leaves a widget callback: the status line names it instead.
 
-A subclass sets ``CHAPTER``, ``KIND`` and ``experiment`` and implements
-:meth:`~ChapterApp.make_sliders`, :meth:`~ChapterApp.layout` and
-:meth:`~ChapterApp.describe`. The experiment is called as
+A subclass sets ``CHAPTER``, ``KIND`` and ``experiment`` and implements ``make_sliders``,
+``layout`` and ``describe``. The experiment is called as
 ``experiment(preset, settings, emit=emit, stop=stop)``; ``emit(datasets, done)`` streams
 partial datasets and a progress count, and the returned dict has ``"status"``
 (``"finished"``, ``"diverged"`` or ``"stopped"``) and ``"datasets"``; a diverged result
@@ -59,6 +56,7 @@ from eoslab.ui.base import (
     slider,
 )
 from eoslab.ui.inputs import InputGuard, choices
+from eoslab.ui.plots import with_datasets
 
 __all__ = ["ChapterApp", "Emit", "divergence_text"]
 
@@ -125,6 +123,8 @@ class ChapterApp(InputGuard):
         self.widget = widgets.VBox(self.arrange())
         self.widget.add_class("eoslab-app")
         self.show_stored()
+        if any(self.datasets.values()):  # drawn with its data, so the page embeds it once
+            self.chart.show(with_datasets(self.layout(settings), self.datasets))
 
     # -- to implement --------------------------------------------------------------------
     def make_lr_slider(self) -> dict:
@@ -298,6 +298,8 @@ class ChapterApp(InputGuard):
                 return
             with self._lock:
                 self.datasets = {**self.datasets, **datasets}
+            if self.LIVE:  # an instant result: drawn once, when it is finished
+                return
             self.controls.progress.value = min(int(done), self.controls.progress.max)
             self._draw_throttled(token)
 
