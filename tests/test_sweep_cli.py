@@ -16,6 +16,7 @@ import pytest
 
 from eoslab.cli import main
 from eoslab.core.config import TrainConfig
+from eoslab.core.store_files import decode_json
 from eoslab.core.train import Run
 
 TINY = ["--n-train", "100", "--width", "16", "--steps", "60", "--record-every", "10",
@@ -32,7 +33,7 @@ def _results(root):
     """Every stored result, loaded whole: a truncated or corrupt file fails here."""
     out = {}
     for path in sorted((root / "runs").glob("*/result.json")):
-        blob = json.loads(path.read_text())
+        blob = decode_json(path.read_bytes())  # checksummed: a corrupt file fails here
         out[path.parent.name] = (TrainConfig.from_dict(blob["config"]), Run.from_json(blob["run"]))
     return out
 
@@ -47,7 +48,7 @@ def _stat(root):
     (["--grid", "lr="], "grid field 'lr' has no values"),
     (["--grid", "lr=0.1,-0.5"], "grid value lr=-0.5 is rejected: lr=-0.5 is not allowed"),
     (["--grid", "model=fc-tanh,resnet50"], "grid value model='resnet50' is rejected"),
-    (["--grid", "width=16,0"], "grid point width=0 is rejected: width=0 is not allowed"),
+    (["--grid", "width=16,0"], "grid value width=0 is rejected: width=0 is not allowed"),
     (["--grid", "model_seed=0:x"], "grid value model_seed='0:x' is not a range"),
     ([], "no grid: give at least one --grid FIELD=VALUES"),
 ])
@@ -114,7 +115,7 @@ def test_two_processes_on_overlapping_grids_train_each_config_once(tmp_path):
         assert lines[1].split()[:2] == ["width", "lr"]
         for line in lines[2:]:
             width, lr, *_, source = line.split()
-            assert source in ("trained", "other")
+            assert source in ("trained", "other", "store")  # the others: the other process
             if source == "trained":
                 trained.append((int(width), float(lr)))
     union = {(w, lr) for w in (8, 12, 16, 20) for lr in (0.05, 0.1, 0.2, 0.4)}

@@ -14,10 +14,11 @@ on a file system every node mounts *at the same path* (the driver passes its sto
 to the tasks).  This process's ``eoslab`` package is shipped to the workers as the job's
 ``py_modules``, so every node runs the driver's code.  Ray is imported only here, lazily.
 
-Example (a local Ray instance with two CPUs):
-    >>> from eoslab.core.config import TrainConfig                     # doctest: +SKIP
-    >>> configs = [TrainConfig(lr=lr, steps=50) for lr in (0.05, 0.1)]  # doctest: +SKIP
-    >>> outcomes = ray_sweep(configs, num_cpus=2)                        # doctest: +SKIP
+Usage (a local Ray instance with two CPUs; tests/core/test_ray_sweep.py runs it)::
+
+    from eoslab.core.config import TrainConfig
+    configs = [TrainConfig(lr=lr, steps=50) for lr in (0.05, 0.1)]
+    outcomes = ray_sweep(configs, num_cpus=2)
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_the_grid_is_the_product_with_the_last_axis_fastest():
     (["lr="], "grid field 'lr' has no values"),
     (["lr=[]"], "grid field 'lr' has no values"),
     (["model_seed=4:0"], "grid field 'model_seed' has no values"),
-    (["lr=0.1,-1"], "grid value lr=-1.0 is rejected: lr=-1.0 is not allowed; the learning"),
+    (["lr=0.1,-1"], "grid value lr=-1.0 is rejected: lr=-1.0 is not allowed; use a finite"),
     (["lr=0.1,nan"], "grid value lr=nan is rejected"),
     (["model=fc-tanh,resnet50"], "grid value model='resnet50' is rejected: .*allowed: fc-tanh"),
     (["steps=10,0"], "grid value steps=0 is rejected: steps=0 is not allowed"),
@@ -66,7 +66,7 @@ def test_the_grid_is_the_product_with_the_last_axis_fastest():
     (["lr=0.1:0.5"], "ranges start:stop\\[:step\\] are for integer fields"),
     (["lr=0.1,0.1"], "grid field 'lr' repeats the value 0.1"),
     (["lr=0.1", "lr=0.2"], "grid field 'lr' is given twice"),
-    (["width=8,0"], "grid point width=0 is rejected: width=0 is not allowed"),
+    (["width=8,0"], "grid value width=0 is rejected: width=0 is not allowed"),
     (["depth=1", "model=fc-tanh,cnn", "width=2,-3"], "width=-3"),
     (["betas=0.9"], "grid value betas='0.9' is not a tuple"),
     (["lr0.1"], "grid axis 'lr0.1' needs the form FIELD=V1,V2"),
@@ -112,9 +112,17 @@ def test_bad_grid_files_are_named(tmp_path, text, match):
         build_grid(base, axes)
 
 
-def test_a_base_config_object_and_the_deep_check_can_be_skipped():
-    grid = build_grid(TrainConfig(steps=3), {"width": [0]}, deep=False)  # no setup built
-    assert grid.configs()[0].width == 0
+def test_a_base_config_object_and_the_deep_check_can_be_skipped(monkeypatch):
+    import eoslab.core.experiment
+
+    def no_setup(config):
+        raise AssertionError("deep=False must not build a setup")
+
+    monkeypatch.setattr(eoslab.core.experiment, "build_setup", no_setup)
+    grid = build_grid(TrainConfig(steps=3), {"width": [4, 8]}, deep=False)
+    assert [c.width for c in grid.configs()] == [4, 8]
+    with pytest.raises(AssertionError, match="deep=False must not build"):
+        build_grid(TrainConfig(steps=3), {"width": [4, 8]})
 
 
 def test_data_this_machine_lacks_fails_locally_and_passes_for_a_cluster(monkeypatch, tmp_path):
