@@ -7,7 +7,7 @@ The package is organised in layers, each a subpackage:
   the run store.
 * :mod:`eoslab.curvature`: the loss as a pure function of a parameter dict
   (:class:`Objective`), Hessian-vector products, Lanczos, trace, spectral density and the
-  notions of sharpness.
+  notions of sharpness; :func:`track` records them in your own training loop.
 * :mod:`eoslab.geometry`: directions, one- and two-dimensional landscape slices, the plane
   through three weight vectors and mode-connecting curves.
 * :mod:`eoslab.optimizers`: SAM, normalised GD, Lookahead, weight averaging and schedules.
@@ -33,6 +33,7 @@ from eoslab.core.sweep import SweepResult, sweep
 from eoslab.core.train import Run, fit
 from eoslab.curvature.objective import Objective
 from eoslab.curvature.sharpness import SharpnessProbe
+from eoslab.curvature.tracker import Tracker, track
 
 __all__ = [
     "Dataset",
@@ -41,6 +42,7 @@ __all__ = [
     "RunStore",
     "SharpnessProbe",
     "SweepResult",
+    "Tracker",
     "TrainConfig",
     "build_model",
     "fit",
@@ -48,5 +50,6 @@ __all__ = [
     "load_dataset",
     "run",
     "sweep",
+    "track",
 ]
 __version__ = "0.1.0"
