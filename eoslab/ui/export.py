@@ -42,7 +42,7 @@ from eoslab.core.export_formats import (
 )
 
 __all__ = ["ExportControls", "chapter_code", "chart_png", "chart_spec", "chart_svg",
-           "config_code", "datasets_json", "export_files", "rows_csv"]
+           "config_code", "datasets_json", "export_files", "offer_result", "rows_csv"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -79,17 +79,20 @@ def export_files(chart=None, datasets: dict | None = None,
     ``svg``/``png`` when there is a chart, ``csv``/``json`` when there are datasets (one CSV
     with a ``dataset`` column), ``py`` when there is code.
     """
-    files: dict[str, tuple[str, bytes]] = {}
+    return dict(_file_steps(chart, datasets, code))
+
+
+def _file_steps(chart, datasets, code):
+    """Yield ``(suffix, (mime, bytes))`` one file at a time (a caller may stop in between)."""
     if chart is not None:
         spec = chart_spec(chart)
-        files["svg"] = ("image/svg+xml", chart_svg(spec).encode())
-        files["png"] = ("image/png", chart_png(spec))
+        yield "svg", ("image/svg+xml", chart_svg(spec).encode())
+        yield "png", ("image/png", chart_png(spec))
     if datasets is not None:
-        files["csv"] = ("text/csv", datasets_csv(datasets).encode())
-        files["json"] = ("application/json", datasets_json(datasets).encode())
+        yield "csv", ("text/csv", datasets_csv(datasets).encode())
+        yield "json", ("application/json", datasets_json(datasets).encode())
     if code is not None:
-        files["py"] = ("text/x-python", code.encode())
-    return files
+        yield "py", ("text/x-python", code.encode())
 
 
 # A click copies the <pre>'s text: the async clipboard where the page may use it, else the
@@ -191,9 +194,12 @@ class ExportControls:
         return self._done.wait(timeout)
 
     def _make(self, token: int, stem: str, chart, datasets, code) -> None:
-        start = time.perf_counter()
+        start, files = time.perf_counter(), {}
         try:
-            files = export_files(chart, datasets, code)
+            for suffix, content in _file_steps(chart, datasets, code):
+                if token != self._token:  # vl-convert holds the GIL: give up early
+                    return
+                files[suffix] = content
         except Exception as err:  # noqa: BLE001 - shown in the row, never out of the thread
             with self._lock:
                 if token == self._token:
@@ -212,3 +218,21 @@ class ExportControls:
             self.links.value = links
             self.code.value = code_value
             self._done.set()
+
+
+def offer_result(app, result: dict | None) -> None:
+    """Offer a chapter app's final (finished, diverged or stored) result for export.
+
+    The chart is the app's current spec with its datasets (no Altair work), the code
+    :func:`chapter_code` of the app's chapter, preset and settings; a stopped or missing
+    result offers nothing.
+    """
+    if result is None or result.get("status") not in ("finished", "diverged"):
+        app.exports.clear()
+        return
+    settings = app.settings()
+    parts = [f"ch{app.CHAPTER}", app.preset.name,
+             *(f"{k}{v}" for k, v in settings.items() if not isinstance(v, (dict, list)))]
+    app.exports.update(chart=app.chart.spec, datasets=result.get("datasets", {}),
+                       code=chapter_code(app.CHAPTER, app.preset.name, settings),
+                       name="-".join(parts))
