@@ -161,3 +161,19 @@ def test_a_users_module_in_the_same_views():
     assert len(app.runs.entries) == 2 and app.store is False
     with pytest.raises(ValueError, match="optimizer=_Net is not allowed"):
         Playground(model=net, data=(x, y), optimizer=net)
+
+
+def test_a_finished_run_is_offered_for_export(tmp_path):
+    import csv
+    import io
+
+    app = _app(tmp_path, optimizer="adam", lr=0.002, steps=10)
+    app.run(wait=True)
+    assert app.exports.wait(30)
+    files = app.exports.files
+    assert {"svg", "csv", "json", "py"} <= set(files)
+    assert files["svg"][1].lstrip().startswith(b"<svg")
+    table = list(csv.DictReader(io.StringIO(files["csv"][1].decode())))
+    losses = [float(r["loss"]) for r in table if r.get("dataset") == "rows" and r["loss"]]
+    assert losses == pytest.approx([r["loss"] for r in app.current.history], rel=1e-6)
+    assert "optimizer='adam'" in files["py"][1].decode()

@@ -37,6 +37,7 @@ import ipywidgets as widgets
 
 from eoslab.core.store import RunStore
 from eoslab.ui.base import BackgroundRunner, LiveChart, RunControls, Throttle
+from eoslab.ui.export import ExportControls, config_code
 from eoslab.ui.playground import charts
 from eoslab.ui.playground.controls import ViewControls, make_settings, read, show_relevant
 from eoslab.ui.playground.runs import Entry, RunList
@@ -85,6 +86,7 @@ class Playground:
         self._lock = threading.Lock()
         self.chart = LiveChart(charts.history_layout(), mode=chart_mode)
         self.slice_chart = LiveChart(charts.slice_layout(), mode=chart_mode)
+        self.exports = ExportControls("playground")
         self.datasets: dict = {"history": [], "edge": [], "spectrum": []}
         self.slices: dict = {"slice1d": [], "slice2d": []}
         self._draw_throttled = Throttle(self._draw, throttle)
@@ -116,8 +118,8 @@ class Playground:
                                 self.controls.progress])
         runs = widgets.HBox([self.view.runs, self.view.remove])
         slices = widgets.HBox([self.view.step, self.view.slice_status])
-        return [grid, buttons, self.controls.status, runs, self.chart.widget, slices,
-                self.slice_chart.widget]
+        return [grid, buttons, self.controls.status, runs, self.chart.widget,
+                self.exports.widget, slices, self.slice_chart.widget]
 
     # -- settings ------------------------------------------------------------------------
     def values(self) -> dict:
@@ -177,6 +179,7 @@ class Playground:
                 entry.set_history(stored.history)
                 self._add(entry)
                 self.controls.say(html.escape(self._describe(entry)))
+                self._offer(entry)
                 return
         every = self._every()
         entry.snapshots = Snapshots(every)
@@ -249,6 +252,21 @@ class Playground:
         self._draw()
         self._refresh_steps()
         self.controls.say(html.escape(self._describe(entry)))
+        self._offer(entry)
+
+    def _offer(self, entry: Entry) -> None:
+        """Offer the chart, the shown runs' rows and the code of ``entry`` for export.
+
+        A stopped run offers nothing; a user's module has no config, so no code.
+        """
+        if entry.status not in ("finished", "diverged"):
+            self.exports.clear()
+            return
+        rows = [{"run": self.runs.label(e), **row} for e in self.runs.shown()
+                for row in e.history]
+        code = config_code(entry.config) if entry.config is not None else None
+        self.exports.update(chart=self.chart.spec, datasets={**self.datasets, "rows": rows},
+                            code=code, name=f"playground-{self.runs.label(entry)}")
 
     @staticmethod
     def _describe(entry: Entry) -> str:
