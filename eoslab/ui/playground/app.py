@@ -87,6 +87,9 @@ class Playground:
         self.chart = LiveChart(charts.history_layout(), mode=chart_mode)
         self.slice_chart = LiveChart(charts.slice_layout(), mode=chart_mode)
         self.exports = ExportControls("playground")
+        for chart in (self.chart, self.slice_chart):
+            if chart.mode == "jupyter":  # legends as SVG text: readable, selectable, testable
+                chart.widget.embed_options = {**chart.widget.embed_options, "renderer": "svg"}
         self.datasets: dict = {"history": [], "edge": [], "spectrum": []}
         self.slices: dict = {"slice1d": [], "slice2d": []}
         self._draw_throttled = Throttle(self._draw, throttle)
