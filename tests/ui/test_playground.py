@@ -177,3 +177,16 @@ def test_a_finished_run_is_offered_for_export(tmp_path):
     losses = [float(r["loss"]) for r in table if r.get("dataset") == "rows" and r["loss"]]
     assert losses == pytest.approx([r["loss"] for r in app.current.history], rel=1e-6)
     assert "optimizer='adam'" in files["py"][1].decode()
+
+
+def test_only_the_chosen_optimisers_hyperparameters_are_shown():
+    app = Playground(store=False, chart_mode="jupyter")
+    shown = {n for n, w in app.settings.items() if w.layout.display != "none"}
+    assert not {"momentum", "beta1", "rho", "sigma", "batch_size"} & shown
+    app.set(optimizer="adam")
+    shown = {n for n, w in app.settings.items() if w.layout.display != "none"}
+    assert {"beta1", "beta2", "lr", "weight_decay"} <= shown
+    assert not {"momentum", "rho", "sigma", "batch_size"} & shown
+    app.set(optimizer="sam")
+    assert app.settings["rho"].layout.display != "none"
+    assert app.settings["beta1"].layout.display == "none"

@@ -26,7 +26,13 @@ from eoslab.ui.playground.choices import (
 
 __all__ = ["ViewControls", "make_settings", "read", "show_relevant"]
 
-_LAYOUT = {"layout": widgets.Layout(width="300px"), "style": {"description_width": "120px"}}
+_STYLE = {"description_width": "120px"}
+
+
+def _box() -> dict:
+    """A fresh layout per widget (hiding one must not hide the others)."""
+    return {"layout": widgets.Layout(width="300px"), "style": _STYLE}
+
 _LABELS = {"n_train": "examples", "lr": "step size η", "momentum": "momentum β",
            "beta1": "β₁", "beta2": "β₂", "weight_decay": "weight decay", "rho": "SAM ρ",
            "sigma": "label noise σ", "batch_size": "batch size", "sharpness_every":
@@ -39,12 +45,12 @@ _INTS = ("n_train", "width", "depth", "batch_size", "steps", "sharpness_every")
 def _widget(name: str, value):
     label = _LABELS.get(name, name)
     if name in _MENUS:
-        w = widgets.Dropdown(options=_MENUS[name], value=value, description=label, **_LAYOUT)
+        w = widgets.Dropdown(options=_MENUS[name], value=value, description=label, **_box())
     elif name in _INTS:
         w = widgets.BoundedIntText(value=value, min=0, max=10**7, description=label,
-                                   **_LAYOUT)
+                                   **_box())
     else:
-        w = widgets.FloatText(value=value, description=label, **_LAYOUT)
+        w = widgets.FloatText(value=value, description=label, **_box())
     w.add_class(f"eoslab-pg-{name.replace('_', '-')}")
     return w
 
@@ -93,11 +99,11 @@ class ViewControls:
         self.remove = widgets.Button(description="Remove", icon="trash")
         self.remove.add_class("eoslab-remove")
         self.topk = widgets.BoundedIntText(value=1, min=1, max=10, description="top-k eigs",
-                                           **_LAYOUT)
+                                           **_box())
         self.topk.add_class("eoslab-topk")
         self.trace = widgets.Checkbox(value=False, description="trace (Hutchinson)")
         self.trace.add_class("eoslab-trace")
-        self.step = widgets.Dropdown(options=[], description="slices at step", **_LAYOUT)
+        self.step = widgets.Dropdown(options=[], description="slices at step", **_box())
         self.step.add_class("eoslab-slice-step")
         self.slice_status = widgets.HTML("")
         self.slice_status.add_class("eoslab-slice-status")
