@@ -161,6 +161,8 @@ class Playground:
         Invalid settings: the status says why and nothing runs. Settings the store holds:
         the stored run is shown at once.
         """
+        if self.runner.running and self.current is not None:
+            self.current.status = "stopped"  # superseded: its thread ends at its next step
         self.runner.stop()
         self._go.set()
         if self.user is not None:
