@@ -84,7 +84,8 @@ def slice_layout():
             .encode(x=alt.X("x:O", title="top eigenvector", axis=alt.Axis(format=".2g")),
                     y=alt.Y("y:O", title="gradient", sort="descending",
                             axis=alt.Axis(format=".2g")),
-                    color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme="viridis")),
+                    color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme="viridis"),
+                                    legend=alt.Legend(format=".3g")),
                     tooltip=["x:Q", "y:Q", "loss:Q"])
             .properties(width=_H, height=_H, title="2-D slice (eigenvector, gradient)"))
     chart = alt.hconcat(line, heat).resolve_scale(color="independent")

@@ -109,7 +109,7 @@ def compute_slices(objective: Objective, base: dict, *, span: float = 1.0, n: in
         directions.append(("gradient", {k: g / grad_norm for k, g in grad.items()}))
     for name, d in directions:
         out = slice_1d(objective, base, d, alphas)
-        rows.extend({"direction": name, "alpha": a, "loss": v}
+        rows.extend({"direction": name, "alpha": round(a, 9), "loss": v}
                     for a, v in zip(out["alpha"], out["loss"]))
     try:
         second = orthonormalize([top, grad])[1] if grad_norm > 0 else None
@@ -118,6 +118,6 @@ def compute_slices(objective: Objective, base: dict, *, span: float = 1.0, n: in
     if second is None:
         second = {k: torch.zeros_like(v) for k, v in top.items()}
     plane = slice_2d(objective, base, top, second, alphas, alphas)
-    grid = [{"x": x, "y": y, "loss": plane["loss"][i][j]}
+    grid = [{"x": round(x, 9), "y": round(y, 9), "loss": plane["loss"][i][j]}
             for i, x in enumerate(plane["x"]) for j, y in enumerate(plane["y"])]
     return {"slice1d": rows, "slice2d": grid, "grad_norm": grad_norm}
