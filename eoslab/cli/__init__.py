@@ -11,6 +11,9 @@ traceback.
 ``eoslab sweep``: a grid of configs, locally (batched) or on a Ray cluster; ``eoslab runs``:
 the stored runs, filtered (both in :mod:`eoslab.cli.grid`).
 
+``eoslab export <run>``: a stored run's history (CSV, JSON), chart (SVG, PNG) and code
+(:mod:`eoslab.cli.export`).
+
 ``eoslab serve``: serve the book's chapters as Voila apps; ``eoslab lab``: open the book in
 JupyterLab (both in :mod:`eoslab.serve`).
 """
@@ -142,12 +145,15 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _config_parser(sub)
     from eoslab import serve as _serve
+    from eoslab.cli import export as export_cli
     from eoslab.cli import grid as grid_cli
 
     grid_cli.add_sweep_arguments(sub.add_parser(
         "sweep", help="train a grid of configs (batched, resumable; --ray for a cluster)"))
     grid_cli.add_runs_arguments(sub.add_parser(
         "runs", help="list the stored runs (--where 'lr<0.05' filters)"))
+    export_cli.add_export_arguments(sub.add_parser(
+        "export", help="write a stored run's history, chart and code (csv json svg png py)"))
 
     _serve.add_serve_arguments(sub.add_parser(
         "serve", help="serve the book's chapters as Voila apps (/voila/render/<notebook>)"))
@@ -160,6 +166,8 @@ def main(argv=None) -> int:
             return grid_cli.cmd_sweep(args)
         if args.command == "runs":
             return grid_cli.cmd_runs(args)
+        if args.command == "export":
+            return export_cli.cmd_export(args)
         if args.command == "serve":
             return _serve.cmd_serve(args)
         return _serve.cmd_lab(args)

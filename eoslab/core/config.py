@@ -64,6 +64,7 @@ from eoslab.core.options import (
     check_classes,
     check_data_options,
     check_n_train,
+    check_optimizer_options,
     check_schedule_options,
     dataset_family,
     dataset_shape,
@@ -95,6 +96,9 @@ class TrainConfig:
     Defaults reproduce the edge-of-stability setting of Cohen et al. 2021 scaled to the
     offline ``digits`` data: fc-tanh (width 200, two hidden layers), MSE, full-batch GD.
     ``batch_size=None`` means full batch; ``sharpness_every=0`` disables the sharpness probe.
+    ``optimizer_options`` holds the options of the optimisers that take any
+    (:data:`eoslab.core.options.OPTIMIZER_OPTIONS`: ``sam``'s ``rho``, ``label-noise``'s
+    ``sigma``); left empty, they take their defaults and the run's key is unchanged.
     """
 
     dataset: str = "digits"
@@ -113,6 +117,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     betas: tuple = (0.9, 0.999)
     eps: float = 1e-8
+    optimizer_options: dict = field(default_factory=dict)
     schedule: str = "constant"
     schedule_options: dict = field(default_factory=dict)
     batch_size: int | None = None
@@ -209,6 +214,11 @@ class TrainConfig:
     def _check_problem(self) -> None:
         """Options of the dataset and schedule, and the fields that must fit together."""
         self._set("data_options", check_data_options(self.dataset, self.data_options))
+        self._set("optimizer_options", check_optimizer_options(self.optimizer,
+                                                               self.optimizer_options))
+        if self.optimizer == "label-noise" and self.loss in _CLASSIFICATION_LOSSES:
+            raise ValueError(f"loss={self.loss!r} is not allowed with optimizer 'label-noise': "
+                             "label noise needs real-valued targets; use 'mse' or 'sqrt-mse'")
         self._set("schedule_options", check_schedule_options(
             self.schedule, self.schedule_options, rate_max=self._rate_range()[0]))
         check_classes(self.dataset, self.classes)
@@ -307,5 +317,7 @@ class TrainConfig:
     def key(self) -> str:
         """A stable 16-hex-digit hash of the fields that determine the result."""
         values = {k: v for k, v in self.to_dict().items() if k not in _NOT_IN_KEY}
+        if not values["optimizer_options"]:  # a field added later: old keys stay valid
+            del values["optimizer_options"]
         blob = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

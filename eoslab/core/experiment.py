@@ -50,7 +50,8 @@ def build_setup(config: TrainConfig) -> Setup:
                         dtype=config.dtype)
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr,
                                momentum=config.momentum, weight_decay=config.weight_decay,
-                               betas=config.betas, eps=config.eps)
+                               betas=config.betas, eps=config.eps,
+                               options=config.optimizer_options, seed=config.seed)
     scheduler = make_scheduler(config.schedule, optimizer, config.steps, config.schedule_options)
     return Setup(data, model, optimizer, scheduler)
 

@@ -21,12 +21,13 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
-from eoslab.core.options import check_schedule_options
+from eoslab.core.options import check_optimizer_options, check_schedule_options
 
 __all__ = ["OPTIMIZER_NAMES", "SCHEDULE_NAMES", "make_optimizer", "make_scheduler",
            "check_lr"]
 
-OPTIMIZER_NAMES = ("gd", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "ngd")
+OPTIMIZER_NAMES = ("gd", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "ngd", "sam",
+                   "label-noise")
 SCHEDULE_NAMES = ("constant", "cosine", "step", "linear-warmup", "cosine-restarts",
                   "triangular")
 
@@ -49,14 +50,20 @@ def _check_unit(name: str, value, upper_open: bool = True) -> float:
 
 def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 0.0,
                    weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
-                   eps: float = 1e-8) -> torch.optim.Optimizer:
+                   eps: float = 1e-8, options: Mapping | None = None,
+                   seed: int = 0) -> torch.optim.Optimizer:
     """A ``torch.optim`` optimiser by name.
 
     ``gd``/``sgd``: plain steps (with ``momentum`` if given); ``momentum``: heavy ball with
     ``momentum`` (default 0.9 when 0 is given); ``nesterov``: Nesterov momentum;
     ``adam``/``adamw``: Adam with coupled L2 / decoupled weight decay; ``rmsprop``;
     ``ngd``: normalised GD :math:`\\theta \\leftarrow \\theta - \\eta g/\\lVert g\\rVert`
-    (:class:`eoslab.optimizers.normalized.NormalizedGD`; no momentum or weight decay).
+    (:class:`eoslab.optimizers.normalized.NormalizedGD`; no momentum or weight decay);
+    ``sam``: SAM of radius ``options["rho"]`` around SGD with ``momentum``
+    (:class:`eoslab.optimizers.sam.SAM`); ``label-noise``: SGD with ``momentum`` on targets
+    with fresh Gaussian noise of std ``options["sigma"]`` drawn from ``seed``
+    (:class:`eoslab.optimizers.label_noise.LabelNoiseSGD`).  ``options`` are checked against
+    :data:`eoslab.core.options.OPTIMIZER_OPTIONS` (the others take none).
     """
     lr = check_lr(lr)
     if name not in OPTIMIZER_NAMES:
@@ -74,6 +81,17 @@ def make_optimizer(name: str, params: Iterable, lr: float, *, momentum: float = 
         )
 
         return NormalizedGD(params, lr=lr)
+    options = check_optimizer_options(name, {} if options is None else options, fill=True)
+    if name == "sam":
+        from eoslab.optimizers.sam import SAM
+
+        base = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return SAM(base, rho=float(options["rho"]))
+    if name == "label-noise":
+        from eoslab.optimizers.label_noise import LabelNoiseSGD
+
+        base = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return LabelNoiseSGD(base, sigma=float(options["sigma"]), seed=seed)
     if name in ("gd", "sgd"):
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name in ("momentum", "nesterov"):

@@ -48,7 +48,8 @@ from eoslab.core.checks import (
 
 __all__ = ["CIFAR_PATTERN", "DATA_OPTIONS", "MAX_DEPTH", "MAX_EXAMPLES", "MAX_FEATURES",
            "MAX_MEMORY_BYTES", "MAX_SEED", "MAX_STEPS", "MAX_WIDTH", "SCHEDULE_OPTIONS",
-           "Option", "check_classes", "check_data_options", "check_n_train",
+           "OPTIMIZER_OPTIONS", "Option", "check_classes", "check_data_options",
+           "check_optimizer_options", "check_n_train",
            "check_schedule_options", "dataset_family", "dataset_shape", "image_shape"]
 
 MAX_STEPS = 10**7
@@ -155,6 +156,13 @@ SCHEDULE_OPTIONS: dict[str, dict[str, Option]] = {
 }
 """Each schedule's options (``None``: a default computed from ``steps`` or ``lr``)."""
 
+OPTIMIZER_OPTIONS: dict[str, dict[str, Option]] = {
+    "sam": {"rho": Option("number", 0.05, 0, 1e6)},
+    "label-noise": {"sigma": Option("number", 0.1, 0, 1e6)},
+}
+"""Options of the optimisers that take any: SAM's radius ``rho`` (Foret et al. 2021) and
+label-noise SGD's noise std ``sigma`` (Damian et al. 2021). The others take none."""
+
 
 def dataset_family(name) -> str | None:
     """The :data:`DATA_OPTIONS` key of a dataset name (``cifar10-5k`` -> ``cifar10-<n>k``).
@@ -216,6 +224,23 @@ def check_schedule_options(schedule: str, options, dtype="float32", *,
     return _check_options(SCHEDULE_OPTIONS[schedule], options, "schedule option",
                           f"schedule {schedule!r}",
                           dtype_max(dtype) if rate_max is None else rate_max)
+
+
+def check_optimizer_options(optimizer: str, options, *, fill: bool = False) -> dict:
+    """Validate an optimiser's options; with ``fill``, complete them with the defaults.
+
+    >>> check_optimizer_options("sam", {"rho": -1})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer option rho=-1 for optimizer 'sam' is not allowed; use a finite ...
+    >>> check_optimizer_options("label-noise", {}, fill=True)
+    {'sigma': 0.1}
+    """
+    table = OPTIMIZER_OPTIONS.get(optimizer, {})
+    checked = _check_options(table, options, "optimizer option", f"optimizer {optimizer!r}")
+    if fill:
+        checked = {**{k: o.default for k, o in table.items()}, **checked}
+    return checked
 
 
 def check_classes(dataset: str, classes) -> None:

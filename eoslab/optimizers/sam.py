@@ -39,7 +39,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SAM", "sam_perturbation"]
+__all__ = ["SAM", "sam_edge", "sam_perturbation"]
 
 
 def _grad_norm(tensors) -> torch.Tensor:
@@ -197,3 +197,39 @@ class SAM(torch.optim.Optimizer):
         """
         for p in params:
             p.grad = None
+
+
+def sam_edge(grad_norm: float, lr: float, rho: float) -> float:
+    """SAM's edge of stability (Long and Bartlett, JMLR 2024, arXiv 2309.12488).
+
+    On a local quadratic with Hessian :math:`H`, SAM's gradient is
+    :math:`g + \\rho H g/\\lVert g\\rVert`, so along an eigenvector of eigenvalue
+    :math:`\\lambda` (with :math:`\\lVert g\\rVert` held fixed) a deviation is multiplied
+    by :math:`1 - \\eta\\lambda(1 + \\rho\\lambda/\\lVert g\\rVert)`; it stays bounded iff
+    :math:`\\lambda` is at most
+
+    .. math::
+
+        \\lambda_{\\mathrm{SAM}} = \\frac{\\lVert g\\rVert}{2\\rho}
+        \\Big(\\sqrt{1 + \\frac{8\\rho}{\\eta\\lVert g\\rVert}} - 1\\Big) \\le \\frac{2}{\\eta},
+
+    which is :math:`2/\\eta` at :math:`\\rho = 0` and falls with the gradient norm.
+
+    >>> sam_edge(1.0, 0.5, 0.0)        # rho = 0: GD's 2/eta
+    4.0
+    >>> round(sam_edge(1.0, 0.5, 0.25), 6)   # (1/0.5)(sqrt(1 + 4) - 1)
+    2.472136
+    """
+    for name, value, low in (("grad_norm", grad_norm, 0.0), ("lr", lr, None), ("rho", rho, 0.0)):
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and (
+            value > 0 if low is None else value >= low)
+        if not ok:
+            allowed = "a finite number > 0" if low is None else "a finite number >= 0"
+            raise ValueError(f"{name}={value!r} is not allowed; use {allowed}")
+    if rho == 0:
+        return 2.0 / lr
+    if grad_norm == 0:
+        return 0.0
+    x = 8.0 * rho / (lr * grad_norm)
+    # sqrt(1 + x) - 1 = x / (sqrt(1 + x) + 1), stable for small x
+    return grad_norm / (2.0 * rho) * x / (math.sqrt(1.0 + x) + 1.0)

@@ -34,6 +34,8 @@ Stable CSS classes for browser tests (``widget.add_class``):
 ``eoslab-progress``       progress bar
 ``eoslab-status``         status line (convergence / divergence in words)
 ``eoslab-chart``          the live chart widget
+``eoslab-export``         the export row under the chart: links ``eoslab-export-svg``,
+                          ``-png``, ``-csv``, ``-json``; ``eoslab-export-copy`` copies the code
 ``eoslab-wd-slider``      weight decay (chapters 11, 12, 13)
 ``eoslab-batch-slider``   batch size (chapters 09, 11)
 ``eoslab-noise-slider``   added noise (chapter 06 GD noise, chapter 19)

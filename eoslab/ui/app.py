@@ -11,6 +11,7 @@ app draws it. :class:`ChapterApp` owns everything else, once for all chapters:
 * partial datasets streamed into one :class:`~eoslab.ui.base.LiveChart`, throttled;
 * the result stored under :func:`eoslab.core.store.result_key` of chapter, preset and
   settings, and shown at once when those settings return.
+* the export row under the chart: SVG, PNG, CSV, JSON and code of each final result.
 
 A ``LIVE`` app (an exact, instant experiment: chapters 01, 19) recomputes on every move.
 
@@ -55,19 +56,13 @@ from eoslab.ui.base import (
     preset_dropdown,
     slider,
 )
-from eoslab.ui.inputs import InputGuard, choices
+from eoslab.ui.export import ExportControls, offer_result
+from eoslab.ui.inputs import InputGuard, choices, setting_value
 from eoslab.ui.plots import with_datasets
 
 __all__ = ["ChapterApp", "Emit", "divergence_text"]
 
 Emit = Callable[[dict, int], None]
-
-
-def _setting(value: Any) -> Any:
-    """A widget's value as it enters the settings: numbers rounded as shown."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value
-    return int(value) if isinstance(value, int) else round(float(value), 6)
 
 
 class ChapterApp(InputGuard):
@@ -120,6 +115,7 @@ class ChapterApp(InputGuard):
             w.observe(self._on_setting, names="value")
         self.preset_menu.observe(self._on_preset, names="value")
         self.note = widgets.HTML(self._needs())
+        self.exports = ExportControls(f"ch{self.CHAPTER}", delay=1.0 if self.LIVE else 0.3)
         self.widget = widgets.VBox(self.arrange())
         self.widget.add_class("eoslab-app")
         self.show_stored()
@@ -170,7 +166,7 @@ class ChapterApp(InputGuard):
                 for i in range(0, len(self.sliders), 2)]
         buttons = [] if self.LIVE else [self.controls.box]
         return [self.preset_menu, self.note, *rows, *buttons, self.controls.status,
-                self.chart.widget]
+                self.chart.widget, self.exports.widget]
 
     def compute(self, settings: dict, emit: Emit, stop: threading.Event) -> dict:
         """Run the chapter's experiment on the current preset and ``settings``."""
@@ -191,7 +187,7 @@ class ChapterApp(InputGuard):
 
     def settings(self) -> dict:
         """The current control values (numbers rounded as shown)."""
-        return {k: _setting(w.value) for k, w in self.sliders.items()}
+        return {k: setting_value(w.value) for k, w in self.sliders.items()}
 
     def key(self, settings: dict | None = None) -> str:
         """The store key of ``settings`` (default: the current ones) under this preset."""
@@ -216,6 +212,7 @@ class ChapterApp(InputGuard):
         if blob is None:
             self.result = None
             self._set_datasets({k: [] for k in self.datasets})
+            self.exports.clear()
             self.controls.say(f"press Run to train ({html.escape(self.preset.label)})")
             return False
         blob["from_store"] = True
@@ -260,6 +257,7 @@ class ChapterApp(InputGuard):
         self.result = result
         self._set_datasets(result.get("datasets", {}))
         self.controls.say(self._status(result))
+        offer_result(self, result)  # files made later, off this thread
 
     # -- running -------------------------------------------------------------------------
     def run(self, wait: bool = False) -> None:
@@ -290,6 +288,7 @@ class ChapterApp(InputGuard):
         self.controls.progress.value = 0
         self.controls.set_running(True)
         self.controls.say(f"training ({html.escape(self.preset.label)}) ...")
+        self.exports.clear()
         self._set_datasets({k: [] for k in self.datasets})
 
     def _emitter(self, token: int) -> Emit:

@@ -15,7 +15,18 @@ import html
 import math
 from typing import Any
 
-__all__ = ["InputGuard", "choices", "shown"]
+__all__ = ["InputGuard", "choices", "setting_value", "shown"]
+
+
+def setting_value(value: Any) -> Any:
+    """A widget's value as it enters the settings: numbers rounded as shown.
+
+    >>> setting_value(0.30000000000000004), setting_value(3), setting_value("gd")
+    (0.3, 3, 'gd')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    return int(value) if isinstance(value, int) else round(float(value), 6)
 
 
 def choices(widget) -> tuple | None:

@@ -12,6 +12,10 @@ from nbclient import NotebookClient
 
 BOOK = Path(__file__).resolve().parents[2] / "book"
 NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+CHAPTER_NAME = r"\d\d_[a-z0-9_]+\.ipynb"
+EXTRAS = ("playground.ipynb",)  # the book's notebooks that are not chapters
+CHAPTERS = [p for p in NOTEBOOKS
+            if re.fullmatch(CHAPTER_NAME, p.name) and p.name != "00_index.ipynb"]
 TIMES: dict[str, float] = {}
 
 
@@ -27,7 +31,13 @@ def _execute(nb, timeout=600):
 def test_the_book_has_its_index_and_chapters():
     names = [p.name for p in NOTEBOOKS]
     assert "00_index.ipynb" in names
-    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names), names
+    assert all(re.fullmatch(CHAPTER_NAME, n) or n in EXTRAS for n in names), names
+    assert set(EXTRAS) <= set(names)
+
+
+def test_index_links_the_playground():
+    text = "\n".join(c.source for c in nbformat.read(BOOK / "00_index.ipynb", 4).cells)
+    assert "](playground.ipynb)" in text
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -43,8 +53,7 @@ def test_notebook_is_stored_without_outputs(path):
         f"{path.name}: metadata.kernelspec must name the python3 kernel")
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name != "00_index.ipynb"],
-                         ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_cites_its_paper_and_ends_with_try_this(path):
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0].source
@@ -58,7 +67,7 @@ def test_chapter_cites_its_paper_and_ends_with_try_this(path):
 
 def test_index_lists_every_chapter_and_links_the_built_ones():
     text = "\n".join(c.source for c in nbformat.read(BOOK / "00_index.ipynb", 4).cells)
-    built = {p.name[:2]: p.name for p in NOTEBOOKS if p.name != "00_index.ipynb"}
+    built = {p.name[:2]: p.name for p in CHAPTERS}
     for number in (f"{n:02d}" for n in range(1, 20)):
         line = [ln for ln in text.splitlines() if ln.startswith(f"- **{number}**")]
         assert len(line) == 1, f"chapter {number} missing from the index"

@@ -108,12 +108,14 @@ def option_dicts(keys):
 
 ALL_DATA_KEYS = sorted({k for table in opts.DATA_OPTIONS.values() for k in table})
 ALL_SCHEDULE_KEYS = sorted({k for table in opts.SCHEDULE_OPTIONS.values() for k in table})
+ALL_OPTIMIZER_KEYS = sorted({k for table in opts.OPTIMIZER_OPTIONS.values() for k in table})
 DATASETS = ["digits", "quadratic", "teacher", "sine", "moons", "circles"]
 BAD_NAMES = st.sampled_from(["", "mnist", "cifar10-0k", "cifar10-99k", "FC-TANH", 3, None])
 VALID = {"dataset": DATASETS, "model": ["fc-tanh", "fc-relu", "linear", "cnn", "si-mlp",
                                         "scalar-uv", "resnet-small"],
          "loss": ["mse", "ce", "sqrt-mse"], "optimizer": ["gd", "adam", "adamw", "ngd",
-                                                          "rmsprop", "nesterov"],
+                                                          "rmsprop", "nesterov", "sam",
+                                                          "label-noise"],
          "schedule": ["constant", "cosine", "step", "triangular", "cosine-restarts"],
          "dtype": ["float32", "float64"]}
 
@@ -133,6 +135,8 @@ def field_values(field: str, cheap: bool):
         return option_dicts(ALL_DATA_KEYS)
     if field == "schedule_options":
         return option_dicts(ALL_SCHEDULE_KEYS)
+    if field == "optimizer_options":
+        return option_dicts(ALL_OPTIMIZER_KEYS)
     if field == "device":
         return st.sampled_from(["auto", "cpu", "cuda:x", "tpu", ""]) | json_scalars
     if field == "classes":

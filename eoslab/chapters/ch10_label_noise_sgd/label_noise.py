@@ -46,62 +46,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from eoslab.optimizers.label_noise import LabelNoiseSGD, _check_sigma
+
 __all__ = ["LabelNoiseSGD", "ProductTrajectory", "TraceProbe", "flat_minimiser", "min_trace",
            "product_grad", "product_label_noise", "product_trace"]
-
-
-def _check_sigma(sigma) -> float:
-    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not (
-            math.isfinite(sigma) and sigma >= 0):
-        raise ValueError(f"sigma={sigma!r} is not allowed; the label-noise std must be a "
-                         "finite number >= 0")
-    return float(sigma)
-
-
-class LabelNoiseSGD(torch.optim.Optimizer):
-    """Steps ``base`` with the gradient at freshly noised targets (module docs).
-
-    Args:
-        base: the optimiser that owns the parameters, e.g. ``torch.optim.SGD``.
-        sigma: std of the Gaussian noise added to every target coordinate; ``0`` is
-            exactly ``base``.
-        seed: seed of the noise generator (CPU; noise is moved to the targets' device).
-
-    In :func:`eoslab.core.train.fit` the closure re-evaluates the batch at ``y + xi``
-    (``needs_closure = True``), so the noise is fresh each step and independent of the
-    minibatch order.  Targets must be real-valued (loss ``mse``, one-hot classes).
-    """
-
-    needs_closure = True
-
-    def __init__(self, base: torch.optim.Optimizer, sigma: float = 0.1, *, seed: int = 0):
-        if not isinstance(base, torch.optim.Optimizer):
-            raise ValueError(  # noqa: TRY004 - the project reports bad inputs as ValueError
-                f"base={base!r} is not allowed; give a torch.optim.Optimizer")
-        self.base, self.sigma = base, _check_sigma(sigma)
-        self.generator = torch.Generator().manual_seed(int(seed))
-        super().__init__(base.param_groups, base.defaults)
-        self.param_groups, self.state, self.defaults = base.param_groups, base.state, base.defaults
-
-    def noise(self, like: torch.Tensor) -> torch.Tensor:
-        """Fresh :math:`\\sigma\\,\\mathcal N(0, 1)` noise shaped like the targets ``like``."""
-        z = torch.randn(like.shape, generator=self.generator, dtype=torch.float64)
-        return (self.sigma * z).to(device=like.device, dtype=like.dtype)
-
-    def step(self, closure=None):
-        """One step of ``base`` on the noised batch; returns the noisy batch loss."""
-        if self.sigma == 0:
-            return self.base.step()
-        if closure is None:
-            raise ValueError("LabelNoiseSGD.step needs the batch closure (closure=None given); "
-                             "train it with eoslab.core.train.fit")
-        y = closure.y
-        if not y.is_floating_point():
-            raise ValueError(f"label noise needs real-valued targets; got {y.dtype} class "
-                             "indices (use loss='mse', which makes one-hot targets)")
-        value = closure(closure.x, y + self.noise(y))
-        self.base.step()
-        return value
 
 
 # ------------------------------------------------------------------ the product model

@@ -47,35 +47,12 @@ from eoslab.curvature.eigen import top_eigen
 from eoslab.curvature.hessian import HessianOperator
 from eoslab.curvature.objective import Objective
 from eoslab.curvature.sharpness import SharpnessProbe
-from eoslab.optimizers.sam import SAM
+from eoslab.optimizers.sam import SAM, sam_edge
 from eoslab.speed.threads import single_thread
 
 __all__ = ["add_sam_edge", "final_sharpness", "sam_edge", "sam_experiment", "train_sam"]
 
 Emit = Callable[[dict, int], None]
-
-
-def sam_edge(grad_norm: float, lr: float, rho: float) -> float:
-    """The SAM-edge :math:`\\lambda_{\\mathrm{SAM}}(\\lVert g\\rVert, \\eta, \\rho)` (module docs).
-
-    >>> sam_edge(1.0, 0.5, 0.0)        # rho = 0: GD's 2/eta
-    4.0
-    >>> round(sam_edge(1.0, 0.5, 0.25), 6)   # (1/0.5)(sqrt(1 + 4) - 1)
-    2.472136
-    """
-    for name, value, low in (("grad_norm", grad_norm, 0.0), ("lr", lr, None), ("rho", rho, 0.0)):
-        ok = isinstance(value, (int, float)) and math.isfinite(value) and (
-            value > 0 if low is None else value >= low)
-        if not ok:
-            allowed = "a finite number > 0" if low is None else "a finite number >= 0"
-            raise ValueError(f"{name}={value!r} is not allowed; use {allowed}")
-    if rho == 0:
-        return 2.0 / lr
-    if grad_norm == 0:
-        return 0.0
-    x = 8.0 * rho / (lr * grad_norm)
-    # sqrt(1 + x) - 1 = x / (sqrt(1 + x) + 1), stable for small x
-    return grad_norm / (2.0 * rho) * x / (math.sqrt(1.0 + x) + 1.0)
 
 
 def add_sam_edge(history: Sequence[dict], lr: float, rho: float) -> list[dict]:
