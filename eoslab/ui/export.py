@@ -100,7 +100,7 @@ def _file_steps(chart, datasets, code):
 _COPY_JS = ("var p=this.parentNode.querySelector('pre');var t=p.innerText;var b=this;"
             "function sel(){var r=document.createRange();r.selectNodeContents(p);"
             "var s=window.getSelection();s.removeAllRanges();s.addRange(r);"
-            "try{document.execCommand('copy');b.innerText='Copied';}catch(e){}}"
+            "try{if(document.execCommand('copy'))b.innerText='Copied';}catch(e){}}"
             "if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(t)"
             ".then(function(){b.innerText='Copied';},sel);}else{sel();}")
 
@@ -122,8 +122,8 @@ def _links_html(stem: str, files: dict[str, tuple[str, bytes]]) -> str:
 def _code_html(code: str) -> str:
     return ('<details class="eoslab-export-code-box"><summary>copy as code</summary>'
             f'<button class="eoslab-export-copy" type="button" onclick="{html.escape(_COPY_JS)}">'
-            'Copy</button><pre class="eoslab-export-code" style="user-select:text;'
-            f'max-height:20em;overflow:auto">{html.escape(code)}</pre></details>')
+            'Copy</button><pre class="eoslab-export-code" style="user-select:text;line-height:1.3;'
+            f'max-height:24em;overflow:auto;margin:4px 0">{html.escape(code)}</pre></details>')
 
 
 class ExportControls:
