@@ -10,7 +10,9 @@ any browser (Voila, JupyterLab) with no round trip to the kernel.  The files are
 when :meth:`ExportControls.update` is called (an app calls it once a result is final),
 and then in a background thread after a short delay, so that several updates in quick
 succession (a live app's slider) make the files once, and ``update`` itself costs next to
-nothing on the caller's thread.
+nothing on the caller's thread.  The pictures are rendered in a child process
+(:func:`render_apart`): vl-convert holds the GIL while it works, which in the kernel would
+stall the sliders for as long as a dense PNG takes.
 
 CSS classes: ``eoslab-export`` (the row), ``eoslab-export-svg``, ``eoslab-export-png``,
 ``eoslab-export-csv``, ``eoslab-export-json`` (the links), ``eoslab-export-code`` (the
@@ -27,6 +29,9 @@ from __future__ import annotations
 
 import base64
 import html
+import json
+import subprocess
+import sys
 import threading
 import time
 
@@ -42,7 +47,8 @@ from eoslab.core.export_formats import (
 )
 
 __all__ = ["ExportControls", "chapter_code", "chart_png", "chart_spec", "chart_svg",
-           "config_code", "datasets_json", "export_files", "offer_result", "rows_csv"]
+           "config_code", "datasets_json", "export_files", "offer_result", "render_apart",
+           "rows_csv"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -72,22 +78,49 @@ def chart_png(chart, scale: float = 2) -> bytes:
     return bytes(vlc.vegalite_to_png(chart_spec(chart), scale=scale))
 
 
-def export_files(chart=None, datasets: dict | None = None,
-                 code: str | None = None) -> dict[str, tuple[str, bytes]]:
+# vl-convert holds the GIL while it renders (up to seconds for a dense PNG): a widget makes
+# its pictures in a child process, so that the kernel keeps answering sliders meanwhile.
+_WORKER = ("import base64, json, sys\n"
+           "import vl_convert as vlc\n"
+           "job = json.load(sys.stdin)\n"
+           "svg = vlc.vegalite_to_svg(job['spec'])\n"
+           "png = bytes(vlc.vegalite_to_png(job['spec'], scale=job['scale']))\n"
+           "json.dump({'svg': svg, 'png': base64.b64encode(png).decode()}, sys.stdout)\n")
+
+
+def render_apart(chart, scale: float = 2, timeout: float = 600) -> tuple[str, bytes]:
+    """``(chart_svg(chart), chart_png(chart, scale))`` made in a child Python process.
+
+    The same pictures as the in-process functions, without holding this process's GIL.
+    """
+    job = json.dumps({"spec": chart_spec(chart), "scale": scale})
+    done = subprocess.run([sys.executable, "-c", _WORKER], input=job, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        raise RuntimeError(f"the chart could not be rendered: {lines[-1][:300]}")
+    out = json.loads(done.stdout)
+    return out["svg"], base64.b64decode(out["png"])
+
+
+def export_files(chart=None, datasets: dict | None = None, code: str | None = None,
+                 apart: bool = False) -> dict[str, tuple[str, bytes]]:
     """The files an export offers: suffix -> (MIME type, content).
 
-    ``svg``/``png`` when there is a chart, ``csv``/``json`` when there are datasets (one CSV
-    with a ``dataset`` column), ``py`` when there is code.
+    ``svg``/``png`` when there is a chart (rendered in a child process when ``apart``),
+    ``csv``/``json`` when there are datasets (one CSV with a ``dataset`` column), ``py``
+    when there is code.
     """
-    return dict(_file_steps(chart, datasets, code))
+    return dict(_file_steps(chart, datasets, code, apart))
 
 
-def _file_steps(chart, datasets, code):
+def _file_steps(chart, datasets, code, apart: bool = False):
     """Yield ``(suffix, (mime, bytes))`` one file at a time (a caller may stop in between)."""
     if chart is not None:
         spec = chart_spec(chart)
-        yield "svg", ("image/svg+xml", chart_svg(spec).encode())
-        yield "png", ("image/png", chart_png(spec))
+        svg, png = render_apart(spec) if apart else (chart_svg(spec), chart_png(spec))
+        yield "svg", ("image/svg+xml", svg.encode())
+        yield "png", ("image/png", png)
     if datasets is not None:
         yield "csv", ("text/csv", datasets_csv(datasets).encode())
         yield "json", ("application/json", datasets_json(datasets).encode())
@@ -100,7 +133,7 @@ def _file_steps(chart, datasets, code):
 _COPY_JS = ("var p=this.parentNode.querySelector('pre');var t=p.innerText;var b=this;"
             "function sel(){var r=document.createRange();r.selectNodeContents(p);"
             "var s=window.getSelection();s.removeAllRanges();s.addRange(r);"
-            "try{document.execCommand('copy');b.innerText='Copied';}catch(e){}}"
+            "try{if(document.execCommand('copy'))b.innerText='Copied';}catch(e){}}"
             "if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(t)"
             ".then(function(){b.innerText='Copied';},sel);}else{sel();}")
 
@@ -122,8 +155,8 @@ def _links_html(stem: str, files: dict[str, tuple[str, bytes]]) -> str:
 def _code_html(code: str) -> str:
     return ('<details class="eoslab-export-code-box"><summary>copy as code</summary>'
             f'<button class="eoslab-export-copy" type="button" onclick="{html.escape(_COPY_JS)}">'
-            'Copy</button><pre class="eoslab-export-code" style="user-select:text;'
-            f'max-height:20em;overflow:auto">{html.escape(code)}</pre></details>')
+            'Copy</button><pre class="eoslab-export-code" style="user-select:text;line-height:1.3;'
+            f'max-height:24em;overflow:auto;margin:4px 0">{html.escape(code)}</pre></details>')
 
 
 class ExportControls:
@@ -196,8 +229,8 @@ class ExportControls:
     def _make(self, token: int, stem: str, chart, datasets, code) -> None:
         start, files = time.perf_counter(), {}
         try:
-            for suffix, content in _file_steps(chart, datasets, code):
-                if token != self._token:  # vl-convert holds the GIL: give up early
+            for suffix, content in _file_steps(chart, datasets, code, apart=True):
+                if token != self._token:  # a newer update came: its files are wanted
                     return
                 files[suffix] = content
         except Exception as err:  # noqa: BLE001 - shown in the row, never out of the thread

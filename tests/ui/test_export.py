@@ -26,6 +26,7 @@ from eoslab.ui.export import (
     chart_svg,
     config_code,
     datasets_json,
+    render_apart,
     rows_csv,
 )
 from eoslab.ui.plots import WIDTH, history_chart
@@ -65,6 +66,15 @@ def test_png_has_the_signature_and_scales():
     assert 2_000 < len(two) < 2_000_000
     with pytest.raises(ValueError, match="scale=0"):
         chart_png(chart, scale=0)
+
+
+def test_pictures_made_apart_are_the_same():
+    spec = history_chart(HISTORY, title="apart").to_dict()
+    svg, png = render_apart(spec, scale=1)
+    assert svg == chart_svg(spec)
+    assert png.startswith(PNG_SIGNATURE) and png_size(png) == png_size(chart_png(spec, scale=1))
+    with pytest.raises(RuntimeError, match="could not be rendered"):
+        render_apart({"mark": "no-such-mark"})
 
 
 def test_csv_round_trips_rows_with_missing_and_non_finite_values():
