@@ -5,6 +5,7 @@ Wu and Su, ICML 2023 (arXiv 2305.17490); Wu, Ma, E, NeurIPS 2018.
 
 from dataclasses import dataclass
 
+from eoslab.chapters.ch09_sgd_stability.diagonal_net import DiagonalProblem
 from eoslab.chapters.presets import ChapterPreset
 from eoslab.core.netspec import NetSpec
 
@@ -35,7 +36,9 @@ class SgdStabilityPreset(ChapterPreset):
     its batches drawn with seed ``sgd_seed``.  ``batch_grid``: the batch sizes of the
     stability panel.  ``lr_edge`` is :math:`2/\\lambda_{\\max}` at GD's minimum, where
     SGD and GD start (``None`` where not computed): GD's stability threshold there, which
-    scales the step-size slider.
+    scales the step-size slider.  ``norms`` is the second half's diagonal linear net
+    (:class:`~eoslab.chapters.ch09_sgd_stability.diagonal_net.DiagonalProblem`), with its
+    own grid of SGD step sizes.
     """
 
     NUMBER = NUMBER
@@ -48,6 +51,7 @@ class SgdStabilityPreset(ChapterPreset):
     sgd_seed: int = 0
     batch_grid: tuple[int, ...]
     lr_edge: float | None = None
+    norms: DiagonalProblem = DiagonalProblem()
 
 
 def _teacher(n_train: int, width: int) -> NetSpec:
@@ -63,12 +67,15 @@ PRESETS = {
         name="default",
         label="default: 64 teacher examples, width 64, ~20 s on an idle 2-core CPU",
         net=_teacher(64, 64), minimum=GDMinimum(steps=2000), batch_size=8, steps=1500,
-        record_every=10, batch_grid=(1, 2, 4, 8, 16, 32, 64), lr_edge=0.599),
+        record_every=10, batch_grid=(1, 2, 4, 8, 16, 32, 64), lr_edge=0.599,
+        norms=DiagonalProblem(lrs=(0.01, 0.02, 0.03, 0.04, 0.05, 0.06))),
     "paper": SgdStabilityPreset(
         name="paper",
         label="paper-scale: 256 teacher examples, width 256 (the papers' fully connected "
         "regression experiments at a size a GPU runs in ~10 min; the exact mean-square "
         "analysis works on a 256 x 256 Gram matrix)",
         net=_teacher(256, 256), minimum=GDMinimum(steps=5000), batch_size=16, steps=5000,
-        record_every=20, batch_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256), lr_edge=0.499),
+        record_every=20, batch_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256), lr_edge=0.499,
+        norms=DiagonalProblem(n=80, d=200, k=5, lrs=(0.01, 0.02, 0.03, 0.04, 0.05, 0.06),
+                              sgd_steps=20000)),
 }
