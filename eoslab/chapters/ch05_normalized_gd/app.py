@@ -107,7 +107,7 @@ class NormalizedGDApp(ChapterApp):
 
     def make_lr_slider(self) -> dict:
         low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(_label("normalised GD η", self.preset.lr_edge), self.preset.lr,
+        return {"lr": slider(_label("NGD η", self.preset.lr_edge), self.preset.lr,
                              low, high, self.LR_RANGE[2], "eoslab-lr-slider",
                              continuous=False)}
 
@@ -126,7 +126,7 @@ class NormalizedGDApp(ChapterApp):
 
     def _switch_preset(self, preset_name: str) -> None:
         super()._switch_preset(preset_name)
-        self.sliders["lr"].description = _label("normalised GD η", self.preset.lr_edge)
+        self.sliders["lr"].description = _label("NGD η", self.preset.lr_edge)
         self.sliders["sqrt_lr"].description = _label("GD on √L: η", self.preset.sqrt_lr_edge)
 
     def layout(self, settings: dict):

@@ -45,12 +45,12 @@ class NormalizedGDPreset(ChapterPreset):
 PRESETS = {
     "quick": NormalizedGDPreset(
         name="quick",
-        label="quick: 100 digits, normalised GD and GD on √L, ~15 s on a CPU",
+        label="quick: 100 digits, NGD and GD on √L, ~15 s on a CPU",
         net=NetSpec(n_train=100, width=50), lr=0.1, sqrt_lr=0.2, steps=600,
         methods=("ngd", "sqrt"), lr_edge=0.765, sqrt_lr_edge=1.310),
     "default": NormalizedGDPreset(
         name="default",
-        label="default: 100 digits, normalised GD and GD on √L, ~2 min on a CPU",
+        label="default: 100 digits, NGD and GD on √L, ~2 min on a CPU",
         net=NetSpec(n_train=100, width=100), lr=0.1, sqrt_lr=0.2, steps=2000,
         methods=("ngd", "sqrt"), lr_edge=0.699, sqrt_lr_edge=1.082),
     "paper": NormalizedGDPreset(

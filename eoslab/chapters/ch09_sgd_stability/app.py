@@ -57,15 +57,17 @@ def sgd_stability_layout():
         "datum.loss > 0").properties(title="started at GD's minimum: stay or escape",
                                      width=300, height=200)
     curv = alt.Chart(alt.Data(name="curvature")).mark_point(filled=True, size=90).encode(
-        x=alt.X("criterion:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=150)),
+        x=alt.X("criterion:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=220)),
         y=alt.Y("ratio:Q", title="ratio at the chosen B", scale=alt.Scale(type="log")),
         shape=alt.Shape("point:N", legend=_legend("point")),
         color=alt.Color("point:N", legend=_legend("point")))
     right = alt.layer(curv, one).properties(title="the minimum SGD leaves vs the one it finds",
                                             width=300, height=200)
     norms = alt.Chart(alt.Data(name="norms"))
-    point = alt.Color("point:N", legend=_legend("value"))
-    dash = alt.StrokeDash("point:N", legend=None)
+    points = ["where SGD ends", "GD's minimum", "2/η (B = 1 stability)"]
+    point = alt.Color("point:N", legend=_legend("value"), scale=alt.Scale(domain=points))
+    dashes = alt.Scale(domain=points, range=[[1, 0], [6, 4], [2, 2]])
+    dash = alt.StrokeDash("point:N", legend=None, scale=dashes)
     trace = norms.mark_line(point=True).encode(
         x=alt.X("eta:Q", title="SGD step size η (B = 1)"),
         y=alt.Y("value:Q", title="Tr H", scale=alt.Scale(type="log")),
@@ -76,12 +78,17 @@ def sgd_stability_layout():
         x=alt.X("eta:Q", title="SGD step size η (B = 1)"),
         y=alt.Y("value:Q", title="value", scale=alt.Scale(type="log")),
         color=alt.Color("what:N", legend=_legend("value")),
-        strokeDash=alt.StrokeDash("point:N", legend=_legend("line"))).transform_filter(
+        strokeDash=alt.StrokeDash(
+            "point:N", legend=alt.Legend(title="line", orient="bottom", symbolType="stroke"),
+            scale=alt.Scale(domain=points[:2], range=[[1, 0], [6, 4]]))
+    ).transform_filter(
         "datum.quantity != 'Tr H' && datum.value > 0").transform_calculate(
         what="datum.quantity").properties(
         title="‖β‖₁ and test error (dashed: GD's minimum)", width=300, height=200)
-    return alt.vconcat(alt.hconcat(left, loss), alt.hconcat(right, trace), norm).resolve_scale(
-        color="independent", shape="independent", strokeDash="independent").properties(
+    indep = {"color": "independent", "shape": "independent", "strokeDash": "independent"}
+    return alt.vconcat(alt.hconcat(left, loss).resolve_scale(**indep),
+                       alt.hconcat(right, trace).resolve_scale(**indep), norm).resolve_scale(
+        **indep).properties(
         datasets={"ratios": [], "chosen": [], "loss": [], "curvature": [], "norms": []})
 
 
