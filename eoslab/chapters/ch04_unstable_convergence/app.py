@@ -64,14 +64,15 @@ def unstable_layout():
         _rule(0.0, rp_names[1], rp_names, rp_colors),
         _rule(-1.0, rp_names[2], rp_names, rp_colors)).properties(
         title="RP = (L(θ_{t+1}) − L(θ_t)) / (η ‖∇L‖²)")
-    align = base.mark_line(point=True, color="#9467bd").encode(
+    align = base.mark_line(color="#9467bd", point=alt.OverlayMarkDef(color="#9467bd")).encode(
         x=alt.X("step:Q", title="step t"),
         y=alt.Y("alignment:Q", title="|cos(∇L, u_1)|", scale=alt.Scale(domain=[0, 1]))
     ).transform_filter("isValid(datum.alignment)").properties(
         title="gradient alignment with the top eigenvector u_1")
     panels = [p.properties(width=300, height=180) for p in (loss, sharp, rp, align)]
-    return alt.vconcat(alt.hconcat(panels[0], panels[1]), alt.hconcat(panels[2], panels[3])
-                       ).resolve_scale(color="independent").properties(datasets={"history": []})
+    rows = [alt.hconcat(*panels[i:i + 2]).resolve_scale(color="independent") for i in (0, 2)]
+    return alt.vconcat(*rows).resolve_scale(color="independent").properties(
+        datasets={"history": []})
 
 
 def run_state(result: dict) -> str:

@@ -29,7 +29,7 @@ from eoslab.ui.base import slider
 
 __all__ = ["GdVsFlowApp", "gd_vs_flow_layout", "run_state"]
 
-MODEL_LABELS = {"fc-tanh": "tanh (Cohen et al.'s net; not homogeneous)",
+MODEL_LABELS = {"fc-tanh": "tanh (not homogeneous)",
                 "fc-relu": "ReLU (homogeneous)", "fc-linear": "linear (homogeneous)"}
 
 
@@ -41,7 +41,8 @@ def gd_vs_flow_layout():
         y=alt.Y("distance:Q", title="‖θ_k − θ(kη)‖", scale=alt.Scale(type="log")),
         color=eta).transform_filter("datum.distance > 0").properties(
         title="distance from GD to the gradient flow", width=300, height=200)
-    sharp = alt.Chart(alt.Data(name="sharpness")).mark_line(color="black", point=True).encode(
+    sharp = alt.Chart(alt.Data(name="sharpness")).mark_line(
+        color="black", point=alt.OverlayMarkDef(color="black")).encode(
         x=alt.X("t:Q", title="time t"), y=alt.Y("sharpness:Q", title="sharpness S(t) of the flow"))
     edges = alt.Chart(alt.Data(name="edges")).mark_rule(strokeDash=[6, 4]).encode(
         y="edge:Q", color=eta)

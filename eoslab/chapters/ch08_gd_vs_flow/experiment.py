@@ -159,7 +159,7 @@ def experiment(preset: GdVsFlowPreset, settings: dict, *, emit=None,
     lrs = step_sizes(preset, lr)
     runs: dict[float, list] = {}
     datasets = {"sharpness": [dict(r, kind="flow S(t)") for r in sharp],
-                "edges": [{"edge": 2 / x, "eta": f"eta = {x:g}"} for x in lrs],
+                "edges": [{"edge": 2 / x, "eta": f"η = {x:g}"} for x in lrs],
                 "gap": [], "loss": [{"t": r["t"], "loss": r["loss"], "curve": "gradient flow"}
                                     for r in sharp]}
     result = {"status": "finished", "runs": runs, "sharpness": sharp, "lrs": lrs,
@@ -191,7 +191,7 @@ def _gd_run(preset: GdVsFlowPreset, flow, lr: float, datasets: dict, emit, offse
     every = max(1, round(preset.horizon / (preset.points * lr)))
     data, model = preset.net.build()
     rows: list[dict] = []
-    label = f"eta = {lr:g}"
+    label = f"η = {lr:g}"
 
     def on_row(row):
         row = _clean(row)
