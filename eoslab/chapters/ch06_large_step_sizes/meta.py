@@ -93,7 +93,7 @@ PRESETS = {
         net_gd=NetGD(lrs=(0.1, 0.2, 0.4, 0.8), steps=600)),
     "paper": LargeStepSizesPreset(
         name="paper",
-        label="paper: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step sizes, "
+        label="paper-like: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step sizes, "
               "~15 min on a busy 2-core CPU (extrapolated); CUDA when present; not the paper's "
               "CIFAR-10 runs",
         dim=50, lr_min=1e-3, lr_max=2.5, n_lrs=24,
