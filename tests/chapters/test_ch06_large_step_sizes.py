@@ -59,6 +59,8 @@ def test_past_two_over_mu_every_run_diverges():
     assert result["status"] == "diverged"
     assert result["diverged"]["stage"] == "GD on the valleys" and result["diverged"]["step"] > 0
     assert "diverged (the first at step" in app.describe_diverged(result)
+    # the grid and the net do not depend on the slider: they keep their data
+    assert result["datasets"]["grid"] and result["datasets"]["net"]
 
 
 def test_lr_edge_is_two_over_the_curvature_where_the_runs_start():

@@ -42,12 +42,14 @@ def unstable_layout():
     base = alt.Chart(alt.Data(name="history"))
     loss = base.mark_line().encode(
         x=alt.X("step:Q", title="step t"),
-        y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(type="log"))
+        y=alt.Y("loss:Q", title="train loss",
+                scale=alt.Scale(type="log", domain={"unionWith": [0.01, 1.0]}))
     ).transform_filter("datum.loss > 0").properties(title="the loss still converges")
     sharp_names = ["η λ_max (measured)", "2: the descent lemma's limit"]
     sharp_colors = ["#d62728", "black"]
     sharp = alt.layer(base.mark_line(point=True).encode(
-        x=alt.X("step:Q", title="step t"), y=alt.Y("eta_sharpness:Q", title="η λ_max"),
+        x=alt.X("step:Q", title="step t"), y=alt.Y("eta_sharpness:Q", title="η λ_max",
+                                         scale=alt.Scale(domain={"unionWith": [0, 2.5]})),
         color=_series("series", sharp_names, sharp_colors)
     ).transform_filter("isValid(datum.eta_sharpness)").transform_calculate(
         series=f"'{sharp_names[0]}'"), _rule(2.0, sharp_names[1], sharp_names, sharp_colors)

@@ -137,8 +137,11 @@ class LargeStepSizesApp(ChapterApp):
 
     def describe_diverged(self, result: dict) -> str:
         d = result["diverged"]
-        return html.escape(f"every run at η = {d['lr']:.3g} diverged (the first at step "
-                           f"{d['step']}): past 2/μ = 2 even the global minimum is unstable")
+        text = html.escape(f"every run at η = {d['lr']:.3g} diverged (the first at step "
+                           f"{d['step']}): past 2/μ = 2 even the global minimum is unstable.")
+        if result.get("grid"):
+            text += " " + self.describe({**result, "paths": []})
+        return text
 
 
 def _paths_state(result: dict, edge: float) -> str:

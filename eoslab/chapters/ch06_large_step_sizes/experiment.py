@@ -92,7 +92,9 @@ def experiment(preset: LargeStepSizesPreset, settings: dict, *, emit=None,
     ``settings`` holds ``lr`` and ``noise`` (the trajectories drawn); ``emit(datasets,
     done)`` receives partial datasets (``done`` counts up to 13). The result has
     ``status``, ``datasets``, ``grid``, ``net`` and ``paths`` (rows) and the landscape's
-    figures ``ring_sharpness`` and ``success_level``.
+    figures ``ring_sharpness`` and ``success_level``.  When every drawn run at ``lr``
+    diverges, the status is ``"diverged"`` with ``diverged`` naming the step; the grid and
+    the net, which do not depend on ``lr``, are still computed and drawn.
     """
     with single_thread():  # small tensors: one intra-op thread (eoslab.speed.threads)
         return _run(preset, settings, emit or (lambda *_: None), stop)
@@ -110,11 +112,9 @@ def _run(preset: LargeStepSizesPreset, settings: dict, emit, stop) -> dict:
     emit({"paths": out["paths"], "rings": out["rings"], "profile": out["profile"]}, 1)
     if _stopped(stop):
         return {**out, "status": "stopped", "datasets": {}}
-    if bool((dead >= 0).all()):
-        out.update(status="diverged", diverged={"step": int(dead.min()), "loss": float("inf"),
+    if bool((dead >= 0).all()):  # the grid and the net do not depend on lr: they still run
+        out.update(status="diverged", diverged={"step": int(dead.min()), "loss": 1e308,
                                                 "lr": lr, "stage": "GD on the valleys"})
-        out["datasets"] = _datasets(out)
-        return out
     out["grid"] = _grid(fn, preset, device, stop, emit)
     emit({"grid": out["grid"]}, 1 + GRID_WORK)
     if _stopped(stop):

@@ -38,19 +38,23 @@ def gd_vs_flow_layout():
     eta = alt.Color("eta:N", title="GD step size η")
     gap = alt.Chart(alt.Data(name="gap")).mark_line(point=True).encode(
         x=alt.X("t:Q", title="time t = kη"),
-        y=alt.Y("distance:Q", title="‖θ_k − θ(kη)‖", scale=alt.Scale(type="log")),
+        y=alt.Y("distance:Q", title="‖θ_k − θ(kη)‖",
+                scale=alt.Scale(type="log", domain={"unionWith": [0.01, 0.1]})),
         color=eta).transform_filter("datum.distance > 0").properties(
         title="distance from GD to the gradient flow", width=300, height=200)
     sharp = alt.Chart(alt.Data(name="sharpness")).mark_line(
         color="black", point=alt.OverlayMarkDef(color="black")).encode(
-        x=alt.X("t:Q", title="time t"), y=alt.Y("sharpness:Q", title="sharpness S(t) of the flow"))
+        x=alt.X("t:Q", title="time t"),
+        y=alt.Y("sharpness:Q", title="sharpness S(t) of the flow",
+                scale=alt.Scale(domain={"unionWith": [0, 1]})))
     edges = alt.Chart(alt.Data(name="edges")).mark_rule(strokeDash=[6, 4]).encode(
         y="edge:Q", color=eta)
     sharp_panel = alt.layer(sharp, edges).properties(
         title="flow sharpness (black); dashed: 2/η", width=300, height=200)
     loss = alt.Chart(alt.Data(name="loss")).mark_line().encode(
         x=alt.X("t:Q", title="time t"),
-        y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(type="log")),
+        y=alt.Y("loss:Q", title="train loss",
+                scale=alt.Scale(type="log", domain={"unionWith": [0.01, 1.0]})),
         color=alt.Color("curve:N", title="curve"),
         strokeDash=alt.StrokeDash("curve:N", legend=None)).transform_filter(
         "datum.loss > 0").properties(title="loss of the flow and of GD", width=300, height=200)

@@ -45,20 +45,23 @@ def sgd_stability_layout():
                                                             strokeDash=[6, 4]).encode(y="v:Q")
     ratios = alt.Chart(alt.Data(name="ratios")).mark_line(point=True).encode(
         x=alt.X("batch_size:Q", title="batch size B", scale=alt.Scale(type="log", base=2)),
-        y=alt.Y("ratio:Q", title="ratio at GD's minimum", scale=alt.Scale(type="log")),
+        y=alt.Y("ratio:Q", title="ratio at GD's minimum",
+                scale=alt.Scale(type="log", domain={"unionWith": [0.5, 2]})),
         color=crit).transform_filter("datum.ratio > 0")
     chosen = alt.Chart(alt.Data(name="chosen")).mark_rule(color="#888").encode(x="batch_size:Q")
     left = alt.layer(ratios, one, chosen).properties(
         title="which batch sizes can stay at GD's minimum", width=300, height=200)
     loss = alt.Chart(alt.Data(name="loss")).mark_line().encode(
         x=alt.X("step:Q", title="step from the minimum"),
-        y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(type="log")),
+        y=alt.Y("loss:Q", title="train loss",
+                scale=alt.Scale(type="log", domain={"unionWith": [1e-6, 1e-4]})),
         color=alt.Color("run:N", legend=_legend("run"))).transform_filter(
         "datum.loss > 0").properties(title="started at GD's minimum: stay or escape",
                                      width=300, height=200)
     curv = alt.Chart(alt.Data(name="curvature")).mark_point(filled=True, size=90).encode(
         x=alt.X("criterion:N", title=None, axis=alt.Axis(labelAngle=-20, labelLimit=220)),
-        y=alt.Y("ratio:Q", title="ratio at the chosen B", scale=alt.Scale(type="log")),
+        y=alt.Y("ratio:Q", title="ratio at the chosen B",
+                scale=alt.Scale(type="log", domain={"unionWith": [0.5, 2]})),
         shape=alt.Shape("point:N", legend=_legend("point")),
         color=alt.Color("point:N", legend=_legend("point")))
     right = alt.layer(curv, one).properties(title="the minimum SGD leaves vs the one it finds",
@@ -70,13 +73,15 @@ def sgd_stability_layout():
     dash = alt.StrokeDash("point:N", legend=None, scale=dashes)
     trace = norms.mark_line(point=True).encode(
         x=alt.X("eta:Q", title="SGD step size η (B = 1)"),
-        y=alt.Y("value:Q", title="Tr H", scale=alt.Scale(type="log")),
+        y=alt.Y("value:Q", title="Tr H",
+                scale=alt.Scale(type="log", domain={"unionWith": [10, 100]})),
         color=point, strokeDash=dash).transform_filter(
         "datum.quantity == 'Tr H' && datum.value > 0").properties(
         title="diagonal net: Tr H where SGD ends", width=300, height=200)
     norm = norms.mark_line(point=True).encode(
         x=alt.X("eta:Q", title="SGD step size η (B = 1)"),
-        y=alt.Y("value:Q", title="value", scale=alt.Scale(type="log")),
+        y=alt.Y("value:Q", title="value",
+                scale=alt.Scale(type="log", domain={"unionWith": [0.1, 1]})),
         color=alt.Color("what:N", legend=_legend("value")),
         strokeDash=alt.StrokeDash(
             "point:N", legend=alt.Legend(title="line", orient="bottom", symbolType="stroke"),
