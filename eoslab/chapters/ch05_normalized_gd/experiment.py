@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 
@@ -62,9 +63,15 @@ def _rows(method: str, lr: float, history: list[dict]) -> list[dict]:
         loss = r.get("base_loss")
         if loss is None and r.get("loss") is not None:
             loss = r["loss"] ** 2 if method == "sqrt" else r["loss"]
-        out.append({"run": run_label(method, lr), "step": r["step"], "loss": loss,
-                    "sharpness": r.get("sharpness"), "edge_ratio": r.get("edge_ratio")})
+        out.append({"run": run_label(method, lr), "step": r["step"], "loss": _finite(loss),
+                    "sharpness": _finite(r.get("sharpness")),
+                    "edge_ratio": _finite(r.get("edge_ratio"))})
     return out
+
+
+def _finite(value):
+    """``value`` if it is a finite number, else ``None`` (the chart skips it)."""
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def experiment(preset: NormalizedGDPreset, settings: dict, *, emit=None,
