@@ -18,6 +18,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 
@@ -28,7 +29,7 @@ from eoslab.optimizers.normalized import EffectiveSharpnessProbe
 __all__ = ["METHODS", "experiment", "run_label", "sharpness_reduction"]
 
 # method -> (name, optimizer of probe_run, training loss)
-METHODS = {"ngd": ("normalised GD", "ngd", "mse"), "sqrt": ("GD on sqrt(L)", "gd", "sqrt-mse")}
+METHODS = {"ngd": ("normalised GD", "ngd", "mse"), "sqrt": ("GD on √L", "gd", "sqrt-mse")}
 
 
 def sharpness_reduction(history: list[dict]) -> dict | None:
@@ -52,8 +53,8 @@ def sharpness_reduction(history: list[dict]) -> dict | None:
 
 
 def run_label(method: str, lr: float) -> str:
-    """The chart's name of one run, e.g. ``"normalised GD, eta = 0.1"``."""
-    return f"{METHODS[method][0]}, eta = {lr:.3g}"
+    """The chart's name of one run, e.g. ``"normalised GD, η = 0.1"``."""
+    return f"{METHODS[method][0]}, η = {lr:.3g}"
 
 
 def _rows(method: str, lr: float, history: list[dict]) -> list[dict]:
@@ -62,9 +63,15 @@ def _rows(method: str, lr: float, history: list[dict]) -> list[dict]:
         loss = r.get("base_loss")
         if loss is None and r.get("loss") is not None:
             loss = r["loss"] ** 2 if method == "sqrt" else r["loss"]
-        out.append({"run": run_label(method, lr), "step": r["step"], "loss": loss,
-                    "sharpness": r.get("sharpness"), "edge_ratio": r.get("edge_ratio")})
+        out.append({"run": run_label(method, lr), "step": r["step"], "loss": _finite(loss),
+                    "sharpness": _finite(r.get("sharpness")),
+                    "edge_ratio": _finite(r.get("edge_ratio"))})
     return out
+
+
+def _finite(value):
+    """``value`` if it is a finite number, else ``None`` (the chart skips it)."""
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def experiment(preset: NormalizedGDPreset, settings: dict, *, emit=None,
@@ -74,7 +81,8 @@ def experiment(preset: NormalizedGDPreset, settings: dict, *, emit=None,
     ``settings``: ``lr`` (NGD's :math:`\\eta`) and ``sqrt_lr`` (GD on :math:`\\sqrt L`).
     ``runs`` maps a method to its ``lr``, ``history``, ``status`` and
     :func:`sharpness_reduction` ``summary``; ``datasets["history"]`` holds the rows of all
-    runs, named by :func:`run_label`.  A run that blows up ends the experiment with its
+    runs, named by :func:`run_label`.  A run that blows up keeps its rows and its
+    ``diverged``; the other methods still train, and the result carries the first
     ``diverged``.
     """
     runs, done, status, diverged = {}, 0, "finished", None
@@ -94,11 +102,14 @@ def experiment(preset: NormalizedGDPreset, settings: dict, *, emit=None,
                         optimizer=optimizer, loss=loss, probes=[probe], stop=stop,
                         on_row=on_row, stage=name)
         runs[method] = {"lr": lr, "history": out["history"], "status": out["status"],
-                        "summary": sharpness_reduction(out["history"])}
+                        "summary": sharpness_reduction(out["history"]),
+                        "diverged": out.get("diverged")}
         done += preset.steps
-        if out["status"] != "finished":
-            status, diverged = out["status"], out.get("diverged")
+        if out["status"] == "stopped":
+            status = "stopped"
             break
+        if out["status"] == "diverged" and diverged is None:  # the other runs still train
+            status, diverged = "diverged", out["diverged"]
     rows = [x for m, r in runs.items() for x in _rows(m, r["lr"], r["history"])]
     result = {"status": status, "runs": runs, "datasets": {"history": rows}}
     if diverged:

@@ -13,7 +13,9 @@ Rates*, ICML 2023, arXiv 2205.15142.
    :func:`~eoslab.chapters.ch06_large_step_sizes.sharp_valleys.escape_grid`, the heatmap
    filling in as the runs move;
 3. a small network (:func:`eoslab.core.sweep.sweep`, full-batch GD of the preset's
-   ``net`` at each of ``net_gd.lrs``) and the sharpness along each run.
+   ``net`` at each of ``net_gd.lrs``) and the sharpness along each run, plus the noise arm
+   (:func:`~eoslab.chapters.ch06_large_step_sizes.noisy_net.noisy_run`: the smallest step
+   size with isotropic gradient noise ``net_gd.noise``).
 
 GD can rest in a ring only for :math:`\\eta < 2/\\lambda_{\\text{ring}}`
 (``ring_sharpness``), and at the global minimum only for :math:`\\eta < 2/\\mu`: past that
@@ -36,6 +38,7 @@ import numpy as np
 import torch
 
 from eoslab.chapters.ch06_large_step_sizes.meta import LargeStepSizesPreset
+from eoslab.chapters.ch06_large_step_sizes.noisy_net import noisy_run
 from eoslab.chapters.ch06_large_step_sizes.sharp_valleys import (
     SharpValleys,
     escape_grid,
@@ -89,7 +92,9 @@ def experiment(preset: LargeStepSizesPreset, settings: dict, *, emit=None,
     ``settings`` holds ``lr`` and ``noise`` (the trajectories drawn); ``emit(datasets,
     done)`` receives partial datasets (``done`` counts up to 13). The result has
     ``status``, ``datasets``, ``grid``, ``net`` and ``paths`` (rows) and the landscape's
-    figures ``ring_sharpness`` and ``success_level``.
+    figures ``ring_sharpness`` and ``success_level``.  When every drawn run at ``lr``
+    diverges, the status is ``"diverged"`` with ``diverged`` naming the step; the grid and
+    the net, which do not depend on ``lr``, are still computed and drawn.
     """
     with single_thread():  # small tensors: one intra-op thread (eoslab.speed.threads)
         return _run(preset, settings, emit or (lambda *_: None), stop)
@@ -107,11 +112,9 @@ def _run(preset: LargeStepSizesPreset, settings: dict, emit, stop) -> dict:
     emit({"paths": out["paths"], "rings": out["rings"], "profile": out["profile"]}, 1)
     if _stopped(stop):
         return {**out, "status": "stopped", "datasets": {}}
-    if bool((dead >= 0).all()):
-        out.update(status="diverged", diverged={"step": int(dead.min()), "loss": float("inf"),
+    if bool((dead >= 0).all()):  # the grid and the net do not depend on lr: they still run
+        out.update(status="diverged", diverged={"step": int(dead.min()), "loss": 1e308,
                                                 "lr": lr, "stage": "GD on the valleys"})
-        out["datasets"] = _datasets(out)
-        return out
     out["grid"] = _grid(fn, preset, device, stop, emit)
     emit({"grid": out["grid"]}, 1 + GRID_WORK)
     if _stopped(stop):
@@ -134,7 +137,7 @@ def _trajectories(fn: SharpValleys, preset: LargeStepSizesPreset, lr: float, noi
     traj = noisy_gd(fn, x0, [lr], [0.0, noise], steps, quiet=int(preset.quiet), seed=11,
                     record_every=max(steps // 150, 1), stop=stop)
     paths = []
-    for j, kind in enumerate(("GD", f"GD + noise sigma={noise:.3g}")):
+    for j, kind in enumerate(("GD", f"GD + noise σ = {noise:.3g}")):
         for s in range(x0.shape[0]):
             alive_until = int(traj["diverged_at"][0, j, s])
             for t, r in zip(traj["history_steps"], traj["radius"][:, 0, j, s].tolist()):
@@ -166,16 +169,23 @@ def _network(preset: LargeStepSizesPreset, stop, emit) -> list[dict]:
     cfg = preset.net.train_config(steps=int(gd.steps), record_every=every,
                                   sharpness_every=every)
     res = sweep(cfg, lrs=list(gd.lrs), store=False, stop=stop)
-    out = []
+    out: list[dict] = []
     for c, run in res:
         if run.status != "finished":
             continue
         for h in run.history:
             if h.get("sharpness") is not None:
-                out.append({"lr": c.lr, "eta": f"eta = {c.lr:.3g}", "step": int(h["step"]),
+                out.append({"lr": c.lr, "eta": f"η = {c.lr:.3g}", "noise": 0.0,
+                            "step": int(h["step"]),
                             "loss": float(h["loss"]), "sharpness": float(h["sharpness"]),
                             "two_over_eta": 2.0 / c.lr})
     emit(out)
+    if gd.noise > 0 and not _stopped(stop):
+        lr = min(gd.lrs)
+        label = f"η = {lr:.3g} + noise σ = {gd.noise:.3g}"
+        out += [{**r, "eta": label, "two_over_eta": 2.0 / lr}
+                for r in noisy_run(preset.net, lr, float(gd.noise), int(gd.steps), every, stop)]
+        emit(out)
     return out
 
 
@@ -186,7 +196,7 @@ def _datasets(result: dict) -> dict:
 
 
 def matched_sharpness(net_rows: list[dict]) -> dict:
-    """Sharpness of each step size's run at the train loss every run reaches.
+    """Sharpness of each plain-GD step size's run at the train loss every run reaches.
 
     That ``level`` is the largest final loss; each run's sharpness is read where its loss
     first falls to it: ``{"level": level, "sharpness": {lr: sharpness}}``.
@@ -199,7 +209,8 @@ def matched_sharpness(net_rows: list[dict]) -> dict:
     {'level': 0.5, 'sharpness': {0.1: 4.0, 0.8: 2.5}}
     """
     by_lr: dict = {}
-    for r in sorted(net_rows, key=lambda r: (r["lr"], r["step"])):
+    plain = [r for r in net_rows if r.get("noise", 0) == 0]  # the noise arm: noise_arm
+    for r in sorted(plain, key=lambda r: (r["lr"], r["step"])):
         by_lr.setdefault(r["lr"], []).append(r)
     if not by_lr:
         return {"level": float("nan"), "sharpness": {}}

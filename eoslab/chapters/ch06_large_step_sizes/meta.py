@@ -8,7 +8,9 @@ radii 1.5 and 4.5): the rings' radial curvature is about 370, so GD can rest in 
 for eta < 2/370 = 0.0054, and at the global minimum for eta < 2.  ``n_lrs`` step sizes
 log-spaced in ``[lr_min, lr_max]`` x ``noises`` is the grid of noisy-GD runs (``seeds``
 starts at radius ``start_radius``; the last ``quiet`` of ``steps`` steps are noise-free);
-``lr`` and ``noise`` are the sliders that pick the trajectories drawn.  ``net`` is the
+``lr`` and ``noise`` are the sliders that pick the trajectories drawn; ``lr_edge`` is
+:math:`2/\\lambda_0` where the runs start (:math:`2/\\mu = 2`: at radius 5 only the bowl
+curves), which scales the step-size slider; the rings' own edge is far below it.  ``net`` is the
 small network (digits, fc-tanh), trained by full-batch GD at each of the step sizes
 ``net_gd.lrs`` for ``net_gd.steps`` steps, with the sharpness measured along the way.
 
@@ -30,10 +32,15 @@ SLUG = "large_step_sizes"
 
 @dataclass(frozen=True, kw_only=True)
 class NetGD:
-    """Full-batch GD of the small network: ``steps`` steps at each of the step sizes ``lrs``."""
+    """Full-batch GD of the small network: ``steps`` steps at each of the step sizes ``lrs``.
+
+    The noise arm: GD at the smallest of ``lrs`` with isotropic Gaussian noise of size
+    ``noise`` added to every gradient (``0`` leaves it out).
+    """
 
     lrs: tuple[float, ...]
     steps: int
+    noise: float = 0.03
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +59,8 @@ class LargeStepSizesPreset(ChapterPreset):
     lr: float = 0.3
     noise: float = 3.0
     traj_seeds: int = 6
+    # 2/lambda_0 where the runs start: the bowl's 2/curvature (the rings are far away)
+    lr_edge: float | None = 2.0
     # the (step size x noise) grid
     lr_min: float
     lr_max: float
@@ -84,7 +93,7 @@ PRESETS = {
         net_gd=NetGD(lrs=(0.1, 0.2, 0.4, 0.8), steps=600)),
     "paper": LargeStepSizesPreset(
         name="paper",
-        label="paper: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step sizes, "
+        label="paper-like: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step sizes, "
               "~15 min on a busy 2-core CPU (extrapolated); CUDA when present; not the paper's "
               "CIFAR-10 runs",
         dim=50, lr_min=1e-3, lr_max=2.5, n_lrs=24,

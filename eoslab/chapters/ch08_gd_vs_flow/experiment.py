@@ -39,7 +39,11 @@ from eoslab.chapters.ch08_gd_vs_flow.meta import GdVsFlowPreset
 from eoslab.core.train import fit
 from eoslab.curvature.objective import Objective
 
-__all__ = ["experiment", "flow_reference", "gap_summary", "gd_steps", "step_sizes"]
+__all__ = ["MODELS", "experiment", "flow_reference", "gap_summary", "gd_steps", "step_sizes"]
+
+
+# the networks offered: Cohen et al.'s tanh net and the homogeneous ones of the paper's theory
+MODELS = ("fc-tanh", "fc-relu", "fc-linear")
 
 
 @functools.lru_cache(maxsize=4)
@@ -135,13 +139,19 @@ def experiment(preset: GdVsFlowPreset, settings: dict, *, emit=None,
     """The flow, its sharpness, and GD at each ``settings["lr"] * ratio`` compared with it.
 
     ``emit(datasets, done)`` receives partial datasets, ``done`` counting GD steps over
-    all step sizes. Returns ``status``, ``runs`` ({lr: rows}), ``sharpness``, ``summary``
+    all step sizes. Returns ``status``, ``runs`` ({lr: rows}), ``sharpness``,
+    ``flow_travel`` (:math:`\\lVert\\theta(T) - \\theta(0)\\rVert` over the horizon), ``summary``
     (:func:`gap_summary`, keyed by the step size as text), ``datasets`` and, when a GD run
-    blew up, ``diverged``.
+    blew up, ``diverged``.  ``settings["model"]`` (optional) replaces the net's model:
+    ``"fc-relu"`` or ``"fc-linear"`` are the homogeneous nets of the paper's theory.
     """
     lr = settings["lr"]
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr={lr!r} is not allowed; use a step size > 0")
+    model = settings.get("model", preset.net.model)
+    if model not in MODELS:
+        raise ValueError(f"model={model!r} is not allowed; use one of {', '.join(MODELS)}")
+    preset = preset.replace(net=preset.net.replace(model=model))
     try:
         flow, sharp = flow_reference(preset)
     except FlowStopped:
@@ -149,10 +159,12 @@ def experiment(preset: GdVsFlowPreset, settings: dict, *, emit=None,
     lrs = step_sizes(preset, lr)
     runs: dict[float, list] = {}
     datasets = {"sharpness": [dict(r, kind="flow S(t)") for r in sharp],
-                "edges": [{"edge": 2 / x, "eta": f"eta = {x:g}"} for x in lrs],
+                "edges": [{"edge": 2 / x, "eta": f"η = {x:g}"} for x in lrs],
                 "gap": [], "loss": [{"t": r["t"], "loss": r["loss"], "curve": "gradient flow"}
                                     for r in sharp]}
-    result = {"status": "finished", "runs": runs, "sharpness": sharp, "lrs": lrs}
+    result = {"status": "finished", "runs": runs, "sharpness": sharp, "lrs": lrs,
+              "model": model,
+              "flow_travel": float((flow.vector(flow.t_end) - flow.vector(0.0)).norm())}
     if emit is not None:
         emit(dict(datasets), 0)
     done = 0
@@ -179,7 +191,7 @@ def _gd_run(preset: GdVsFlowPreset, flow, lr: float, datasets: dict, emit, offse
     every = max(1, round(preset.horizon / (preset.points * lr)))
     data, model = preset.net.build()
     rows: list[dict] = []
-    label = f"eta = {lr:g}"
+    label = f"η = {lr:g}"
 
     def on_row(row):
         row = _clean(row)

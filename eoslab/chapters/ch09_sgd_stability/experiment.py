@@ -30,6 +30,7 @@ import threading
 
 import torch
 
+from eoslab.chapters.ch09_sgd_stability.diagonal_net import norm_experiment
 from eoslab.chapters.ch09_sgd_stability.meta import GDMinimum, SgdStabilityPreset
 from eoslab.chapters.ch09_sgd_stability.sgd_noise import (
     noise_alignment,
@@ -43,9 +44,12 @@ from eoslab.curvature.objective import Objective
 
 __all__ = ["RATIOS", "escape_summary", "experiment", "gd_minimum", "minimum_alignment"]
 
+# report key -> the quantity's name in the norm panel (the second half)
+NORM_QUANTITIES = (("l1", "‖β‖₁"), ("test", "test error"))
+
 # report key -> the criterion's name in the chart
-RATIOS = (("gd_ratio", "GD: eta lambda_max / 2"), ("trace_ratio", "trace: eta c_B Tr H / 2"),
-          ("wme_ratio", "non-uniformity: eta s sqrt(c_B)"),
+RATIOS = (("gd_ratio", "GD: η λ_max / 2"), ("trace_ratio", "trace: η c_B Tr H / 2"),
+          ("wme_ratio", "non-uniformity: η s √c_B"),
           ("ms_rate", "exact: mean-square growth per step"))
 
 
@@ -149,7 +153,10 @@ def experiment(preset: SgdStabilityPreset, settings: dict, *, emit=None,
     :func:`stability_report` per batch size), ``at_min`` and ``at_end`` (reports for the
     chosen batch size at the minimum and where SGD ends), ``alignment``
     (:func:`minimum_alignment`), ``sgd``/``gd`` (history rows), ``summary``
-    (:func:`escape_summary`), ``datasets`` and ``diverged`` when a run blew up.
+    (:func:`escape_summary`), ``norms`` (the second half,
+    :func:`~eoslab.chapters.ch09_sgd_stability.diagonal_net.norm_experiment` on the
+    preset's diagonal net, whatever the first half did), ``datasets`` and ``diverged`` when
+    a run of the first half blew up.
     """
     lr, batch_size = float(settings["lr"]), _check_batch(preset, settings["batch_size"])
     state, init_loss, min_loss = gd_minimum(preset)
@@ -161,7 +168,7 @@ def experiment(preset: SgdStabilityPreset, settings: dict, *, emit=None,
     at_min = next(r for r in grid if r["batch_size"] == batch_size)
     datasets = {"ratios": [{"batch_size": r["batch_size"], "ratio": r[key], "criterion": name}
                            for r in grid for key, name in RATIOS],
-                "chosen": [{"batch_size": batch_size}], "loss": [], "curvature": []}
+                "chosen": [{"batch_size": batch_size}], "loss": [], "curvature": [], "norms": []}
     result = {"status": "finished", "grid": grid, "at_min": at_min, "lr": lr,
               "batch_size": batch_size, "min_loss": min_loss,
               "alignment": minimum_alignment(model, data, preset.net.loss, jac),
@@ -198,4 +205,40 @@ def experiment(preset: SgdStabilityPreset, settings: dict, *, emit=None,
     result["sgd"], result["gd"] = sgd_rows, gd_rows
     result["summary"] = escape_summary(sgd_rows, gd_rows) if sgd_rows else None
     datasets["curvature"] = _curvature_rows(at_min, result.get("at_end"))
+    _norms(preset, result, emit, stop)
     return result
+
+
+def _norm_rows(out: dict, runs: list[dict]) -> list[dict]:
+    rows = []
+    for r in runs:
+        if r["status"] != "finished":
+            continue
+        rows += [{"eta": r["lr"], "quantity": name, "value": r[key], "point": "where SGD ends"}
+                 for key, name in NORM_QUANTITIES]
+        rows.append({"eta": r["lr"], "quantity": "Tr H", "value": r["trace"],
+                     "point": "where SGD ends"})
+    rows += [{"eta": r["lr"], "quantity": "Tr H", "value": 2 / r["lr"],
+              "point": "2/η (B = 1 stability)"} for r in runs]
+    gd = out.get("gd")
+    if gd is not None:
+        rows += [{"eta": r["lr"], "quantity": name, "value": gd[key], "point": "GD's minimum"}
+                 for r in runs for key, name in NORM_QUANTITIES + (("trace", "Tr H"),)]
+    return rows
+
+
+def _norms(preset: SgdStabilityPreset, result: dict, emit, stop) -> None:
+    """The second half: SGD's stable minima of a diagonal net have a small l1 norm."""
+    offset = 2 * int(preset.steps)
+
+    def on_run(out):
+        result["datasets"]["norms"] = _norm_rows(out, out["runs"])
+        if emit is not None:
+            emit({"norms": list(result["datasets"]["norms"])}, offset + len(out["runs"]))
+
+    with _OneThread():
+        out = norm_experiment(preset.norms, stop=stop, on_run=on_run)
+    result["norms"] = out
+    result["datasets"]["norms"] = _norm_rows(out, out["runs"])
+    if out["status"] == "stopped":
+        result["status"] = "stopped"

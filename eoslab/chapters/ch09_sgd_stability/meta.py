@@ -5,6 +5,7 @@ Wu and Su, ICML 2023 (arXiv 2305.17490); Wu, Ma, E, NeurIPS 2018.
 
 from dataclasses import dataclass
 
+from eoslab.chapters.ch09_sgd_stability.diagonal_net import DiagonalProblem
 from eoslab.chapters.presets import ChapterPreset
 from eoslab.core.netspec import NetSpec
 
@@ -33,7 +34,11 @@ class SgdStabilityPreset(ChapterPreset):
     sliders' step size ``lr`` and batch size ``batch_size`` (and GD at ``lr``, for
     reference) then starts there for ``steps`` steps, recording every ``record_every``,
     its batches drawn with seed ``sgd_seed``.  ``batch_grid``: the batch sizes of the
-    stability panel.
+    stability panel.  ``lr_edge`` is :math:`2/\\lambda_{\\max}` at GD's minimum, where
+    SGD and GD start (``None`` where not computed): GD's stability threshold there, which
+    scales the step-size slider.  ``norms`` is the second half's diagonal linear net
+    (:class:`~eoslab.chapters.ch09_sgd_stability.diagonal_net.DiagonalProblem`), with its
+    own grid of SGD step sizes.
     """
 
     NUMBER = NUMBER
@@ -45,6 +50,8 @@ class SgdStabilityPreset(ChapterPreset):
     record_every: int
     sgd_seed: int = 0
     batch_grid: tuple[int, ...]
+    lr_edge: float | None = None
+    norms: DiagonalProblem = DiagonalProblem()
 
 
 def _teacher(n_train: int, width: int) -> NetSpec:
@@ -55,17 +62,21 @@ PRESETS = {
     "quick": SgdStabilityPreset(
         name="quick", label="quick: 32 teacher examples, width 32, ~10 s on a CPU",
         net=_teacher(32, 32), minimum=GDMinimum(steps=700), batch_size=4, steps=300,
-        record_every=10, batch_grid=(1, 2, 4, 8, 16, 32)),
+        record_every=10, batch_grid=(1, 2, 4, 8, 16, 32), lr_edge=0.748),
     "default": SgdStabilityPreset(
         name="default",
         label="default: 64 teacher examples, width 64, ~20 s on an idle 2-core CPU",
         net=_teacher(64, 64), minimum=GDMinimum(steps=2000), batch_size=8, steps=1500,
-        record_every=10, batch_grid=(1, 2, 4, 8, 16, 32, 64)),
+        record_every=10, batch_grid=(1, 2, 4, 8, 16, 32, 64), lr_edge=0.599,
+        norms=DiagonalProblem(lrs=(0.01, 0.02, 0.03, 0.04, 0.05, 0.06))),
     "paper": SgdStabilityPreset(
         name="paper",
         label="paper-scale: 256 teacher examples, width 256 (the papers' fully connected "
-        "regression experiments at a size a GPU runs in ~10 min; the exact mean-square "
-        "analysis works on a 256 x 256 Gram matrix)",
+        "regression experiments at a size a GPU runs in ~10 min (estimate); the exact "
+        "mean-square analysis works on a 256 x 256 Gram matrix; a 200-dimensional "
+        "diagonal net)",
         net=_teacher(256, 256), minimum=GDMinimum(steps=5000), batch_size=16, steps=5000,
-        record_every=20, batch_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256)),
+        record_every=20, batch_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256), lr_edge=0.499,
+        norms=DiagonalProblem(n=80, d=200, k=5, lrs=(0.01, 0.02, 0.03, 0.04, 0.05, 0.06),
+                              sgd_steps=20000)),
 }
