@@ -3,13 +3,11 @@
 Lyu, Li, Arora (NeurIPS 2022): GD with weight decay on a scale-invariant net drives the
 spherical sharpness ||w||^2 lambda_max down, far below where GD without weight decay
 leaves it, while the effective step eta/||w||^2 rises to the edge of stability on the
-sphere: the curvature along GD's own step, in spherical units, sits at 2/eff. step.  Santurkar et al. (NeurIPS 2018): BatchNorm
-smooths the landscape along the GD step (measured at initialisation, where the two nets
-have the same weights), and it keeps training at step sizes where the net without it blows
-up.
+sphere: the curvature along GD's own step, in spherical units, sits at 2/eff. step.
+Santurkar et al. (NeurIPS 2018): BatchNorm smooths the landscape along the GD step
+(measured at initialisation, where the two nets have the same weights), and it keeps
+training at step sizes where the net without it blows up.
 """
-
-import statistics
 
 import pytest
 

@@ -78,9 +78,10 @@ def normalization_layout():
 class NormalizationSharpnessApp(ChapterApp):
     """Step size (``eoslab-lr-slider``) and weight decay (``eoslab-wd-slider``); Run/Stop; chart.
 
-    The step-size slider spans ``LR_SPAN`` times the preset's ``lr_edge`` (:math:`2/\\lambda_{\\max}`
-    of the BatchNorm net at initialisation): from a tenth of it, where GD starts stable, to
-    30 times it, where the net without BatchNorm blows up and the BatchNorm nets still train.
+    The step-size slider spans ``LR_SPAN`` times the preset's ``lr_edge``
+    (:math:`2/\\lambda_{\\max}` of the BatchNorm net at initialisation): from a tenth of it,
+    where GD starts stable, to 30 times it, where the net without BatchNorm blows up and the
+    BatchNorm nets still train.
     """
 
     CHAPTER = "13"

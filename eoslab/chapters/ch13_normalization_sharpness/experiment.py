@@ -63,8 +63,10 @@ def _median(rows, key):
 
 
 def _edge_ratios(history: list[dict]) -> dict:
-    """Second-half medians of :math:`\\eta\\lambda_{\\max}` and of :math:`\\eta` times the
-    curvature along the step (``lmax_edge``, ``step_edge``; 2 is the edge of stability).
+    """Second-half medians of the two edge ratios (2 is the edge of stability).
+
+    ``lmax_edge``: :math:`\\eta\\lambda_{\\max}`; ``step_edge``: :math:`\\eta` times the
+    curvature along the step.
 
     :math:`\\eta\\lambda_{\\max} = \\eta_{\\rm eff} \\lVert w\\rVert^2\\lambda_{\\max}`: the
     effective step times the spherical sharpness.
@@ -83,7 +85,8 @@ def run_state(run: dict, zero_loss: float) -> str:
     """``"diverged at step t"``, ``"not training"`` or ``"trained"`` for one run's result.
 
     Not training: over the last quarter (two rows at least) the loss is flat (max/min <
-    1.001) at 90% or more of ``zero_loss``, the loss of a zero output (all ReLUs dead: the head sees zeros).
+    1.001) at 90% or more of ``zero_loss``, the loss of a zero output (all ReLUs dead: the
+    head sees zeros).
 
     >>> flat = [{"step": s, "loss": 0.5} for s in range(8)]
     >>> run_state({"status": "finished", "history": flat}, zero_loss=0.5)
