@@ -12,8 +12,8 @@ Here, after each BatchNorm of the chapter's MLP and before its ReLU, a unit's ou
 
 .. math::
 
-    z' = s_t\\, z + m_t + \\sigma\\,\\xi, \\qquad s_t \\sim U(1/c, c),\\; m_t \\sim U(-\\mu, \\mu),\\;
-    \\xi \\sim \\mathcal N(0, 1),
+    z' = s_t\\, z + m_t + \\sigma\\,\\xi, \\qquad \\log s_t \\sim U(-\\log c, \\log c),\\;
+    m_t \\sim U(-\\mu, \\mu),\\; \\xi \\sim \\mathcal N(0, 1),
 
 with :math:`s_t, m_t` drawn afresh for every unit at every step and :math:`\\xi` for every
 example: the distribution of the next layer's input has a random mean and scale that jump
@@ -52,7 +52,7 @@ class ShiftNoise(nn.Module):
     """:math:`z \\mapsto s_t z + m_t + \\sigma\\xi` (module docs); identity when ``active`` is off.
 
     Args:
-        scale: :math:`c > 1`, the scale :math:`s_t` is uniform on :math:`[1/c, c]`.
+        scale: :math:`c \\ge 1`, the scale :math:`s_t` is log-uniform on :math:`[1/c, c]`.
         shift: :math:`\\mu \\ge 0`, the mean :math:`m_t` is uniform on :math:`[-\\mu, \\mu]`.
         std: :math:`\\sigma \\ge 0`, the per-example noise.
         seed: of the noise's own generator.

@@ -71,8 +71,7 @@ def _edge_ratios(history: list[dict]) -> dict:
     :math:`\\eta\\lambda_{\\max} = \\eta_{\\rm eff} \\lVert w\\rVert^2\\lambda_{\\max}`: the
     effective step times the spherical sharpness.
     """
-    last = history[-1]["step"] if history else 0
-    late = [r for r in history if r["step"] >= last / 2]
+    late = history[len(history) // 2:]  # rows are evenly spaced in steps
     lmax = [r["eff_lr"] * r["spherical_sharpness"] for r in late
             if r.get("spherical_sharpness") is not None and r.get("eff_lr") is not None]
     step = [r["eff_lr"] * r["step_sharpness"] for r in late
