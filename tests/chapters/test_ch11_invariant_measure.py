@@ -42,10 +42,35 @@ def test_the_largest_step_size_diverges():
     from eoslab.chapters.ch11_invariant_measure.app import InvariantMeasureApp
 
     preset = get_preset("11", "quick").replace(steps=400)
-    lr = InvariantMeasureApp.LR_RANGE[1]
+    app = InvariantMeasureApp(preset, store=False, chart_mode="jupyter", auto_run=False)
+    lr = app.sliders["lr"].max  # twice lr_edge
     result = experiment(preset, _settings(preset, lr=lr))
     assert result["status"] == "diverged"
     assert result["diverged"]["stage"] == "SGD" and result["diverged"]["lr"] == lr
+
+
+def test_lr_edge_is_two_over_the_initial_sharpness_and_sets_the_slider():
+    from eoslab.chapters.ch11_invariant_measure.app import InvariantMeasureApp
+    from eoslab.curvature.eigen import top_eigen
+    from eoslab.curvature.hessian import HessianOperator
+    from eoslab.curvature.objective import Objective
+
+    for name in ("quick", "default"):
+        preset = get_preset("11", name)
+        data, model = preset.net.build()
+        objective = Objective(model, preset.net.loss, data.x_train, data.y_train)
+        top = float(top_eigen(HessianOperator(objective), 1).values[0])
+        edge = 2 / (top + preset.weight_decay)
+        # stored to 3 digits: within 1%
+        assert abs(preset.lr_edge / edge - 1) < 0.01, (name, preset.lr_edge, edge)
+    app = InvariantMeasureApp("quick", store=False, chart_mode="jupyter", auto_run=False)
+    lr, (low, high) = app.sliders["lr"], InvariantMeasureApp.LR_SPAN
+    edge = app.preset.lr_edge
+    # ends rounded to the slider's step, 0.01
+    assert abs(lr.min - low * edge) <= 0.01 and abs(lr.max - high * edge) <= 0.01, lr
+    assert lr.min < app.preset.lr < edge < lr.max and f"{edge:.2g}" in lr.description
+    app.preset_menu.value = "default"
+    assert abs(lr.max - high * get_preset("11", "default").lr_edge) <= 0.01, lr
 
 
 def test_the_app_trains_and_shows_a_stored_run_at_once(tmp_path):
@@ -58,7 +83,7 @@ def test_the_app_trains_and_shows_a_stored_run_at_once(tmp_path):
     assert "eoslab-batch-slider" in first.sliders["batch_size"]._dom_classes
     assert "eoslab-wd-slider" in first.sliders["weight_decay"]._dom_classes
     first.run(wait=True)
-    assert "the loss fell" in first.controls.status.value and first.datasets["hist"]
+    assert "the loss has settled" in first.controls.status.value and first.datasets["hist"]
     again = InvariantMeasureApp(short, store=store, chart_mode="jupyter", auto_run=False)
     assert "from the store" in again.controls.status.value
     assert again.datasets["history"] == first.datasets["history"] != []

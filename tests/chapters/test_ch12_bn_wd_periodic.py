@@ -9,6 +9,8 @@ import math
 import statistics
 from itertools import pairwise
 
+import pytest
+
 from eoslab.chapters.ch12_bn_wd_periodic.experiment import experiment
 from eoslab.chapters.presets import get_preset
 
@@ -56,6 +58,7 @@ def test_weight_norm_shrinks_effective_step_rises_loss_spikes_and_a_new_period_s
     assert statistics.median(quiet) < 0.75, statistics.median(quiet)
     # and each spike is survived: the run ends trained again
     assert rows[-1]["acc"] > 0.9 or result["history"][-2]["acc"] > 0.9
+    assert result["state"]["state"] == "periodic", result["state"]
 
 
 def test_period_shortens_like_one_over_eta_lambda():
@@ -68,13 +71,67 @@ def test_period_shortens_like_one_over_eta_lambda():
     assert 1.5 < p2 / p1 < 3.6, (p1, p2)
 
 
+def test_a_large_step_thrashes_and_the_status_says_chaotic_not_quiet():
+    # eta * lambda = 0.2 on the quick preset: the loss swings between ~0.06 and ~9 in the
+    # second half and eta lambda_max / 2 has median ~7.5; the status must not read "quiet"
+    from eoslab.chapters.ch12_bn_wd_periodic.app import BNWeightDecayApp
+
+    preset = get_preset("12", "quick").replace(steps=800, sharpness_every=40)
+    result = experiment(preset, {"lr": 1.0, "wd": preset.wd})
+    state = result["state"]
+    assert result["status"] == "finished" and state["state"] == "chaotic", state
+    # margins (measured: swings ~300x, edge ratio ~6): swings > 10x, edge ratio > 3
+    assert state["loss_max"] > 10 * state["loss_min"], state
+    assert state["edge_median"] > 3, state
+    app = BNWeightDecayApp(preset, store=False, chart_mode="jupyter", auto_run=False)
+    app._finish(result)
+    status = app.controls.status.value
+    assert "chaotic" in status and "more steps" not in status, status
+
+
+def test_lr_edge_is_the_weight_decay_step_threshold_and_sets_the_slider():
+    from eoslab.chapters.ch12_bn_wd_periodic.app import BNWeightDecayApp
+
+    preset = get_preset("12", "quick").replace(steps=600, sharpness_every=10_000)
+    assert math.isclose(preset.lr_edge, 2 / preset.wd)
+    # 10% either side of the threshold: below it the norm settles, above it it explodes
+    below = experiment(preset, {"lr": 0.9 * preset.lr_edge, "wd": preset.wd})
+    assert below["status"] == "finished", below.get("diverged")
+    above = experiment(preset, {"lr": 1.1 * preset.lr_edge, "wd": preset.wd})
+    assert above["status"] == "diverged", above["history"][-1]
+    app = BNWeightDecayApp("quick", store=False, chart_mode="jupyter", auto_run=False)
+    lr, low, high = app.sliders["lr"], *BNWeightDecayApp.LR_SPAN
+    # the ends are rounded to the slider's step, 0.01 (and the bottom kept at 0.01)
+    assert abs(lr.max - high * preset.lr_edge) <= 0.01 and lr.min <= max(low * 10, 0.01)
+    assert lr.min <= preset.lr <= lr.max and "2/λ = 10" in lr.description
+    app.preset_menu.value = "default"
+    assert abs(lr.max - high * get_preset("12", "default").lr_edge) <= 0.01, lr
+
+
 def test_the_app_explains_a_blow_up_past_eta_lambda_2():
     from eoslab.chapters.ch12_bn_wd_periodic.app import BNWeightDecayApp
 
-    short = get_preset("12", "quick").replace(steps=60, sharpness_every=1000)
+    # at the slider's top eta * lambda = 2.5: |1 - eta lambda| = 1.5 per step; ||w||
+    # overflows near step 100 and the loss turns non-finite near step 200
+    short = get_preset("12", "quick").replace(steps=300, sharpness_every=1000)
     app = BNWeightDecayApp(short, store=False, chart_mode="jupyter", auto_run=False)
     assert "eoslab-wd-slider" in app.sliders["wd"]._dom_classes
     app.set(lr=app.sliders["lr"].max)
     app.run(wait=True)
     status = app.controls.status.value
     assert "GD + weight decay diverged" in status and "alone overshoots" in status, status
+
+
+@pytest.mark.slow
+def test_default_preset_figures():
+    # the notebook quotes the default preset: a median period of about 4 to 5 / (eta
+    # lambda) (measured 4.4: 12 destabilisations, median period 440 steps at eta lambda =
+    # 0.01) and an edge ratio just before the spikes of about 1 (measured median 1.1)
+    preset = get_preset("12", "default")
+    result = experiment(preset, {"lr": preset.lr, "wd": preset.wd})
+    assert result["status"] == "finished"
+    s = result["summary"]
+    assert 8 <= s["count"] <= 16, s["count"]
+    assert 3.5 < s["scaled_period"] < 5.5, s["scaled_period"]
+    assert 0.8 < statistics.median(e for e in s["edge_before"] if e is not None) < 1.6
+    assert result["state"]["state"] == "periodic", result["state"]

@@ -38,11 +38,11 @@ def invariant_layout():
         x="step:Q", y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(type="log"))
     ).transform_filter("datum.loss > 0").properties(title="the loss settles")
     grad = base.mark_line(point=True, color="#d62728").encode(
-        x="step:Q", y=alt.Y("grad_full:Q", title="|| full-batch gradient ||",
+        x="step:Q", y=alt.Y("grad_full:Q", title="‖∇L(θ) + λθ‖ (full batch)",
                             scale=alt.Scale(type="log"))
     ).transform_filter("datum.grad_full > 0").properties(
         title="... but the gradient does not go to zero")
-    legend = {"move_rms": "weights (RMS move)", "w1": "their distribution (W1)"}
+    legend = {"move_rms": "weights θ (RMS move)", "w1": "their distribution (W₁)"}
     moves = base.transform_fold(list(legend), as_=["what", "v"]).transform_filter(
         "datum.v > 0").transform_calculate(
         what=f"datum.what == 'w1' ? '{legend['w1']}' : '{legend['move_rms']}'"
@@ -60,7 +60,7 @@ def invariant_layout():
             domain=list(names.values()), range=["#2ca02c", "#9467bd"]))).properties(
         title="path grows, distance from start levels off")
     hist = alt.Chart(alt.Data(name="hist")).mark_line().encode(
-        x=alt.X("x:Q", title="weight entry"), y=alt.Y("density:Q", title="density"),
+        x=alt.X("x:Q", title="weight entry θᵢ"), y=alt.Y("density:Q", title="density"),
         color=alt.Color("step:O", title="snapshot at step", scale=alt.Scale(scheme="viridis")),
     ).properties(title="distribution of the weight entries")
     panels = [p.properties(width=250, height=190) for p in (loss, grad, moves, path, hist)]
@@ -71,12 +71,40 @@ def invariant_layout():
 
 
 class InvariantMeasureApp(ChapterApp):
-    """Step size (``eoslab-lr-slider``), batch size and weight decay; Run/Stop; the chart."""
+    """Step size (``eoslab-lr-slider``), batch size and weight decay; Run/Stop; the chart.
+
+    The step-size slider spans ``LR_SPAN`` times the preset's ``lr_edge``
+    (:math:`2/(\\lambda_{\\max} + \\lambda)` at initialisation): from a twentieth of it to
+    twice it, where SGD blows up within a few steps.
+    """
 
     CHAPTER = "11"
     KIND = "ch11_invariant_measure"
     LR_RANGE = (0.01, 3.0, 0.01)
+    LR_SPAN = (0.05, 2.0)
     experiment = staticmethod(experiment)
+
+    def _lr_bounds(self, preset) -> tuple[float, float, str]:
+        edge = preset.get("lr_edge")
+        if edge is None:
+            return self.LR_RANGE[0], self.LR_RANGE[1], "step size η"
+        low, high = (max(round(f * edge, 2), 0.01) for f in self.LR_SPAN)
+        return low, high, f"step size η (edge {edge:.2g})"
+
+    def make_lr_slider(self) -> dict:
+        low, high, label = self._lr_bounds(self.preset)
+        lr = slider(label, self.preset.lr, low, high, self.LR_RANGE[2], "eoslab-lr-slider",
+                    continuous=False)
+        lr.style.description_width = "190px"
+        return {"lr": lr}
+
+    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
+        if name != "lr":
+            return None
+        low, high, label = self._lr_bounds(preset)
+        if "lr" in getattr(self, "sliders", {}):
+            self.sliders["lr"].description = label
+        return low, high
 
     def make_sliders(self) -> dict:
         batch = widgets.IntSlider(value=self.preset.batch_size, min=1, max=500,
@@ -86,7 +114,7 @@ class InvariantMeasureApp(ChapterApp):
                                   style={"description_width": "160px"})
         batch.add_class("eoslab-batch-slider")
         return {"batch_size": batch,
-                "weight_decay": slider("weight decay", self.preset.weight_decay, 0.0, 0.05,
+                "weight_decay": slider("weight decay λ", self.preset.weight_decay, 0.0, 0.05,
                                        0.001, "eoslab-wd-slider", continuous=False)}
 
     def layout(self, settings: dict):
@@ -99,14 +127,21 @@ class InvariantMeasureApp(ChapterApp):
         s = result["summary"]
         if s is None:
             return "too few records to judge; raise the number of steps"
-        text = (f"SGD, eta = {result['lr']:.3g}, batch {result['batch_size']}, weight decay "
-                f"{result['weight_decay']:.3g}: the loss fell from {s['loss_start']:.3g} to "
-                f"{s['loss_late']:.3g} (last quarter / third quarter: {s['loss_settle']:.2f}); "
-                f"the full gradient norm went from {s['grad_start']:.3g} to {s['grad_late']:.3g} "
-                f"and stays there ({s['grad_settle']:.2f}); each window the weights still move "
+        if s["loss_late"] > 0.9 * s["loss_start"]:
+            state = "not training: the loss has not come down"
+        elif s["loss_settle"] < 0.9:
+            state = "still training: the loss is still falling (last quarter < 0.9 x third)"
+        else:
+            state = "the loss has settled"
+        text = (f"SGD, η = {result['lr']:.3g}, batch {result['batch_size']}, weight decay "
+                f"λ = {result['weight_decay']:.3g}: {state}. The loss fell from "
+                f"{s['loss_start']:.3g} to {s['loss_late']:.3g} (last quarter / third quarter: "
+                f"{s['loss_settle']:.2f}); the full gradient norm went from "
+                f"{s['grad_start']:.3g} to {s['grad_late']:.3g} (last / third quarter "
+                f"{s['grad_settle']:.2f}); each window the weights still move "
                 f"{s['move_late']:.2g} RMS")
         if s.get("w1_drop") is not None:
             text += (f", while the distribution of the entries moves {s['w1_drop']:.2g}x as much "
-                     f"as in the first window (W1/move {s['ratio_first']:.2f} -> "
+                     f"as in the first window (W₁/move {s['ratio_first']:.2f} → "
                      f"{s['ratio_late']:.2f})")
         return html.escape(text)

@@ -48,29 +48,60 @@ def bn_wd_layout():
         alt.hconcat(
             panel("loss", "train loss (cross-entropy)", "#1f77b4",
                   "train loss: quiet, spike, quiet"),
-            panel("si_norm", "||w|| (scale-invariant weights)", "#2ca02c",
-                  "weight norm: WD shrinks it, a spike inflates it")),
+            panel("si_norm", "‖w‖ (scale-invariant weights)", "#2ca02c",
+                  "weight norm ‖w‖: weight decay shrinks it, a spike inflates it")),
         alt.hconcat(
-            panel("eff_lr", "eta / ||w||^2", "#ff7f0e", "effective step size rises to the spike"),
-            alt.layer(panel("edge_ratio", "eta * lambda_max / 2", "#9467bd",
-                            "edge ratio: each spike comes at 1 (black)"), one)),
+            panel("eff_lr", "η / ‖w‖²", "#ff7f0e", "effective step η/‖w‖² rises to the spike"),
+            alt.layer(panel("edge_ratio", "η λmax / 2", "#9467bd",
+                            "edge ratio η λmax/2: each spike comes at 1 (black)"), one)),
     ).properties(datasets={"history": [], "events": []})
+
+
+_STATE_TEXT = {
+    "not training": "not training: the loss stays at that of a uniform guess",
+    "periodic": "periodic: quiet phases ended by destabilisations",
+    "chaotic": "chaotic: no quiet phase, the step is unstable throughout",
+    "quiet": "trained and quiet: weight decay is shrinking ‖w‖ towards the next spike",
+    "training": "training: the loss is still coming down",
+}
 
 
 class BNWeightDecayApp(ChapterApp):
     """Step size (``eoslab-lr-slider``) and weight decay (``eoslab-wd-slider``); Run/Stop; chart.
 
-    The step-size slider reaches past :math:`2/\\lambda`, where the weight-decay step alone,
-    :math:`w \\leftarrow (1-\\eta\\lambda) w`, overshoots and the weights blow up.
+    The step-size slider spans ``LR_SPAN`` times the preset's ``lr_edge`` :math:`= 2/\\lambda`:
+    past it the weight-decay step alone, :math:`w \\leftarrow (1-\\eta\\lambda) w`,
+    overshoots and the weights blow up.
     """
 
     CHAPTER = "12"
     KIND = "ch12_bn_wd_periodic"
     LR_RANGE = (0.01, 25.0, 0.01)
+    LR_SPAN = (0.0005, 1.25)
     experiment = staticmethod(experiment)
 
+    def _lr_bounds(self, preset) -> tuple[float, float, str]:
+        edge = preset.lr_edge
+        low, high = (max(round(f * edge, 2), 0.01) for f in self.LR_SPAN)
+        return low, high, f"step size η (edge 2/λ = {edge:.3g})"
+
+    def make_lr_slider(self) -> dict:
+        low, high, label = self._lr_bounds(self.preset)
+        lr = slider(label, self.preset.lr, low, high, self.LR_RANGE[2], "eoslab-lr-slider",
+                    continuous=False)
+        lr.style.description_width = "190px"
+        return {"lr": lr}
+
+    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
+        if name != "lr":
+            return None
+        low, high, label = self._lr_bounds(preset)
+        if "lr" in getattr(self, "sliders", {}):
+            self.sliders["lr"].description = label
+        return low, high
+
     def make_sliders(self) -> dict:
-        return {"wd": slider("weight decay lambda", self.preset.wd, 0.0, 0.5, 0.005,
+        return {"wd": slider("weight decay λ", self.preset.wd, 0.0, 0.5, 0.005,
                              "eoslab-wd-slider", continuous=False)}
 
     def layout(self, settings: dict):
@@ -83,32 +114,37 @@ class BNWeightDecayApp(ChapterApp):
         lr, wd = result["diverged"]["lr"], result.get("wd")
         text = divergence_text(result)
         if wd is not None and lr * wd > 2:
-            text += (f"; here eta * lambda = {lr * wd:.3g} > 2, so the weight-decay step "
-                     f"w <- (1 - eta lambda) w alone overshoots and |w| explodes")
+            text += (f"; here ηλ = {lr * wd:.3g} > 2, so the weight-decay step "
+                     f"w ← (1 − ηλ) w alone overshoots and ‖w‖ explodes")
         return html.escape(text)
 
     def describe(self, result: dict) -> str:
         s, lr, wd = result["summary"], result["lr"], result["wd"]
+        st = result["state"]
         last = result["history"][-1] if result["history"] else {}
-        if s["count"] == 0:
-            return html.escape(
-                f"no destabilisation in {result['steps']} steps (eta * lambda = "
-                f"{lr * wd:.3g}); final ||w|| = {last.get('si_norm', float('nan')):.3g}, "
-                f"effective step {last.get('eff_lr', float('nan')):.3g}: raise eta or lambda")
-        events = s["events"]
-        first = events[0]
-        edges = [e for e in s.get("edge_before", []) if e is not None]
-        text = (f"{s['count']} destabilisation(s) at steps "
-                f"{', '.join(str(e['step']) for e in events[:8])}"
-                f"{' ...' if len(events) > 8 else ''}; the first came when eta/||w||^2 had "
-                f"risen to {first['eff_lr_before']:.3g}, and the loss jumped from "
-                f"{first['loss_before']:.2g} to {first['loss_peak']:.3g}")
-        if edges:
-            text += (f"; eta * lambda_max / 2 just before the spikes: median "
-                     f"{statistics.median(edges):.2g} (1 = edge of stability)")
-        if s["median_period"] is not None:
+        text = (f"η = {lr:.3g}, λ = {wd:.3g} (ηλ = {lr * wd:.3g}), {result['steps']} steps: "
+                f"{_STATE_TEXT[st['state']]}. Second half: loss {st['loss_min']:.2g} to "
+                f"{st['loss_max']:.2g}")
+        if st["edge_median"] is not None:
+            text += f", median edge ratio η λmax/2 = {st['edge_median']:.2g} (1 = edge)"
+        if st["state"] == "quiet" and s["count"] == 0:
+            text += (f"; final ‖w‖ = {last.get('si_norm', float('nan')):.3g}, effective step "
+                     f"{last.get('eff_lr', float('nan')):.3g}: more steps (or a larger ηλ) "
+                     "bring the first destabilisation")
+        if s["count"]:
+            events = s["events"]
+            first = events[0]
+            text += (f". {s['count']} destabilisation(s) (jumps of ‖w‖) at steps "
+                     f"{', '.join(str(e['step']) for e in events[:8])}"
+                     f"{' ...' if len(events) > 8 else ''}; the first came when η/‖w‖² had "
+                     f"risen to {first['eff_lr_before']:.3g}")
+            edges = [e for e in s.get("edge_before", []) if e is not None]
+            if edges:
+                text += (f"; η λmax/2 just before the spikes: median "
+                         f"{statistics.median(edges):.2g}")
+        if st["state"] == "periodic" and s["median_period"] is not None:
             text += (f". Median period {s['median_period']:.0f} steps = "
-                     f"{s['scaled_period']:.2f} / (eta * lambda); within a period weight decay "
-                     f"shrinks ||w|| {s['median_shrink']:.3g}x, so the effective step grows "
+                     f"{s['scaled_period']:.2f} / (ηλ); within a period weight decay "
+                     f"shrinks ‖w‖ {s['median_shrink']:.3g}x, so the effective step grows "
                      f"{s['median_shrink'] ** 2:.3g}x")
         return html.escape(text)

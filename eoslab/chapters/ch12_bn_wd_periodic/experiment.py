@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from eoslab.chapters.ch12_bn_wd_periodic.periodic import period_summary
+from eoslab.chapters.ch12_bn_wd_periodic.periodic import period_summary, training_state
+from eoslab.core.losses import get_loss
 from eoslab.core.train import fit
 from eoslab.curvature.scale_invariance import ScaleInvariantMLP, ScaleInvariantProbe
 
@@ -83,8 +84,9 @@ def experiment(preset: BNWeightDecayPreset, settings: dict, *, emit=None,
     Keys: ``status``, ``lr``, ``wd``, ``steps``, ``history`` (step, loss, acc, si_norm,
     eff_lr, sharpness, edge_ratio), ``summary``
     (:func:`~eoslab.chapters.ch12_bn_wd_periodic.periodic.period_summary` with
-    ``edge_before``), ``seconds``, ``datasets`` (``history`` and ``events``) and, if the
-    run blew up, ``diverged``.
+    ``edge_before``), ``state``
+    (:func:`~eoslab.chapters.ch12_bn_wd_periodic.periodic.training_state`), ``seconds``,
+    ``datasets`` (``history`` and ``events``) and, if the run blew up, ``diverged``.
     """
     lr, wd = float(settings["lr"]), float(settings["wd"])
     data = preset.net.load_data()
@@ -110,8 +112,12 @@ def experiment(preset: BNWeightDecayPreset, settings: dict, *, emit=None,
     summary = period_summary(rows, lr, wd)
     summary["edge_before"] = edge_before_spikes(rows, summary["events"])
     events = [{"step": e["step"]} for e in summary["events"]]
+    zeros = torch.zeros(len(data.y_train), data.n_outputs, dtype=data.x_train.dtype,
+                        device=data.x_train.device)
+    chance = float(get_loss(preset.net.loss)(zeros, data.y_train))  # a uniform guess
     result = {"status": run.status, "lr": lr, "wd": wd, "steps": preset.steps,
               "history": rows, "summary": summary, "seconds": run.seconds,
+              "state": training_state(rows, summary, chance),
               "datasets": {"history": rows, "events": events}}
     if run.diverged:
         step, value = run.diverged_at

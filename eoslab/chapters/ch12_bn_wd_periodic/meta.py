@@ -8,6 +8,14 @@ every ``sharpness_every``.  The period lasts about :math:`c/(\\eta\\lambda)` ste
 quick and default presets take :math:`\\eta\\lambda` = 0.02 and 0.01: a period is a few
 hundred full-batch steps.  ``lr`` and ``wd`` are the sliders.
 
+``lr_edge`` is the chapter's own stability threshold, :math:`2/\\lambda` with
+:math:`\\lambda` = ``wd``: above it the weight-decay step :math:`w \\leftarrow
+(1-\\eta\\lambda)w` alone overshoots and the norm blows up, whatever the loss.  The
+threshold of GD at initialisation, :math:`2/\\lambda_{\\max}(\\nabla^2 L(w_0))`, is no
+limit here (a scale-invariant net inflates :math:`\\lVert w\\rVert` and so lowers its
+effective step; the presets' :math:`\\eta` = 0.1 is 6 to 17 times above it), so the
+step-size slider is laid out around ``lr_edge``.
+
 Example:
     >>> p = PRESETS["quick"]
     >>> round(p.lr * p.wd, 6), p.net.width, p.net.n_train
@@ -57,6 +65,11 @@ class BNWeightDecayPreset(ChapterPreset):
     batch_size: int | None = None
     record_every: int = 10
     sharpness_every: int = 10
+
+    @property
+    def lr_edge(self) -> float:
+        """:math:`2/\\lambda`: the step size at which weight decay's own step is unstable."""
+        return 2.0 / self.wd if self.wd > 0 else float("inf")
 
 
 PRESETS = {

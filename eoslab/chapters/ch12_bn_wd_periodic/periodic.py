@@ -35,7 +35,10 @@ import statistics
 from collections.abc import Sequence
 from itertools import pairwise
 
-__all__ = ["destabilisations", "period_summary"]
+__all__ = ["QUIET_LOSS", "destabilisations", "period_summary", "training_state"]
+
+#: A loss below this is a quiet phase (the net fits the training set).
+QUIET_LOSS = 1e-2
 
 
 def _finite(value) -> bool:
@@ -106,3 +109,55 @@ def period_summary(history: Sequence[dict], lr: float, wd: float, **options) -> 
             "median_period": median, "mean_period": mean, "shrink": shrink,
             "median_shrink": float(statistics.median(shrink)) if shrink else None,
             "scaled_period": median * lr * wd if median is not None else None}
+
+
+def training_state(history: Sequence[dict], summary: dict, chance_loss: float) -> dict:
+    """What the run is doing over its second half, from the quantities the panels show.
+
+    ``state`` is one of
+
+    * ``"periodic"``: two or more destabilisations, and a quiet phase (loss below
+      :data:`QUIET_LOSS`) before one of them;
+    * ``"chaotic"``: no quiet phase in the second half (its smallest loss is above
+      :data:`QUIET_LOSS`) while the loss swings by 3x or more, or the median edge ratio
+      :math:`\\eta\\lambda_{\\max}/2` is above 2: the step is unstable throughout;
+    * ``"not training"``: none of those, and the median loss is at least 90% of
+      ``chance_loss`` (the loss of a uniform guess);
+    * ``"quiet"``: the loss sits below :data:`QUIET_LOSS` with at most one destabilisation
+      (weight decay is still shrinking the norm towards the next one);
+    * ``"training"``: none of these (the loss is still coming down).
+
+    Also returns ``loss_min``, ``loss_median``, ``loss_max`` and ``edge_median`` (``None``
+    without sharpness probes) of the second half.
+
+    >>> rows = [{"step": s, "loss": l, "edge_ratio": 15.0} for s, l in
+    ...         enumerate([2.0, 9.0, 3.0, 10.0, 2.5, 8.0])]
+    >>> training_state(rows, {"count": 0, "events": []}, chance_loss=2.3)["state"]
+    'chaotic'
+    """
+    rows = [r for r in history if _finite(r.get("loss"))]
+    late = rows[len(rows) // 2:]
+    losses = [r["loss"] for r in late]
+    edges = [r["edge_ratio"] for r in late if _finite(r.get("edge_ratio"))]
+    out = {"loss_min": min(losses, default=None), "loss_max": max(losses, default=None),
+           "loss_median": statistics.median(losses) if losses else None,
+           "edge_median": statistics.median(edges) if edges else None}
+    quiet_before = any(e.get("loss_before") is not None and e["loss_before"] < QUIET_LOSS
+                       for e in summary.get("events", []))
+    unstable = bool(losses) and out["loss_min"] > QUIET_LOSS and (
+        out["loss_max"] >= 3 * out["loss_min"]
+        or (out["edge_median"] is not None and out["edge_median"] > 2))
+    if not losses:
+        state = "training"
+    elif summary.get("count", 0) >= 2 and quiet_before:
+        state = "periodic"
+    elif unstable:
+        state = "chaotic"
+    elif out["loss_median"] >= 0.9 * chance_loss:
+        state = "not training"
+    elif out["loss_median"] < QUIET_LOSS:
+        state = "quiet"
+    else:
+        state = "training"
+    out["state"] = state
+    return out

@@ -32,12 +32,15 @@ __all__ = ["NormalizationSharpnessApp", "normalization_layout"]
 def normalization_layout():
     """Loss, spherical sharpness and effective step; below, smoothness along the step.
 
-    The sharpness panel carries :math:`2/\\eta_{\\rm eff}` dashed; the bottom row shows the
-    three smoothness measures along the path, with and without BatchNorm.
+    The sharpness panel carries :math:`\\lVert w\\rVert^2\\lambda_{\\max}` (points), the
+    curvature along GD's own step in the same units (thin line, BatchNorm + weight decay)
+    and :math:`2/\\eta_{\\rm eff}` (dashed); the bottom row shows the three smoothness
+    measures along the path, with and without BatchNorm.
     """
     base = alt.Chart(alt.Data(name="history"))
-    color = alt.Color("run:N", title="run", scale=alt.Scale(
-        domain=list(RUNS.values()), range=["#d62728", "#1f77b4", "#7f7f7f"]))
+    color = alt.Color("run:N", title="GD run", scale=alt.Scale(
+        domain=list(RUNS.values()), range=["#d62728", "#1f77b4", "#7f7f7f"]),
+        legend=alt.Legend(orient="bottom", columns=1))
 
     def line(field, title, heading, log=True, points=False):
         return base.mark_line(point=points).encode(
@@ -48,35 +51,69 @@ def normalization_layout():
             f"isValid(datum.{field}) && datum.{field} > 0").properties(
             title=heading, width=250, height=180)
 
-    edge = base.transform_filter("isValid(datum.eff_lr) && isValid(datum.spherical_sharpness)"
+    valid = "isValid(datum.eff_lr) && datum.eff_lr > 0"
+    edge = base.transform_filter(f"{valid} && isValid(datum.spherical_sharpness)"
                                  ).transform_calculate(edge="2 / datum.eff_lr").mark_line(
         strokeDash=[5, 3], opacity=0.7).encode(x="step:Q", y="edge:Q", color=color)
-    sph = alt.layer(line("spherical_sharpness", "||w||^2 * lambda_max",
-                         "spherical sharpness (dashed: 2 / eff. step)", points=True), edge)
+    along = base.transform_filter("isValid(datum.step_sharpness) && datum.step_sharpness > 0"
+                                  ).mark_line(strokeWidth=1, opacity=0.6).encode(
+        x="step:Q", y="step_sharpness:Q", color=color)
+    sph = alt.layer(line("spherical_sharpness", "‖w‖² λmax (spherical sharpness)",
+                         ["‖w‖² λmax (points), along the step (thin)",
+                          "dashed: 2 / (η/‖w‖²), the edge"], points=True), along, edge)
     top = alt.hconcat(line("loss", "train loss (MSE)", "train loss"), sph,
-                      line("eff_lr", "eta / ||w||^2", "effective step size"))
+                      line("eff_lr", "η / ‖w‖²", "effective step size η/‖w‖²"))
     bottom = alt.hconcat(
-        line("grad_predictiveness", "max ||g(w) - g(w - s eta g)||",
+        line("grad_predictiveness", "max over s of ‖g(w) − g(w − sηg)‖",
              "gradient predictiveness (lower: smoother)"),
-        alt.layer(line("beta_smoothness", "max ||dg|| / ||step||",
-                       "effective beta-smoothness (black: 2/eta)"),
+        alt.layer(line("beta_smoothness", "max over s of ‖Δg‖ / ‖step‖",
+                       "effective β-smoothness (black dashed: 2/η)"),
                   base.mark_line(color="black", strokeDash=[5, 3]).encode(
                       x="step:Q", y="beta_edge:Q").transform_filter("isValid(datum.beta_edge)")),
-        line("loss_variation", "max - min of L along the step",
+        line("loss_variation", "max − min of L along the step",
              "loss variation along the step"))
     return alt.vconcat(top, bottom).properties(datasets={"history": []})
 
 
 class NormalizationSharpnessApp(ChapterApp):
-    """Step size (``eoslab-lr-slider``) and weight decay (``eoslab-wd-slider``); Run/Stop; chart."""
+    """Step size (``eoslab-lr-slider``) and weight decay (``eoslab-wd-slider``); Run/Stop; chart.
+
+    The step-size slider spans ``LR_SPAN`` times the preset's ``lr_edge``
+    (:math:`2/\\lambda_{\\max}` of the BatchNorm net at initialisation): from a tenth of it,
+    where GD starts stable, to 30 times it, where the net without BatchNorm blows up and the
+    BatchNorm nets still train.
+    """
 
     CHAPTER = "13"
     KIND = "ch13_normalization_sharpness"
     LR_RANGE = (0.01, 10.0, 0.01)
+    LR_SPAN = (0.1, 30.0)
     experiment = staticmethod(experiment)
 
+    def _lr_bounds(self, preset) -> tuple[float, float, str]:
+        edge = preset.get("lr_edge")
+        if edge is None:
+            return self.LR_RANGE[0], self.LR_RANGE[1], "step size η"
+        low, high = (round(f * edge, 2) for f in self.LR_SPAN)
+        return low, high, f"step size η (edge {edge:.2g})"
+
+    def make_lr_slider(self) -> dict:
+        low, high, label = self._lr_bounds(self.preset)
+        lr = slider(label, self.preset.lr, low, high, self.LR_RANGE[2], "eoslab-lr-slider",
+                    continuous=False)
+        lr.style.description_width = "190px"
+        return {"lr": lr}
+
+    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
+        if name != "lr":
+            return None
+        low, high, label = self._lr_bounds(preset)
+        if "lr" in getattr(self, "sliders", {}):
+            self.sliders["lr"].description = label
+        return low, high
+
     def make_sliders(self) -> dict:
-        return {"wd": slider("weight decay lambda", self.preset.wd, 0.0, 0.05, 0.001,
+        return {"wd": slider("weight decay λ", self.preset.wd, 0.0, 0.05, 0.001,
                              "eoslab-wd-slider", continuous=False)}
 
     def layout(self, settings: dict):
@@ -85,31 +122,35 @@ class NormalizationSharpnessApp(ChapterApp):
     def total_work(self, settings: dict) -> int:
         return self.preset.steps * len(RUNS)
 
+    def _states(self, result: dict) -> str:
+        return "; ".join(f"{RUNS[n]}: {r.get('state', r['status'])}"
+                         for n, r in result.get("runs", {}).items())
+
     def describe_diverged(self, result: dict) -> str:
-        fine = [RUNS[n] for n, r in result.get("runs", {}).items() if r["status"] == "finished"]
-        text = divergence_text(result)
-        if fine:
-            text += f"; at the same eta these trained: {', '.join(fine)}"
-        return html.escape(text)
+        return html.escape(f"{divergence_text(result)}. Runs: {self._states(result)}")
 
     def describe(self, result: dict) -> str:
         s = result["summary"]
-        parts = []
+        parts = [f"η = {result['lr']:.3g}. Runs: {self._states(result)}"]
         wd, bn = s.get("bn_wd"), s.get("bn")
         if wd and bn and wd["sph_end"] is not None and bn["sph_end"] is not None:
-            parts.append(
-                f"spherical sharpness: with weight decay {wd['sph_start']:.3g} -> "
-                f"{wd['sph_end']:.3g} ({1 / wd['sph_ratio']:.3g}x lower), without "
-                f"{bn['sph_start']:.3g} -> {bn['sph_end']:.3g}; test accuracy "
-                f"{wd['test_acc']:.3f} vs {bn['test_acc']:.3f}")
+            text = (f"spherical sharpness ‖w‖²λmax: with weight decay {wd['sph_start']:.3g} → "
+                    f"{wd['sph_end']:.3g} ({1 / wd['sph_ratio']:.3g}x lower), without "
+                    f"{bn['sph_start']:.3g} → {bn['sph_end']:.3g}")
+            if wd["test_acc"] is not None and bn["test_acc"] is not None:
+                text += f"; test accuracy {wd['test_acc']:.3f} vs {bn['test_acc']:.3f}"
+            if wd.get("step_edge") is not None and wd.get("lmax_edge") is not None:
+                text += (f". Second half, with weight decay: η × curvature along the step "
+                         f"{wd['step_edge']:.2f}, η λmax {wd['lmax_edge']:.2f} (2 = the edge)")
+            parts.append(text)
         if s.get("grad_predictiveness_init_ratio") is not None:
             parts.append(
                 "without BatchNorm, at initialisation the gradient change along the step is "
                 f"{s['grad_predictiveness_init_ratio']:.3g}x, the loss variation "
-                f"{s['loss_variation_init_ratio']:.3g}x and the beta-smoothness "
+                f"{s['loss_variation_init_ratio']:.3g}x and the β-smoothness "
                 f"{s['beta_smoothness_init_ratio']:.3g}x those with BatchNorm; over the whole "
                 f"run the medians are {s['grad_predictiveness_ratio']:.3g}x, "
                 f"{s['loss_variation_ratio']:.3g}x and {s['beta_smoothness_ratio']:.3g}x, with "
-                f"median beta-smoothness {s['beta_smoothness_plain']:.3g} (no BN) and "
-                f"{s['beta_smoothness_bn']:.3g} (BN) against 2/eta = {2 / result['lr']:.3g}")
-        return "<br>".join(html.escape(p) for p in parts) or "no probes recorded"
+                f"median β-smoothness {s['beta_smoothness_plain']:.3g} (no BN) and "
+                f"{s['beta_smoothness_bn']:.3g} (BN) against 2/η = {2 / result['lr']:.3g}")
+        return "<br>".join(html.escape(p) for p in parts)

@@ -34,20 +34,23 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from eoslab.chapters.ch13_normalization_sharpness.smoothness import SmoothnessProbe
-from eoslab.core.losses import accuracy
+from eoslab.chapters.ch13_normalization_sharpness.smoothness import (
+    SmoothnessProbe,
+    StepCurvatureProbe,
+)
+from eoslab.core.losses import accuracy, get_loss
 from eoslab.core.train import fit
 from eoslab.curvature.scale_invariance import ScaleInvariantMLP, ScaleInvariantProbe
 
 if TYPE_CHECKING:  # the registry imports meta; importing it here first would be circular
     from eoslab.chapters.ch13_normalization_sharpness.meta import NormalizationPreset
 
-__all__ = ["RUNS", "experiment", "normalization_summary"]
+__all__ = ["RUNS", "experiment", "normalization_summary", "run_state"]
 
 RUNS = {"bn_wd": "BatchNorm + weight decay", "bn": "BatchNorm, no weight decay",
         "plain": "no BatchNorm"}
 _KEYS = ("step", "loss", "si_norm", "eff_lr", "sharpness", "spherical_sharpness",
-         "loss_variation", "grad_predictiveness", "beta_smoothness")
+         "loss_variation", "grad_predictiveness", "beta_smoothness", "step_curvature")
 
 
 def _clean(value):
@@ -57,6 +60,46 @@ def _clean(value):
 def _median(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
     return statistics.median(vals) if vals else None
+
+
+def _edge_ratios(history: list[dict]) -> dict:
+    """Second-half medians of the two edge ratios (2 is the edge of stability).
+
+    ``lmax_edge``: :math:`\\eta\\lambda_{\\max}`; ``step_edge``: :math:`\\eta` times the
+    curvature along the step.
+
+    :math:`\\eta\\lambda_{\\max} = \\eta_{\\rm eff} \\lVert w\\rVert^2\\lambda_{\\max}`: the
+    effective step times the spherical sharpness.
+    """
+    late = history[len(history) // 2:]  # rows are evenly spaced in steps
+    lmax = [r["eff_lr"] * r["spherical_sharpness"] for r in late
+            if r.get("spherical_sharpness") is not None and r.get("eff_lr") is not None]
+    step = [r["eff_lr"] * r["step_sharpness"] for r in late
+            if r.get("step_sharpness") is not None and r.get("eff_lr") is not None]
+    return {"lmax_edge": statistics.median(lmax) if lmax else None,
+            "step_edge": statistics.median(step) if step else None}
+
+
+def run_state(run: dict, zero_loss: float) -> str:
+    """``"diverged at step t"``, ``"not training"`` or ``"trained"`` for one run's result.
+
+    Not training: over the last quarter (two rows at least) the loss is flat (max/min <
+    1.001) at 90% or more of ``zero_loss``, the loss of a zero output (all ReLUs dead: the
+    head sees zeros).
+
+    >>> flat = [{"step": s, "loss": 0.5} for s in range(8)]
+    >>> run_state({"status": "finished", "history": flat}, zero_loss=0.5)
+    'not training'
+    >>> run_state({"status": "diverged", "diverged_at": 3, "history": flat}, 0.5)
+    'diverged at step 3'
+    """
+    if run["status"] == "diverged":
+        return f"diverged at step {run.get('diverged_at')}"
+    losses = [r["loss"] for r in run["history"] if r.get("loss") is not None]
+    late = losses[-max(len(losses) // 4, 2):]
+    if len(late) >= 2 and min(late) >= 0.9 * zero_loss and max(late) < 1.001 * min(late):
+        return "not training"
+    return "trained" if run["status"] == "finished" else run["status"]
 
 
 def normalization_summary(runs: dict) -> dict:
@@ -85,7 +128,7 @@ def normalization_summary(runs: dict) -> dict:
                if r.get("spherical_sharpness") is not None]
         out[name] = {"sph_start": sph[0] if sph else None, "sph_end": sph[-1] if sph else None,
                      "sph_ratio": sph[-1] / sph[0] if sph else None,
-                     "test_acc": run.get("test_acc")}
+                     "test_acc": run.get("test_acc"), **_edge_ratios(run["history"])}
     if "plain" in runs:
         out["plain"] = {"test_acc": runs["plain"].get("test_acc")}
     if "bn" in runs and "plain" in runs:
@@ -111,8 +154,11 @@ def _one_run(preset: NormalizationPreset, data, name: str, lr: float, wd: float,
     model = model.to(device=data.x_train.device, dtype=data.x_train.dtype)
     probes = []
     if name != "plain":
-        probes.append(ScaleInvariantProbe(preset.sharpness_every, sharpness=True))
-    if name != "bn_wd":
+        probes += [ScaleInvariantProbe(preset.smooth_every),
+                   ScaleInvariantProbe(preset.sharpness_every, sharpness=True)]
+    if name == "bn_wd":
+        probes.append(StepCurvatureProbe(preset.smooth_every))
+    else:
         probes.append(SmoothnessProbe(preset.smooth_every, preset.multiples))
     opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd if name == "bn_wd" else 0.0)
     run = fit(model, data, net.loss, opt, steps=preset.steps,
@@ -136,6 +182,9 @@ def experiment(preset: NormalizationPreset, settings: dict, *, emit=None,
     """
     lr, wd = float(settings["lr"]), float(settings["wd"])
     data = preset.net.load_data()
+    zeros = torch.zeros(len(data.y_train), data.n_outputs, dtype=data.x_train.dtype,
+                        device=data.x_train.device)
+    zero_loss = float(get_loss(preset.net.loss)(zeros, data.y_train))  # all ReLUs dead
     runs: dict = {}
     status, diverged = "finished", None
 
@@ -150,6 +199,8 @@ def experiment(preset: NormalizationPreset, settings: dict, *, emit=None,
 
             def emit_row(row, name=name, i=i):
                 clean = {k: _clean(row.get(k)) for k in _KEYS}
+                if clean["step_curvature"] is not None and clean["si_norm"] is not None:
+                    clean["step_sharpness"] = clean["step_curvature"] * clean["si_norm"] ** 2
                 if clean["beta_smoothness"] is not None:
                     clean["beta_edge"] = 2.0 / lr
                 runs[name]["history"].append(clean)
@@ -157,7 +208,9 @@ def experiment(preset: NormalizationPreset, settings: dict, *, emit=None,
                     emit({"history": rows()}, i * preset.steps + row["step"])
 
             run, test_acc = _one_run(preset, data, name, lr, wd, emit_row, stop)
-            runs[name].update(status=run.status, test_acc=test_acc)
+            runs[name].update(status=run.status, test_acc=test_acc,
+                              diverged_at=run.diverged_at[0] if run.diverged else None)
+            runs[name]["state"] = run_state(runs[name], zero_loss)
             if run.status == "stopped":
                 status = "stopped"
                 break

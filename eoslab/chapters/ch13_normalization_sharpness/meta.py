@@ -6,7 +6,10 @@ size: the BatchNorm MLP with weight decay, the same without weight decay, and th
 without BatchNorm (``si_mlp.init="kaiming"``, so the two start with signals of the same
 size).  The sharpness is probed every ``sharpness_every`` steps, the smoothness along the
 step (at the step-size ``multiples``) every ``smooth_every``.  ``lr`` and ``wd`` are the
-sliders.
+sliders.  ``lr_edge`` is :math:`2/\\lambda_{\\max}` of the BatchNorm net at initialisation
+(the Hessian of the loss GD trains, batch statistics): above it GD starts beyond the edge
+of stability; the step-size slider is laid out around it (``None``: not measured, the
+CIFAR-10 preset).
 
 Example:
     >>> p = PRESETS["quick"]
@@ -57,6 +60,7 @@ class NormalizationPreset(ChapterPreset):
     wd: float = 0.01
     multiples: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
     record_every: int = 10
+    lr_edge: float | None = None
 
 
 PRESETS = {
@@ -64,12 +68,12 @@ PRESETS = {
         name="quick",
         label="quick: 200 digits, MLP 32x2, 3 runs of 500 GD steps, ~15 s on a CPU",
         net=NetSpec(n_train=200, model="si-mlp", width=32), steps=500, sharpness_every=50,
-        smooth_every=20),
+        smooth_every=20, lr_edge=0.332),
     "default": NormalizationPreset(
         name="default",
         label="default: 300 digits, MLP 64x2, 3 runs of 1500 GD steps, ~1 min on a CPU",
         net=NetSpec(n_train=300, model="si-mlp", width=64), steps=1500, sharpness_every=50,
-        smooth_every=20),
+        smooth_every=20, lr_edge=0.345),
     "paper": NormalizationPreset(
         name="paper",
         label="paper-like: CIFAR-10 5k, MLP 512x3 with and without BatchNorm, "

@@ -40,7 +40,7 @@ from torch.func import grad_and_value
 from eoslab.curvature.hessian import flatten, unflatten
 from eoslab.curvature.objective import Objective
 
-__all__ = ["SmoothnessProbe", "smoothness_along_gradient"]
+__all__ = ["SmoothnessProbe", "StepCurvatureProbe", "smoothness_along_gradient"]
 
 DEFAULT_MULTIPLES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -122,3 +122,27 @@ class SmoothnessProbe:
             if self.train_mode else ctx.objective
         out = smoothness_along_gradient(objective, lr=ctx.lr, multiples=self.multiples)
         return {k: out[k] for k in ("loss_variation", "grad_predictiveness", "beta_smoothness")}
+
+
+class StepCurvatureProbe(SmoothnessProbe):
+    """The curvature GD sees along its own step: the secant :math:`\\beta` at multiple 1.
+
+    Row key ``step_curvature``:
+    :math:`\\lVert\\nabla L(w) - \\nabla L(w - \\eta\\nabla L(w))\\rVert /
+    \\lVert\\eta\\nabla L(w)\\rVert`.  On a quadratic it is
+    :math:`\\lVert Hg\\rVert/\\lVert g\\rVert \\le \\lambda_{\\max}`.  On a period-2
+    orbit :math:`w_\\pm`, where each step lands on the other point, the two gradients are
+    :math:`\\pm(w_+ - w_-)/\\eta`, so the secant is exactly :math:`2/\\eta` whatever
+    :math:`\\lambda_{\\max}` is at the two points: at the edge of stability this is the
+    quantity pinned at :math:`2/\\eta`, while the top Hessian eigenvalue at the iterates may
+    sit above it.  (Weight decay's part :math:`\\eta\\lambda w` of the step is left out.)
+
+    Args:
+        every: run at steps divisible by this.
+    """
+
+    def __init__(self, every: int):
+        super().__init__(every, (1.0,))
+
+    def __call__(self, ctx) -> dict:
+        return {"step_curvature": super().__call__(ctx)["beta_smoothness"]}
