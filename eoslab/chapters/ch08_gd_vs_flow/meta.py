@@ -50,8 +50,9 @@ PRESETS = {
         net=NetSpec(n_train=250, width=100), lr=0.4, horizon=100.0),
     "paper": GdVsFlowPreset(
         name="paper",
-        label="paper: CIFAR-10 5k, fc-tanh 200x2 (the Cohen et al. setting in which the "
-              "paper compares GD with the flow), ~30 min on a GPU",
+        label="paper-like: CIFAR-10 5k, fc-tanh 200x2 (Jeremy Cohen et al.'s EoS setting; "
+              "Elkabetz & Cohen's theory is for homogeneous activations such as ReLU), "
+              "~30 min on a GPU (estimate)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200), lr=2 / 30, horizon=100.0,
         lr_ratios=(1.0, 0.5, 0.25), points=50, sharpness_points=40),

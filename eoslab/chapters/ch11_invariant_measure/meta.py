@@ -48,8 +48,9 @@ PRESETS = {
         name="default", label="default: 500 digits, 5000 SGD steps, ~20 s on a CPU",
         net=NetSpec(n_train=500, width=32), steps=5000, record_every=200, snapshot_every=1000),
     "paper": InvariantMeasurePreset(
-        name="paper", label="paper: CIFAR-10 5k, a small CNN with cross-entropy, 50k SGD "
-                            "steps, ~30 min on a GPU (estimate)",
+        name="paper", label="paper-like: CIFAR-10 5k, a small CNN with cross-entropy (not "
+                            "the paper's nets and data), 50k SGD steps, ~30 min on a GPU "
+                            "(estimate)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce"),
         lr=0.05, batch_size=128, weight_decay=5e-4, steps=50000, record_every=1000,

@@ -70,12 +70,12 @@ PRESETS = {
         curve=CurveSpec(steps=300, grid=13), fge=FGESpec(cycle=40, cycles=4)),
     "default": ModeConnectivityPreset(
         name="default",
-        label="default: 1000 digits, width 32, ~5 s on an idle CPU (30 s on a busy one)",
+        label="default: 1000 digits, width 32, 5-30 s on a CPU",
         lr=0.1, net=NetSpec(n_train=1000, model="fc-relu", width=32, loss="ce", device="cpu"),
         sgd=MomentumSGD(steps=600, batch_size=64),
         curve=CurveSpec(steps=800, grid=25), fge=FGESpec(cycle=60, cycles=6)),
     "paper": ModeConnectivityPreset(
-        name="paper", label="paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
+        name="paper", label="paper-like: CIFAR-10 5k, small CNN, ~20 min GPU (estimate)",
         needs=CIFAR_NEEDS, lr=0.05,
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce",
                     device="cpu"),

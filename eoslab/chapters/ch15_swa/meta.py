@@ -65,12 +65,12 @@ PRESETS = {
         swa=Averaging(start=400, every=20), landscape=Landscape(grid=11)),
     "default": SWAPreset(
         name="default",
-        label="default: 500 digits, 2000 SGD steps, ~3 s on an idle CPU (40 s busy)",
+        label="default: 500 digits, 2000 SGD steps, 3-40 s on a CPU",
         lr=0.3, net=NetSpec(n_train=500, model="fc-relu", width=32, device="cpu"),
         sgd=MomentumSGD(steps=2000, batch_size=32),
         swa=Averaging(start=1000, every=20), landscape=Landscape(grid=21)),
     "paper": SWAPreset(
-        name="paper", label="paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
+        name="paper", label="paper-like: CIFAR-10 5k, small CNN, ~20 min GPU (estimate)",
         needs=CIFAR_NEEDS, lr=0.05,
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce",
                     device="cpu"),

@@ -71,13 +71,13 @@ PRESETS = {
         minibatch=Minibatch(m_values=(0, 32, 8), rho=0.1, batch_size=32, steps=100)),
     "default": SAMPreset(
         name="default",
-        label="default: 300 digits, 3 radii, m = 64, 16, 8, ~20 s idle CPU (4 min busy)",
+        label="default: 300 digits, 3 radii, 3 m, 20 s-4 min on a CPU",
         lr=0.4, rho=0.1, net=NetSpec(n_train=300, width=100, device="cpu"),
         full_batch=FullBatch(steps=600, sharpness_every=20),
         minibatch=Minibatch(m_values=(0, 64, 16, 8), rho=0.1, steps=400)),
     "paper": SAMPreset(
         name="paper",
-        label="paper: CIFAR-10 5k (Cohen et al.'s EoS setting), ~30 min on a GPU",
+        label="paper-like: CIFAR-10 5k, fc-tanh, ~30 min GPU (estimate)",
         needs=CIFAR_NEEDS, lr=2 / 30, rho=0.05,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200, device="cpu"),
         full_batch=FullBatch(steps=5000, sharpness_every=50),

@@ -75,21 +75,20 @@ PRESETS = {
         name="quick", period=150, net=NetSpec(n_train=250, width=200),
         training=Training(steps=300),
         range_test=RangeSpec(steps=60),
-        label="quick: 250 digits, 300 GD steps, one restart, ~15 s on a CPU",
+        label="quick: 250 digits, 300 steps, one restart, ~15 s on a CPU",
     ),
     "default": SchedulePreset(
         name="default", period=300, net=NetSpec(n_train=500, width=200),
         training=Training(steps=900),
         range_test=RangeSpec(steps=100),
-        label="default: 500 digits, 900 GD steps, two restarts, ~2 min on a CPU",
+        label="default: 500 digits, 900 steps, 2 restarts, ~2 min on a CPU",
     ),
     "paper": SchedulePreset(
         name="paper", lr=0.1, period=2000,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
         training=Training(steps=6000, record_every=20, sharpness_every=50),
         range_test=RangeSpec(steps=300),
-        label="paper: CIFAR-10 5k (Cohen et al.'s subset), 6000 GD steps, two restarts, "
-              "~30 min on a GPU",
+        label="paper-like: CIFAR-10 5k, fc-tanh GD, ~30 min GPU (estimate)",
         needs=CIFAR_NEEDS,
     ),
 }
