@@ -42,8 +42,8 @@ class SAMApp(ChapterApp):
             return None
         if preset.lr_edge is None:
             return self.LR_RANGE[:2]
-        return (round(self.LR_SPAN[0] * preset.lr_edge, 3),
-                round(self.LR_SPAN[1] * preset.lr_edge, 2))
+        return (float(f"{self.LR_SPAN[0] * preset.lr_edge:.3g}"),
+                float(f"{self.LR_SPAN[1] * preset.lr_edge:.3g}"))
 
     def _switch_preset(self, preset_name: str) -> None:
         super()._switch_preset(preset_name)

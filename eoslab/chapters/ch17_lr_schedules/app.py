@@ -76,8 +76,8 @@ class ScheduleApp(ChapterApp):
         if name == "lr" and preset.lr_edge is None:
             return self.LR_RANGE[:2]
         if name == "lr":
-            return (round(self.LR_SPAN[0] * preset.lr_edge, 3),
-                    round(self.LR_SPAN[1] * preset.lr_edge, 2))
+            return (float(f"{self.LR_SPAN[0] * preset.lr_edge:.3g}"),
+                    float(f"{self.LR_SPAN[1] * preset.lr_edge:.3g}"))
         return (10, preset.training.steps) if name == "period" else None
 
     def _switch_preset(self, preset_name: str) -> None:
