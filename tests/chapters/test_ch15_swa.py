@@ -87,7 +87,7 @@ def test_lr_edge_is_the_heavy_ball_threshold_at_initialisation():
     low, high = SWAApp.LR_SPAN
     assert lr.min == pytest.approx(low * quick.lr_edge, rel=0.02)
     assert lr.max == pytest.approx(high * quick.lr_edge, rel=0.02)
-    assert lr.min < quick.lr < quick.lr_edge < lr.max and "λ₀ = 1.64" in lr.description
+    assert lr.min < quick.lr < quick.lr_edge < lr.max and "edge 1.64" in lr.description
 
 
 def test_app_shows_a_stored_result_in_its_panels_and_status(tmp_path, result):

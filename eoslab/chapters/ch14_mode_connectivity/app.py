@@ -28,10 +28,13 @@ __all__ = ["ModeConnectivityApp", "lr_label"]
 
 
 def lr_label(preset) -> str:
-    """The slider's description: η and the momentum-SGD edge (2+2β)/λ₀ it is scaled by."""
+    """The slider's description: η and the momentum-SGD edge (2+2β)/λ₀ it is scaled by.
+
+    Only the value: the description is 160 px wide; the notebook states the formula.
+    """
     if preset.lr_edge is None:
         return "step size η"
-    return f"η (edge (2+2β)/λ₀ = {preset.lr_edge:.3g})"
+    return f"η (edge {preset.lr_edge:.3g})"
 
 
 class ModeConnectivityApp(ChapterApp):

@@ -64,7 +64,9 @@ def connectivity_layout():
             width=WIDTH, height=HEIGHT, title="train loss: straight line vs trained curve"))
     bottom = alt.hconcat(_plane_panel(), alt.layer(fge, _note("fge", WIDTH, HEIGHT)).properties(
         width=WIDTH, height=HEIGHT, title="FGE: snapshot alone vs ensemble of the first k"))
-    return alt.vconcat(top, bottom).resolve_scale(color="independent")
+    return alt.vconcat(top.resolve_scale(color="independent", strokeDash="independent"),
+                       bottom.resolve_scale(color="independent", strokeDash="independent")
+                       ).resolve_scale(color="independent", strokeDash="independent")
 
 
 def notes(result: dict) -> list:

@@ -23,7 +23,7 @@ def lr_label(preset) -> str:
     """The slider's description: η and the momentum-SGD edge (2+2β)/λ₀ it is scaled by."""
     if preset.lr_edge is None:
         return "constant step size η"
-    return f"η (edge (2+2β)/λ₀ = {preset.lr_edge:.3g})"
+    return f"η (edge {preset.lr_edge:.3g})"
 
 
 _WORDS = {"oscillating": "SGD bouncing (oscillating) in the basin",

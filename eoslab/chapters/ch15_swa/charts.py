@@ -70,7 +70,9 @@ def swa_layout():
         _note(metric, WIDTH // 3 + 20, HEIGHT)).properties(
         width=WIDTH // 3 + 20, height=HEIGHT, title=metric) for metric in _METRICS]
     top = alt.hconcat(training, _plane_panel())
-    return alt.vconcat(top, alt.hconcat(slices, *bars)).resolve_scale(color="independent")
+    bottom = alt.hconcat(slices, *bars).resolve_scale(color="independent")
+    return alt.vconcat(top.resolve_scale(color="independent", strokeDash="independent"),
+                       bottom).resolve_scale(color="independent", strokeDash="independent")
 
 
 def notes(result: dict) -> list:

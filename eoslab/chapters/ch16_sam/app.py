@@ -82,4 +82,4 @@ def lr_label(preset) -> str:
     """The slider's description: η and the edge 2/λ₀ it is scaled by."""
     if preset.lr_edge is None:
         return "step size η"
-    return f"step size η (edge 2/λ₀ = {preset.lr_edge:.2g})"
+    return f"η (edge 2/λ₀ = {preset.lr_edge:.2g})"

@@ -66,9 +66,9 @@ class ScheduleApp(ChapterApp):
         return {
             "schedule": schedule,
             "period": period,
-            "low": slider("lowest eta / peak", p.low, 0.0, 1.0, 0.05, "eoslab-low-slider",
+            "low": slider("lowest η / peak", p.low, 0.0, 1.0, 0.05, "eoslab-low-slider",
                           continuous=False),
-            "gamma": slider("step decay gamma", p.gamma, 0.1, 1.0, 0.05, "eoslab-gamma-slider",
+            "gamma": slider("step decay γ", p.gamma, 0.1, 1.0, 0.05, "eoslab-gamma-slider",
                             continuous=False),
         }
 
@@ -107,7 +107,7 @@ def lr_label(preset) -> str:
     """The slider's description: the peak η and the edge 2/λ₀ it is scaled by."""
     if preset.lr_edge is None:
         return "peak step size η"
-    return f"peak η (edge 2/λ₀ = {preset.lr_edge:.2g})"
+    return f"peak η (edge {preset.lr_edge:.2g})"
 
 
 _STATES = {"converged": "converged", "oscillating": "oscillating at the edge (S ≈ 2/η)",
@@ -122,7 +122,7 @@ def state_line(result: dict) -> str:
     first, last = history[0], history[-1]
     text = (f"{_STATES.get(result.get('state'), 'finished')}: loss {first['loss']:.3g} -> "
             f"{last['loss']:.3g} in {result['steps']} steps")
-    ratios = edge_ratios(history)
+    ratios = edge_ratios(history[:-1])  # the last row holds θ_T with the next cycle's η
     if ratios:
         text += f"; at the end S = {ratios[-1][1]:.2f} x 2/η(t)"
     return text

@@ -55,7 +55,8 @@ def schedule_layout():
         x="low:Q", x2="high:Q")
     range_test = alt.layer(band, rng).properties(
         width=W, height=H, title="LR range test (shaded: suggested range)")
-    return alt.vconcat(alt.hconcat(eta, range_test), alt.hconcat(loss, sharpness))
+    return alt.vconcat(alt.hconcat(eta, range_test), alt.hconcat(loss, sharpness)).resolve_scale(
+        color="independent", strokeDash="independent")
 
 
 def schedule_chart(curve, history=(), range_result: RangeTest | None = None):

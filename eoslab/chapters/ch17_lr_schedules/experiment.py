@@ -76,12 +76,13 @@ def run_state(history, *, edge: float = 0.9, fell: float = 0.5, small: float = 1
     """The state of a finished run, from the loss and sharpness panels' own rows.
 
     ``converged``: the last loss is below ``small`` times the first; ``oscillating``: the
-    last recorded sharpness is at least ``edge`` times :math:`2/\\eta(t)` (GD at the edge of
-    stability, the loss moving up and down); ``training``: the loss fell below ``fell``
+    last sharpness recorded during training (the final row pairs theta_T with the next
+    cycle's rate, so it is left out) is at least ``edge`` times :math:`2/\\eta(t)` (GD at
+    the edge of stability, the loss moving up and down); ``training``: the loss fell below ``fell``
     times its first value; else ``not-training``.
 
     >>> run_state([{"loss": 1.0, "lr": 0.5, "sharpness": 1.0},
-    ...            {"loss": 0.2, "lr": 0.5, "sharpness": 3.9}])
+    ...            {"loss": 0.2, "lr": 0.5, "sharpness": 3.9}, {"loss": 0.2}])
     'oscillating'
     >>> run_state([{"loss": 1.0}, {"loss": 0.99}])
     'not-training'
@@ -91,7 +92,7 @@ def run_state(history, *, edge: float = 0.9, fell: float = 0.5, small: float = 1
         return "not-training"
     if losses[-1] < small * losses[0]:
         return "converged"
-    ratios = edge_ratios(history)
+    ratios = edge_ratios(history[:-1])  # the last row holds theta_T with the next cycle's eta
     if ratios and ratios[-1][1] >= edge:
         return "oscillating"
     return "training" if losses[-1] < fell * losses[0] else "not-training"
