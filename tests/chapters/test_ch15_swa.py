@@ -68,7 +68,8 @@ def test_divergent_step_size_is_reported():
     notes = {n["panel"]: n["text"] for n in result["datasets"]["notes"]}
     assert set(notes) == {"training", "plane", "slices", "test error", "sharpness",
                           "train loss"}  # every panel it never reached says so in place
-    assert all("diverged at step" in text for text in notes.values())
+    step = f"step {result['diverged']['step']}"
+    assert all("diverged" in text and step in text for text in notes.values()), notes
 
 
 def test_lr_edge_is_the_heavy_ball_threshold_at_initialisation():

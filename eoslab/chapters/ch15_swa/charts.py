@@ -87,7 +87,9 @@ def notes(result: dict) -> list:
         what = f"{d.get('stage', 'SGD')} diverged at step {d.get('step')}"
         out.append({"panel": "training", "text": what})
         out += [{"panel": panel, "text": f"not computed:\n{what}"}
-                for panel in ("plane", "slices", *_METRICS)]
+                for panel in ("plane", "slices")]
+        out += [{"panel": metric, "text": f"not computed:\n{d.get('stage', 'SGD')} diverged"
+                 f"\nat step {d.get('step')}"} for metric in _METRICS]  # narrow panels
     elif result.get("decayed", {}).get("status") == "diverged":
         step = result["decayed"].get("step")
         out += [{"panel": metric, "text": f"decaying-η SGD\ndiverged at step {step}"}

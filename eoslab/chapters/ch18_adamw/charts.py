@@ -36,13 +36,15 @@ AXES = {"adam": "L2 coefficient λ (gradient += λθ)",
 DATASETS = ("grid_adam", "grid_adamw", "history", "sharpness", "edge")
 
 
-def thin_axis(title: str) -> alt.Axis:
+def thin_axis(title: str, log: bool = True) -> alt.Axis:
     """An axis whose labels never collide ("450500" before).
 
-    About five ticks, a short number format, overlapping labels dropped (greedy).
+    About five ticks, overlapping labels dropped (greedy), and on a log axis a short
+    number format (``~g``; a linear step axis keeps Vega's integers).
     """
-    return alt.Axis(title=title, tickCount=5, format="~g", labelOverlap="greedy",
-                    labelSeparation=6)
+    extra = {"format": "~g"} if log else {}
+    return alt.Axis(title=title, tickCount=5, labelOverlap="greedy", labelSeparation=6,
+                    **extra)
 
 
 def _heat(optimizer: str, metric: str, decay: str):
@@ -65,12 +67,12 @@ def adamw_layout(metric: str = "test_loss", decay: str = "paper"):
     heat = alt.hconcat(_heat("adam", metric, decay), _heat("adamw", metric, decay)).resolve_scale(
         color="shared")
     loss = alt.Chart(alt.Data(name="history")).mark_line(color="#d62728").encode(
-        x=alt.X("step:Q", axis=thin_axis("step")),
+        x=alt.X("step:Q", axis=thin_axis("step", log=False)),
         y=alt.Y("loss:Q", scale=alt.Scale(type="log"), axis=thin_axis("train loss (log)"))
     ).properties(width=W, height=H, title="full-batch Adam: train loss")
     kind = alt.Color("curve:N", title="curvature vs Adam's edge")
     sharp = alt.Chart(alt.Data(name="sharpness")).mark_line(point=True).encode(
-        x=alt.X("step:Q", axis=thin_axis("step")),
+        x=alt.X("step:Q", axis=thin_axis("step", log=False)),
         y=alt.Y("value:Q", scale=alt.Scale(type="log"), axis=thin_axis("curvature (log)")),
         color=kind)
     edge = alt.Chart(alt.Data(name="edge")).mark_rule(strokeDash=[6, 4]).encode(
