@@ -93,7 +93,7 @@ def decayed_factor(step: int, steps: int, floor: float = 0.01) -> float:
 
     1 for the first half, then linear down to ``floor`` at 90% of the steps, then ``floor``.
 
-    >>> [decayed_factor(s, 100) for s in (0, 50, 70, 90, 99)]
+    >>> [round(decayed_factor(s, 100), 3) for s in (0, 50, 70, 90, 99)]
     [1.0, 1.0, 0.505, 0.01, 0.01]
     """
     t = step / steps

@@ -81,8 +81,9 @@ def run_state(history, *, edge: float = 0.9, fell: float = 0.5, small: float = 1
     the edge of stability, the loss moving up and down); ``training``: the loss fell below ``fell``
     times its first value; else ``not-training``.
 
-    >>> run_state([{"loss": 1.0, "lr": 0.5, "sharpness": 1.0},
-    ...            {"loss": 0.2, "lr": 0.5, "sharpness": 3.9}, {"loss": 0.2}])
+    >>> run_state([{"step": 0, "loss": 1.0, "lr": 0.5, "sharpness": 1.0},
+    ...            {"step": 9, "loss": 0.2, "lr": 0.5, "sharpness": 3.9},
+    ...            {"step": 10, "loss": 0.2}])
     'oscillating'
     >>> run_state([{"loss": 1.0}, {"loss": 0.99}])
     'not-training'
