@@ -2,9 +2,12 @@
 
 ``quick`` is what the test suite runs (``EOSLAB_QUICK=1``): seconds on a laptop CPU.
 ``default`` is what a reader gets on a laptop or Binder CPU: under a couple of minutes
-of live, non-blocking training.  ``paper`` is the paper's own setting where it can be
-reached, labelled with its expected time and what it needs (e.g. CIFAR-10 files and a GPU;
-:data:`CIFAR_NEEDS` says how to get them).
+of live, non-blocking training.  ``paper`` is the book's largest scale: the paper's own
+setting only in the chapters of :data:`PAPER_SETTINGS` (label ``"paper: ..."``); elsewhere a
+stand-in whose label starts ``"paper-like: "`` and says what differs from the paper (data,
+size, network).  Every label gives the expected time and hardware, and a time on a GPU is
+marked ``estimate`` until it is measured on one; ``needs`` says what the preset needs beyond
+the base install (e.g. the CIFAR-10 files; :data:`CIFAR_NEEDS` says how to get them).
 
 A chapter asks :func:`preset_for` for its starting preset and offers the other two in a
 dropdown.  Chapters are named by number (``"01"``), slug (``"quadratic_stability"``) or
@@ -30,10 +33,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-__all__ = ["CHAPTER_SLUGS", "CIFAR_NEEDS", "PRESET_NAMES", "ChapterPreset", "MomentumSGD",
-           "chapter_id", "get_preset", "preset_for", "quick_mode"]
+__all__ = ["CHAPTER_SLUGS", "CIFAR_NEEDS", "PAPER_SETTINGS", "PRESET_NAMES", "ChapterPreset",
+           "MomentumSGD", "chapter_id", "get_preset", "preset_for", "quick_mode"]
 
 PRESET_NAMES = ("quick", "default", "paper")
+
+#: The chapters whose ``paper`` preset is the paper's own setting: 01 (the exact quadratic of
+#: the classical analysis), 02 (Cohen et al.'s CIFAR-10 5k, fc-tanh, MSE), 07 (Figure 1's
+#: sizes) and 19 (the noisy quadratic of Zhang et al., Sec. 3). Every other ``paper`` preset
+#: is labelled ``paper-like``.
+PAPER_SETTINGS = frozenset({"01", "02", "07", "19"})
 
 #: The ``needs`` of every preset on CIFAR-10: the optional torchvision and the data files.
 CIFAR_NEEDS = ("torchvision (pip install 'eoslab[cifar]') and the CIFAR-10 files: run "
@@ -54,7 +63,8 @@ class ChapterPreset:
 
     Attributes:
         name: ``"quick"``, ``"default"`` or ``"paper"``.
-        label: the text shown in the dropdown, with the expected time.
+        label: the text shown in the dropdown, with the expected time (``paper-like`` and
+            ``estimate`` where they apply, see the module's docstring).
         needs: what the preset needs beyond the base install, or ``""``.
 
     Example:

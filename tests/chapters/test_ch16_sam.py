@@ -43,9 +43,27 @@ def test_gd_hovers_at_2_over_eta_and_sam_settles_at_its_lower_edge(result):
 def test_minibatch_sam_is_flatter_than_sgd_and_more_so_for_smaller_m(result):
     m_runs = {row["m"]: row["sharpness"] for row in result["m_runs"]}
     sgd = m_runs.pop(0)
-    assert all(s < 0.8 * sgd for s in m_runs.values())
+    assert all(s < 0.8 * sgd for s in m_runs.values()), m_runs  # SAM: >= 20% flatter
     ms = sorted(m_runs)
-    assert m_runs[ms[0]] < m_runs[ms[-1]], m_runs
+    # m-sharpness: the smallest m ends at least 5% flatter than the largest
+    assert m_runs[ms[0]] < 0.95 * m_runs[ms[-1]], m_runs
+
+
+def test_smaller_m_generalises_a_little_better_in_test_loss_but_not_in_accuracy(result):
+    """Andriushchenko & Flammarion: SAM with small m generalises better than SGD. Here,
+    at a small scale, the test loss falls monotonically as m shrinks (SGD > m = 32 > m = 8)
+    and SAM with the smallest m is at least 1% below SGD; the test accuracy moves by less
+    than one percentage point: the flatter solution is not a more accurate one here."""
+    rows = {row["m"]: row for row in result["m_runs"]}
+    sgd, ms = rows.pop(0), sorted(rows)
+    losses = [sgd["test_loss"]] + [rows[m]["test_loss"] for m in reversed(ms)]
+    assert losses == sorted(losses, reverse=True), losses
+    assert rows[ms[0]]["test_loss"] < 0.99 * sgd["test_loss"], losses
+    accs = [sgd["test_acc"]] + [rows[m]["test_acc"] for m in ms]
+    assert max(accs) - min(accs) < 0.01, accs
+    # the values quoted in the notebook (quick): sharpness SGD 2.9, m = 32: 2.1, m = 8: 1.9
+    sharp = [sgd["sharpness"]] + [rows[m]["sharpness"] for m in reversed(ms)]
+    assert sharp == pytest.approx([2.9, 2.1, 1.9], rel=0.05), sharp
 
 
 def test_sharpness_falls_as_rho_grows():
@@ -58,8 +76,27 @@ def test_sharpness_falls_as_rho_grows():
     assert medians[1] < 0.85 * medians[0]
 
 
+def test_lr_edge_is_two_over_the_initial_sharpness_and_spans_the_slider():
+    # lr_edge = 2 / lambda_max at the initialisation, recomputed by Lanczos (margin 1%)
+    from eoslab.curvature.eigen import top_eigen
+    from eoslab.curvature.hessian import HessianOperator
+    from eoslab.curvature.objective import Objective
+    for name in ("quick", "default"):
+        preset = get_preset("16", name)
+        data, model = preset.net.build()
+        op = HessianOperator(Objective(model, preset.net.loss, data.x_train, data.y_train))
+        edge = 2 / float(top_eigen(op, tol=1e-8).values[0])
+        assert abs(preset.lr_edge - edge) < 0.01 * edge, (name, preset.lr_edge, edge)
+    quick = get_preset("16", "quick")
+    lr = SAMApp("quick", store=False, chart_mode="svg", auto_run=False).sliders["lr"]
+    assert lr.min == pytest.approx(SAMApp.LR_SPAN[0] * quick.lr_edge, rel=0.01)
+    assert lr.max == pytest.approx(SAMApp.LR_SPAN[1] * quick.lr_edge, rel=0.01)
+    assert lr.min < quick.lr < quick.lr_edge < lr.max and "2/λ₀ = 0.83" in lr.description
+
+
 def test_divergent_step_size_is_reported():
-    result = experiment(_full_batch_only(), {"lr": SAMApp.LR_RANGE[1]})
+    app = SAMApp("quick", store=False, chart_mode="svg", auto_run=False)
+    result = experiment(_full_batch_only(), {"lr": app.sliders["lr"].max})
     assert result["status"] == "diverged"
     assert result["diverged"]["stage"].startswith("full-batch SAM")
     text = divergence_text(result)
@@ -76,8 +113,9 @@ def test_app_shows_a_stored_result_in_its_panels_and_status(tmp_path, result):
     store.save_json(app.KIND, app.key(), result)
     assert app.show_stored()
     status = app.controls.status.value
-    assert status.startswith("GD (rho = 0): sharpness / (2/eta)")
-    assert "SAM rho = 0.05" in status and "(from the store)" in status
+    assert result["state"] == "oscillating"  # GD's S / (2/eta) >= 0.9 (asserted above)
+    assert status.startswith("GD at its edge") and "GD (ρ = 0): S / (2/η)" in status
+    assert "SAM ρ = 0.05" in status and "(from the store)" in status
     datasets = app.chart.spec["datasets"]
     assert datasets["sharp"] and len(datasets["m_runs"]) == 3
     assert datasets["gd_edge"] == [{"edge": 2 / 0.4}]

@@ -72,3 +72,41 @@ def test_stop_ends_the_background_run_at_once():
     assert app.wait(60) and not app.runner.running
     assert app.result["status"] == "stopped" and app.controls.stop.disabled
     assert app.controls.status.value.startswith("stopped")
+
+
+def test_the_status_names_the_state_computed_from_the_panels(sgdr):
+    result = sgdr[0]
+    ratios = edge_ratios(result["history"])
+    # the quick run ends at eta_min after a cosine decay: S below 0.9 x 2/eta means training
+    # (not at the edge), and the loss fell below half its first value
+    expected = "oscillating" if ratios[-2][1] >= 0.9 else "training"  # [-1]: theta_T
+    assert result["state"] == expected
+    assert result["history"][-1]["loss"] < 0.5 * result["history"][0]["loss"]
+    text = ScheduleApp("quick", store=False, chart_mode="svg", auto_run=False).describe(result)
+    assert text.startswith(("training", "oscillating")) and "2/η(t)" in text
+
+
+def test_lr_edge_is_two_over_the_initial_sharpness_and_spans_the_slider():
+    # lr_edge = 2 / lambda_max at the initialisation, recomputed by Lanczos (margin 1%)
+    from eoslab.curvature.eigen import top_eigen
+    from eoslab.curvature.hessian import HessianOperator
+    from eoslab.curvature.objective import Objective
+    for name in ("quick", "default"):
+        preset = get_preset("17", name)
+        data, model = preset.net.build()
+        op = HessianOperator(Objective(model, preset.net.loss, data.x_train, data.y_train))
+        edge = 2 / float(top_eigen(op, tol=1e-8).values[0])
+        assert abs(preset.lr_edge - edge) < 0.01 * edge, (name, preset.lr_edge, edge)
+    app = ScheduleApp("quick", store=False, chart_mode="svg", auto_run=False)
+    lr = app.sliders["lr"]
+    low, high = ScheduleApp.LR_SPAN
+    assert lr.min == pytest.approx(low * QUICK.lr_edge, rel=0.01)
+    assert lr.max == pytest.approx(high * QUICK.lr_edge, rel=0.01)
+    assert lr.min < QUICK.lr < QUICK.lr_edge < lr.max and "edge 0.5" in lr.description
+
+
+def test_log_axes_thin_their_labels():
+    """Log axes label at most ~5 ticks and drop overlapping labels ("0.010.02" before)."""
+    from eoslab.chapters.ch17_lr_schedules.charts import schedule_layout
+    spec = str(schedule_layout().to_dict())
+    assert spec.count("'labelOverlap': 'greedy'") >= 4 and "eta" not in spec

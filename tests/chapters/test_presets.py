@@ -5,6 +5,7 @@ import pytest
 from eoslab.chapters.presets import (
     CHAPTER_SLUGS,
     CIFAR_NEEDS,
+    PAPER_SETTINGS,
     PRESET_NAMES,
     chapter_id,
     get_preset,
@@ -64,3 +65,24 @@ def test_paper_preset_says_what_it_needs():
     paper = get_preset("02", "paper")
     assert paper.net.dataset == "cifar10-5k" and paper.needs == CIFAR_NEEDS
     assert "torchvision" in paper.needs and "GPU" in paper.label
+
+
+@pytest.mark.parametrize("number", sorted(CHAPTER_SLUGS))
+def test_paper_presets_are_labelled_honestly(number):
+    """`paper:` only where the preset is the paper's own setting (PAPER_SETTINGS), else
+    `paper-like:`; a time on a GPU is an estimate (none has been measured on a GPU)."""
+    label = get_preset(number, "paper").label
+    kind = "paper" if number in PAPER_SETTINGS else "paper-like"
+    assert label.split(":")[0] == kind, f"chapter {number}: {label!r} should start {kind}:"
+    for name in PRESET_NAMES:
+        label = get_preset(number, name).label
+        if "GPU" in label:
+            assert "estimate" in label, f"chapter {number}/{name}: {label!r}"
+
+
+@pytest.mark.parametrize("number", ["14", "15", "16", "17", "18"])
+def test_preset_labels_fit_the_dropdown(number):
+    """The 520 px preset dropdown shows about 60 characters of its label."""
+    for name in PRESET_NAMES:
+        label = get_preset(number, name).label
+        assert len(label) <= 60, f"chapter {number}/{name}: {len(label)} chars: {label!r}"

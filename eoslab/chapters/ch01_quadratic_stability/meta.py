@@ -41,5 +41,6 @@ PRESETS = {
     "quick": QuadraticPreset(name="quick", steps=30, label="quick: 30 steps, exact (instant)"),
     "default": QuadraticPreset(name="default", steps=60,
                                label="default: 60 steps, exact (instant)"),
-    "paper": QuadraticPreset(name="paper", steps=300, label="paper: 300 steps, exact (instant)"),
+    "paper": QuadraticPreset(name="paper", steps=300,
+                             label="paper: 300 steps on the theory's exact quadratic (instant)"),
 }

@@ -46,8 +46,8 @@ PRESETS = {
         record_every=10, sharpness_every=20),
     "paper": EdgeOfStabilityPreset(
         name="paper",
-        label="paper: CIFAR-10 5k, 3 x 10k steps, ~1 min per step size on a GPU "
-              "(estimate), ~1 h on a CPU",
+        label="paper: CIFAR-10 5k, fc-tanh, MSE, 3 x 10k steps, ~1 min per step size on a "
+              "GPU (estimate), ~1 h on a CPU",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200), lr=2 / 30,
         lr_ratios=(1.0, 2 / 3, 1 / 3), steps=10000, record_every=20, sharpness_every=50),

@@ -54,8 +54,8 @@ PRESETS = {
         net=NetSpec(n_train=100, width=50), lr=0.66, steps=150, record_every=1,
         projection=Projection(every=1)),
     "paper": SelfStabilizationPreset(
-        name="paper", label="paper: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, as in "
-        "the paper's figures), ~1 h on a GPU (a projection per step)",
+        name="paper", label="paper-like: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, "
+        "not matched to the paper's own runs), ~1 h on a GPU (estimate; a projection per step)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
         lr=2 / 30, steps=3000, record_every=1, projection=Projection(every=1, eig_max_iter=50)),

@@ -38,8 +38,8 @@ PRESETS = {
         net=NetSpec(n_train=250, width=100), lr=0.4, steps=800, record_every=4, probe_every=4,
         lr_edge=0.725),
     "paper": UnstableConvergencePreset(
-        name="paper", label="paper-like: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s "
-        "setting, one of the networks the paper studies), ~15 min on a GPU (estimate)",
+        name="paper", label="paper-like: CIFAR-10 5k, fc-tanh 200x2 with MSE (the paper: the "
+        "same net with cross-entropy), ~15 min on a GPU (estimate)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
         lr=2 / 30, steps=5000, record_every=10, probe_every=10),

@@ -55,8 +55,8 @@ PRESETS = {
         methods=("ngd", "sqrt"), lr_edge=0.699, sqrt_lr_edge=1.082),
     "paper": NormalizedGDPreset(
         name="paper",
-        label="paper-like: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s network), NGD and GD on "
-        "√L, ~30 min on a GPU (estimate)",
+        label="paper-like: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s net, not the paper's "
+              "own runs), NGD and GD on sqrt(L), ~30 min on a GPU (estimate)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
         lr=0.05, sqrt_lr=0.02, steps=20000, sharpness_every=200, record_every=50,

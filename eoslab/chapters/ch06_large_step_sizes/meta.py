@@ -93,9 +93,9 @@ PRESETS = {
         net_gd=NetGD(lrs=(0.1, 0.2, 0.4, 0.8), steps=600)),
     "paper": LargeStepSizesPreset(
         name="paper",
-        label="paper-like: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step sizes, "
-              "~15 min on a busy 2-core CPU (extrapolated); CUDA when present; not the paper's "
-              "CIFAR-10 runs",
+        label="paper-like: 24 x 9 grid of 128 seeds in 50-D, digits net width 200 at 6 step "
+              "sizes (not the paper's CIFAR-10 runs), ~15 min on a busy 2-core CPU "
+              "(extrapolated); CUDA when present",
         dim=50, lr_min=1e-3, lr_max=2.5, n_lrs=24,
         noises=(0.0, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0), seeds=128, steps=6000,
         quiet=3000,

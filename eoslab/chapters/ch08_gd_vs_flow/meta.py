@@ -57,9 +57,9 @@ PRESETS = {
         net=NetSpec(n_train=250, width=100), lr=0.4, horizon=100.0, lr_edge=0.725),
     "paper": GdVsFlowPreset(
         name="paper",
-        label="paper-like: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s edge-of-stability "
-              "network, not Elkabetz and Cohen's setting: their theory is about homogeneous "
-              "nets, ReLU or linear), ~30 min on a GPU (estimate)",
+        label="paper-like: CIFAR-10 5k, fc-tanh 200x2 (Jeremy Cohen et al.'s EoS setting; "
+              "Elkabetz & Cohen's theory is for homogeneous activations such as ReLU), "
+              "~30 min on a GPU (estimate)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200), lr=2 / 30, horizon=100.0,
         lr_ratios=(1.0, 0.5, 0.25), points=50, sharpness_points=40),

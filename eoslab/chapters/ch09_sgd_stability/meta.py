@@ -71,10 +71,10 @@ PRESETS = {
         norms=DiagonalProblem(lrs=(0.01, 0.02, 0.03, 0.04, 0.05, 0.06))),
     "paper": SgdStabilityPreset(
         name="paper",
-        label="paper-scale: 256 teacher examples, width 256 (the papers' fully connected "
-        "regression experiments at a size a GPU runs in ~10 min (estimate); the exact "
-        "mean-square analysis works on a 256 x 256 Gram matrix; a 200-dimensional "
-        "diagonal net)",
+        label="paper-like: 256 teacher examples, width 256 (a synthetic teacher, not the "
+        "papers' data; the exact mean-square analysis works on a 256 x 256 Gram matrix; "
+        "a 200-dimensional diagonal net), "
+        "~10 min on a GPU (estimate)",
         net=_teacher(256, 256), minimum=GDMinimum(steps=5000), batch_size=16, steps=5000,
         record_every=20, batch_grid=(1, 2, 4, 8, 16, 32, 64, 128, 256), lr_edge=0.499,
         norms=DiagonalProblem(n=80, d=200, k=5, lrs=(0.01, 0.02, 0.03, 0.04, 0.05, 0.06),

@@ -71,8 +71,8 @@ PRESETS = {
         uv=ProductToy(steps=6000), net=NetSpec(n_train=200, width=50), batch_size=20,
         warmup=2000, steps=4000, record_every=200),
     "paper": LabelNoisePreset(
-        name="paper", label="paper: CIFAR-10 5k, a small CNN, 5k + 2 x 20k SGD steps, "
-                            "~1 h on a GPU (estimate)",
+        name="paper", label="paper-like: CIFAR-10 5k, a small CNN (not the paper's net "
+                            "and data), 5k + 2 x 20k SGD steps, ~1 h on a GPU (estimate)",
         needs=CIFAR_NEEDS, lr=0.05, sigma=0.2,
         uv=ProductToy(steps=20000),
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32),

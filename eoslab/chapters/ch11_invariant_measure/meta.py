@@ -54,8 +54,9 @@ PRESETS = {
         net=NetSpec(n_train=500, width=32), steps=5000, record_every=200, snapshot_every=1000,
         lr_edge=0.680),
     "paper": InvariantMeasurePreset(
-        name="paper", label="paper: CIFAR-10 5k, a small CNN with cross-entropy, 50k SGD "
-                            "steps, ~30 min on a GPU (estimate)",
+        name="paper", label="paper-like: CIFAR-10 5k, a small CNN with cross-entropy (not "
+                            "the paper's nets and data), 50k SGD steps, ~30 min on a GPU "
+                            "(estimate)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce"),
         lr=0.05, batch_size=128, weight_decay=5e-4, steps=50000, record_every=1000,

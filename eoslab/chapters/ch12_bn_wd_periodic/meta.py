@@ -88,7 +88,7 @@ PRESETS = {
         name="paper",
         label="paper-like: CIFAR-10 5k, scale-invariant BN-MLP 512x3, SGD batch 128, "
               "eta*lambda = 1e-3 (the paper: ConvNet / ResNet-18 on all of CIFAR-10), "
-              "~15 min on a GPU",
+              "~15 min on a GPU (estimate)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="si-mlp", width=512, depth=3,
                     loss="cross-entropy"),

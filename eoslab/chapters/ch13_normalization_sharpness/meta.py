@@ -78,7 +78,7 @@ PRESETS = {
         name="paper",
         label="paper-like: CIFAR-10 5k, MLP 512x3 with and without BatchNorm, "
               "10k full-batch GD steps each (Lyu et al. and Santurkar et al. use "
-              "ResNets / VGG on CIFAR-10), ~30 min on a GPU",
+              "ResNets / VGG on CIFAR-10), ~30 min on a GPU (estimate)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="si-mlp", width=512, depth=3),
         lr=0.2, steps=10000, sharpness_every=200,

@@ -3,6 +3,14 @@
 A thin :class:`~eoslab.ui.app.ChapterApp` over
 :func:`eoslab.chapters.ch14_mode_connectivity.experiment.experiment`: the loss of the
 training stages streams live, then the path, plane and ensemble panels fill in.
+
+The step-size slider is placed by the preset's ``lr_edge``: heavy-ball SGD's threshold
+:math:`(2+2\\beta)/\\lambda_0` (momentum :math:`\\beta = 0.9`, :math:`\\lambda_0` the top
+Hessian eigenvalue of the initial net). It spans ``LR_SPAN`` = 0.001 to 0.5 times that edge,
+all below it: with cross-entropy the sharpness grows many times over as the net fits the
+data, FGE runs at 5 times the slider's step size, and minibatches add noise, so the
+pipeline diverges from about a tenth of the initial edge (at the quick preset, from
+η = 1 in FGE and from η = 2 in the first stage).
 """
 
 from __future__ import annotations
@@ -14,8 +22,19 @@ import ipywidgets as widgets
 from eoslab.chapters.ch14_mode_connectivity.charts import connectivity_layout
 from eoslab.chapters.ch14_mode_connectivity.experiment import experiment, total_steps
 from eoslab.ui.app import ChapterApp
+from eoslab.ui.base import slider
 
-__all__ = ["ModeConnectivityApp"]
+__all__ = ["ModeConnectivityApp", "lr_label"]
+
+
+def lr_label(preset) -> str:
+    """The slider's description: η and the momentum-SGD edge (2+2β)/λ₀ it is scaled by.
+
+    Only the value: the description is 160 px wide; the notebook states the formula.
+    """
+    if preset.lr_edge is None:
+        return "step size η"
+    return f"η (edge {preset.lr_edge:.3g})"
 
 
 class ModeConnectivityApp(ChapterApp):
@@ -27,8 +46,26 @@ class ModeConnectivityApp(ChapterApp):
 
     CHAPTER = "14"
     KIND = "ch14_mode_connectivity"
-    LR_RANGE = (0.01, 5.0, 0.01)
+    LR_RANGE = (0.01, 5.0, 0.001)  # the step; the range comes from the edge (LR_SPAN)
+    LR_SPAN = (0.001, 0.5)  # 0.001x to 0.5x the edge (2+2beta)/lambda_0, see the module
     experiment = staticmethod(experiment)
+
+    def make_lr_slider(self) -> dict:
+        low, high = self.slider_range("lr", self.preset)
+        return {"lr": slider(lr_label(self.preset), self.preset.lr, low, high,
+                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
+
+    def slider_range(self, name: str, preset):
+        if name != "lr":
+            return None
+        if preset.lr_edge is None:
+            return self.LR_RANGE[:2]
+        return (float(f"{self.LR_SPAN[0] * preset.lr_edge:.3g}"),
+                float(f"{self.LR_SPAN[1] * preset.lr_edge:.3g}"))
+
+    def _switch_preset(self, preset_name: str) -> None:
+        super()._switch_preset(preset_name)
+        self.sliders["lr"].description = lr_label(self.preset)
 
     def make_sliders(self) -> dict:
         kind = widgets.ToggleButtons(options=["bezier", "polychain"], value=self.preset.kind,
@@ -48,7 +85,14 @@ class ModeConnectivityApp(ChapterApp):
         curve = result["barrier_curve"]
         lower = (f"{result['barrier_line'] / curve:.0f}x lower" if curve > 1e-6
                  else "no barrier: the curve stays below the chord")
+        state = {"converged": "w1 and w2 converged", "training": "w1 and w2 still training",
+                 "not-training": "w1 or w2 not training (loss flat)"}
+        ends = result["line"]["test_acc"][0], result["line"]["test_acc"][-1]
         return html.escape(
+            f"{state.get(result.get('state'), 'finished')}; "
+            f"test accuracy at the ends {min(ends):.3f}, lowest on the "
+            f"{result['kind']} curve {min(result['curve']['test_acc']):.3f}, on the straight "
+            f"line {min(result['line']['test_acc']):.3f}; "
             f"barrier (loss above the chord): straight line {result['barrier_line']:.3g}, "
             f"{result['kind']} curve {curve:.3g} ({lower}); "
             f"FGE: {fge['k']} snapshots, mean single test acc {single:.4f}, ensemble "

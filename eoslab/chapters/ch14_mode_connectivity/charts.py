@@ -7,7 +7,11 @@ so a live app swaps only the datasets (:mod:`eoslab.ui.plots`).
 
 Example:
     >>> sorted(connectivity_datasets({}))
-    ['fge', 'paths', 'plane_grid', 'plane_paths', 'plane_points', 'training']
+    ['fge', 'notes', 'paths', 'plane_grid', 'plane_paths', 'plane_points', 'training']
+
+A diverged run keeps every panel it reached; a panel the run never reached (or the stage
+that blew up) says so in place, through the ``notes`` dataset (panel, text), drawn as
+text at the panel's centre.
 """
 
 from __future__ import annotations
@@ -17,7 +21,28 @@ import altair as alt
 from eoslab.ui.plane_plots import path_data, path_layout, plane_data, plane_layout
 from eoslab.ui.plots import HEIGHT, WIDTH
 
-__all__ = ["connectivity_datasets", "connectivity_layout", "partial_datasets"]
+__all__ = ["connectivity_datasets", "connectivity_layout", "notes", "partial_datasets"]
+
+PANELS = ("training", "paths", "plane", "fge")
+
+
+def _note(panel: str, width: float, height: float):
+    """The panel's in-place note (dataset ``notes`` filtered to ``panel``), at its centre."""
+    return alt.Chart(alt.Data(name="notes")).mark_text(
+        color="#b00020", fontSize=12, fontWeight="bold", lineBreak="\n").encode(
+        x=alt.value(width / 2), y=alt.value(height / 2), text="text:N").transform_filter(
+        alt.datum.panel == panel)
+
+
+def _plane_panel():
+    """The shared plane layout, its path legend drawn in black (the paths are white)."""
+    plane = plane_layout("train loss on the plane through w1, w2 and the bend",
+                         x_title="along w2 − w1", y_title="towards the bend, in the plane")
+    plane.layer[1] = plane.layer[1].encode(strokeDash=alt.StrokeDash(
+        "path:N", title="path (white on the map)",
+        legend=alt.Legend(symbolStrokeColor="black", symbolStrokeWidth=2)))
+    return alt.layer(*plane.layer, _note("plane", WIDTH + 20, HEIGHT + 20)).properties(
+        width=WIDTH + 20, height=HEIGHT + 20, title=plane.title)
 
 
 def connectivity_layout():
@@ -25,17 +50,42 @@ def connectivity_layout():
     training = alt.Chart(alt.Data(name="training")).mark_line().encode(
         x=alt.X("step:Q", title="step (w1, w2, curve, FGE in turn)"),
         y=alt.Y("loss:Q", title="minibatch loss", scale=alt.Scale(type="log")),
-        color=alt.Color("stage:N", title="stage")).properties(
-        width=WIDTH, height=HEIGHT, title="training")
+        color=alt.Color("stage:N", title="training stage"))
     fge = alt.Chart(alt.Data(name="fge")).mark_line(point=True).encode(
         x=alt.X("k:Q", title="snapshot k", axis=alt.Axis(tickMinStep=1)),
         y=alt.Y("acc:Q", title="test accuracy", scale=alt.Scale(zero=False)),
-        color=alt.Color("what:N", title="FGE")).properties(
-        width=WIDTH, height=HEIGHT, title="FGE: snapshot alone vs ensemble of the first k")
-    top = alt.hconcat(training, path_layout("train loss: straight line vs trained curve"))
-    bottom = alt.hconcat(plane_layout("train loss on the plane through w1, w2 and the bend"),
-                         fge)
-    return alt.vconcat(top, bottom).resolve_scale(color="independent")
+        color=alt.Color("what:N", title="FGE test accuracy"))
+    paths = path_layout("train loss: straight line vs trained curve")
+    paths = paths.encode(color=alt.Color("path:N", title="path from w1 to w2"))
+    top = alt.hconcat(
+        alt.layer(training, _note("training", WIDTH, HEIGHT)).properties(
+            width=WIDTH, height=HEIGHT, title="training"),
+        alt.layer(paths, _note("paths", WIDTH, HEIGHT)).properties(
+            width=WIDTH, height=HEIGHT, title="train loss: straight line vs trained curve"))
+    bottom = alt.hconcat(_plane_panel(), alt.layer(fge, _note("fge", WIDTH, HEIGHT)).properties(
+        width=WIDTH, height=HEIGHT, title="FGE: snapshot alone vs ensemble of the first k"))
+    return alt.vconcat(top.resolve_scale(color="independent", strokeDash="independent"),
+                       bottom.resolve_scale(color="independent", strokeDash="independent")
+                       ).resolve_scale(color="independent", strokeDash="independent")
+
+
+def notes(result: dict) -> list:
+    """In-place notes of a diverged result: the stage that blew up, panels never reached.
+
+    >>> notes({"status": "diverged", "training": [1], "line": {},
+    ...        "diverged": {"stage": "FGE", "step": 7}})[0]["panel"]
+    'training'
+    """
+    if result.get("status") != "diverged":
+        return []
+    d = result.get("diverged", {})
+    what = f"{d.get('stage', 'training')} diverged at step {d.get('step')}"
+    reached = {"training": bool(result.get("training")), "paths": "line" in result,
+               "plane": "plane" in result, "fge": "fge" in result}
+    out = [{"panel": "training", "text": what}]
+    out += [{"panel": panel, "text": f"not computed:\n{what}"}
+            for panel in PANELS[1:] if not reached[panel]]
+    return out
 
 
 def partial_datasets(partial: dict) -> dict:
@@ -68,6 +118,7 @@ def connectivity_datasets(result: dict) -> dict:
                               ceiling=5.0))
     else:
         out.update({"plane_grid": [], "plane_paths": [], "plane_points": []})
+    out["notes"] = notes(result)
     fge = []
     for row in result.get("fge", []):
         fge.append({"k": row["k"], "acc": row["single_acc"], "what": "snapshot k alone"})

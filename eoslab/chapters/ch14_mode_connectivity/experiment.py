@@ -22,7 +22,7 @@ from eoslab.chapters.ch14_mode_connectivity.charts import connectivity_datasets,
 from eoslab.chapters.ch14_mode_connectivity.connectivity import mode_connectivity
 from eoslab.chapters.ch14_mode_connectivity.meta import ModeConnectivityPreset
 
-__all__ = ["experiment", "total_steps"]
+__all__ = ["experiment", "run_state", "total_steps"]
 
 Emit = Callable[[dict, int], None]
 
@@ -30,6 +30,29 @@ Emit = Callable[[dict, int], None]
 def total_steps(preset: ModeConnectivityPreset) -> int:
     """The SGD steps of the whole pipeline: both minima, the bend and the FGE cycles."""
     return 2 * preset.sgd.steps + preset.curve.steps + preset.fge.cycle * preset.fge.cycles
+
+
+def run_state(training: list, *, small: float = 0.1, fell: float = 0.5) -> str:
+    """The state of the two minima's training, from the training panel's own rows.
+
+    For each of ``w1`` and ``w2``: the mean of its last quarter of minibatch losses over
+    its first loss. ``converged`` when both are below ``small``, ``training`` when both
+    are below ``fell``, else ``not-training``.
+
+    >>> rows = [{"stage": s, "loss": v} for s in ("w1", "w2") for v in (2.3, 1.0, 0.05)]
+    >>> run_state(rows)
+    'converged'
+    """
+    ratios = []
+    for stage in ("w1", "w2"):
+        losses = [r["loss"] for r in training if r["stage"] == stage]
+        if len(losses) < 2:
+            return "not-training"
+        tail = losses[-max(1, len(losses) // 4):]
+        ratios.append(sum(tail) / len(tail) / losses[0])
+    if max(ratios) < small:
+        return "converged"
+    return "training" if max(ratios) < fell else "not-training"
 
 
 def experiment(preset: ModeConnectivityPreset, settings: dict, *, emit: Emit | None = None,
@@ -49,4 +72,6 @@ def experiment(preset: ModeConnectivityPreset, settings: dict, *, emit: Emit | N
     result = mode_connectivity(preset, settings["lr"], settings["kind"], emit=partial,
                                stop=stop)
     result["datasets"] = connectivity_datasets(result)
+    if result["status"] == "finished":
+        result["state"] = run_state(result["training"])
     return result

@@ -50,11 +50,15 @@ class ModeConnectivityPreset(ChapterPreset):
     are the app's controls; ``net`` is the data and the network of both minima (their
     initialisations have seeds ``net.model_seed`` and the next), ``sgd`` their training
     (``steps`` for each; the curve's bend and FGE use the same batch size and momentum, FGE
-    the same weight decay).
+    the same weight decay). ``lr_edge`` is heavy-ball SGD's stability threshold at the
+    initialisation, :math:`(2+2\\beta)/\\lambda_0` with :math:`\\beta` = ``sgd.momentum``
+    (``None`` where not computed: the paper preset's CIFAR-10 files are not installed).
     """
 
     NUMBER = "14"
     lr: float
+    lr_edge: float | None = None
+    lr_edge_formula = "(2+2β)/λ₀"
     kind: str = "bezier"
     net: NetSpec
     sgd: MomentumSGD
@@ -65,17 +69,19 @@ class ModeConnectivityPreset(ChapterPreset):
 PRESETS = {
     "quick": ModeConnectivityPreset(
         name="quick", label="quick: 500 digits, width 16, ~10 s on a CPU",
-        lr=0.1, net=NetSpec(n_train=500, model="fc-relu", width=16, loss="ce", device="cpu"),
+        lr=0.1, lr_edge=9.68,
+        net=NetSpec(n_train=500, model="fc-relu", width=16, loss="ce", device="cpu"),
         sgd=MomentumSGD(steps=300, batch_size=64),
         curve=CurveSpec(steps=300, grid=13), fge=FGESpec(cycle=40, cycles=4)),
     "default": ModeConnectivityPreset(
         name="default",
-        label="default: 1000 digits, width 32, ~5 s on an idle CPU (30 s on a busy one)",
-        lr=0.1, net=NetSpec(n_train=1000, model="fc-relu", width=32, loss="ce", device="cpu"),
+        label="default: 1000 digits, width 32, 5-30 s on a CPU",
+        lr=0.1, lr_edge=10.3,
+        net=NetSpec(n_train=1000, model="fc-relu", width=32, loss="ce", device="cpu"),
         sgd=MomentumSGD(steps=600, batch_size=64),
         curve=CurveSpec(steps=800, grid=25), fge=FGESpec(cycle=60, cycles=6)),
     "paper": ModeConnectivityPreset(
-        name="paper", label="paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
+        name="paper", label="paper-like: CIFAR-10 5k, small CNN, ~20 min GPU (estimate)",
         needs=CIFAR_NEEDS, lr=0.05,
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce",
                     device="cpu"),

@@ -2,7 +2,9 @@
 
 A thin :class:`~eoslab.ui.app.ChapterApp` over
 :func:`eoslab.chapters.ch15_swa.experiment.experiment`: the training curves stream live,
-then the plane, the slices and the comparison fill in.
+then the plane, the slices and the comparison fill in. The step-size slider spans
+``LR_SPAN`` times the preset's ``lr_edge``, heavy-ball SGD's threshold
+:math:`(2+2\\beta)/\\lambda_0` at the initialisation, named in its description.
 """
 
 from __future__ import annotations
@@ -10,10 +12,23 @@ from __future__ import annotations
 import html
 
 from eoslab.chapters.ch15_swa.charts import swa_layout
-from eoslab.chapters.ch15_swa.experiment import experiment
+from eoslab.chapters.ch15_swa.experiment import experiment, run_state
 from eoslab.ui.app import ChapterApp
+from eoslab.ui.base import slider
 
-__all__ = ["SWAApp"]
+__all__ = ["SWAApp", "lr_label"]
+
+
+def lr_label(preset) -> str:
+    """The slider's description: η and the momentum-SGD edge (2+2β)/λ₀ it is scaled by."""
+    if preset.lr_edge is None:
+        return "constant step size η"
+    return f"η (edge {preset.lr_edge:.3g})"
+
+
+_WORDS = {"oscillating": "SGD bouncing (oscillating) in the basin",
+          "converged": "SGD converged", "training": "SGD still training",
+          "not-training": "SGD not training (loss flat)"}
 
 
 class SWAApp(ChapterApp):
@@ -21,8 +36,26 @@ class SWAApp(ChapterApp):
 
     CHAPTER = "15"
     KIND = "ch15_swa"
-    LR_RANGE = (0.01, 3.0, 0.01)
+    LR_RANGE = (0.01, 3.0, 0.001)  # the step; the range comes from the edge (LR_SPAN)
+    LR_SPAN = (0.01, 2.0)  # 0.01x to 2x the edge (2+2beta)/lambda_0
     experiment = staticmethod(experiment)
+
+    def make_lr_slider(self) -> dict:
+        low, high = self.slider_range("lr", self.preset)
+        return {"lr": slider(lr_label(self.preset), self.preset.lr, low, high,
+                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
+
+    def slider_range(self, name: str, preset):
+        if name != "lr":
+            return None
+        if preset.lr_edge is None:
+            return self.LR_RANGE[:2]
+        return (float(f"{self.LR_SPAN[0] * preset.lr_edge:.3g}"),
+                float(f"{self.LR_SPAN[1] * preset.lr_edge:.3g}"))
+
+    def _switch_preset(self, preset_name: str) -> None:
+        super()._switch_preset(preset_name)
+        self.sliders["lr"].description = lr_label(self.preset)
 
     def layout(self, settings: dict):
         return swa_layout()
@@ -32,10 +65,16 @@ class SWAApp(ChapterApp):
 
     def describe(self, result: dict) -> str:
         s, g, it = result["swa"], result["sgd"], result["iterates"]
-        sl = result["slices"]
+        sl, d = result["slices"], result.get("decayed", {})
+        if d.get("status") == "finished":
+            base = (f"; SGD with decaying η: test acc {d['test_acc']:.4f}, sharpness "
+                    f"{d['sharpness']:.3g}")
+        else:
+            base = f"; SGD with decaying η diverged at step {d.get('step')}" if d else ""
         return html.escape(
+            f"{_WORDS.get(run_state(result['history']), 'finished')}; "
             f"test acc: SWA {s['test_acc']:.4f}, last SGD iterate {g['test_acc']:.4f}, mean "
-            f"of the {it['n']} iterates {it['test_acc']:.4f}; train loss SWA "
+            f"of the {it['n']} iterates {it['test_acc']:.4f}{base}; train loss SWA "
             f"{s['train_loss']:.3g} vs iterates {it['train_loss']:.3g}; sharpness SWA "
             f"{s['sharpness']:.3g} vs SGD {g['sharpness']:.3g}; flat width (loss rise "
             f"{sl['rise']:g}) SWA {sl['width_swa']:.2f} vs SGD {sl['width_sgd']:.2f}")

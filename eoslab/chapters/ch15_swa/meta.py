@@ -47,10 +47,15 @@ class SWAPreset(ChapterPreset):
     """Chapter 15's settings; ``lr`` (the constant SGD step size) is the app's control.
 
     ``sgd`` is minibatch SGD at that constant step size, with momentum and weight decay.
+    ``lr_edge`` is heavy-ball SGD's stability threshold at the initialisation,
+    :math:`(2+2\\beta)/\\lambda_0` with :math:`\\beta` = ``sgd.momentum`` (``None`` where not
+    computed: the paper preset's CIFAR-10 files are not installed by default).
     """
 
     NUMBER = "15"
     lr: float
+    lr_edge: float | None = None
+    lr_edge_formula = "(2+2β)/λ₀"
     net: NetSpec
     sgd: MomentumSGD
     swa: Averaging
@@ -60,17 +65,17 @@ class SWAPreset(ChapterPreset):
 PRESETS = {
     "quick": SWAPreset(
         name="quick", label="quick: 300 digits, 800 SGD steps, ~10 s on a CPU",
-        lr=0.3, net=NetSpec(n_train=300, model="fc-relu", width=32, device="cpu"),
+        lr=0.3, lr_edge=1.64, net=NetSpec(n_train=300, model="fc-relu", width=32, device="cpu"),
         sgd=MomentumSGD(steps=800, batch_size=32),
         swa=Averaging(start=400, every=20), landscape=Landscape(grid=11)),
     "default": SWAPreset(
         name="default",
-        label="default: 500 digits, 2000 SGD steps, ~3 s on an idle CPU (40 s busy)",
-        lr=0.3, net=NetSpec(n_train=500, model="fc-relu", width=32, device="cpu"),
+        label="default: 500 digits, 2000 SGD steps, 3-40 s on a CPU",
+        lr=0.3, lr_edge=1.62, net=NetSpec(n_train=500, model="fc-relu", width=32, device="cpu"),
         sgd=MomentumSGD(steps=2000, batch_size=32),
         swa=Averaging(start=1000, every=20), landscape=Landscape(grid=21)),
     "paper": SWAPreset(
-        name="paper", label="paper: CIFAR-10 5k with a small CNN, ~20 min on a GPU",
+        name="paper", label="paper-like: CIFAR-10 5k, small CNN, ~20 min GPU (estimate)",
         needs=CIFAR_NEEDS, lr=0.05,
         net=NetSpec(dataset="cifar10-5k", n_train=None, model="cnn", width=32, loss="ce",
                     device="cpu"),

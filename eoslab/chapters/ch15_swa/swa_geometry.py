@@ -19,7 +19,11 @@ collects the iterates, and measures the picture of the paper:
   iterates;
 * flatness: the top Hessian eigenvalue (:mod:`eoslab.curvature.eigen`) and 1-D slices
   :math:`L(w + \\alpha d)` along filter-normalised random directions (Li et al. 2018,
-  :mod:`eoslab.geometry.directions`), as in the paper's section 3.
+  :mod:`eoslab.geometry.directions`), as in the paper's section 3;
+* the paper's baseline: SGD from the same initialisation and minibatches with a
+  *decaying* step size (:func:`decayed_factor`: :math:`\\eta` for the first half, then
+  linearly down to :math:`0.01\\eta` at 90% of the steps, then constant, the schedule
+  the paper compares SWA with), measured like the others (``"decayed"``).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from eoslab.geometry.plane import Plane
 from eoslab.optimizers.averaging import Snapshots, WeightAverage
 from eoslab.speed.threads import single_thread
 
-__all__ = ["flat_width", "mean_slice", "swa_experiment", "top_sharpness"]
+__all__ = ["decayed_factor", "flat_width", "mean_slice", "swa_experiment", "top_sharpness"]
 
 Emit = Callable[[dict, int], None]
 
@@ -84,6 +88,22 @@ def flat_width(alphas, losses, rise: float) -> float:
     return float(edge(1) - edge(-1))
 
 
+def decayed_factor(step: int, steps: int, floor: float = 0.01) -> float:
+    """The decaying baseline's step-size multiplier at ``step`` of ``steps``.
+
+    1 for the first half, then linear down to ``floor`` at 90% of the steps, then ``floor``.
+
+    >>> [round(decayed_factor(s, 100), 3) for s in (0, 50, 70, 90, 99)]
+    [1.0, 1.0, 0.505, 0.01, 0.01]
+    """
+    t = step / steps
+    if t <= 0.5:
+        return 1.0
+    if t >= 0.9:
+        return floor
+    return 1.0 - (1.0 - floor) * (t - 0.5) / 0.4
+
+
 def swa_experiment(preset: SWAPreset, lr: float, *, emit: Emit | None = None,
                    stop: threading.Event | None = None) -> dict:
     """Train with constant step size ``lr``, average, and measure; a JSON-ready dict.
@@ -93,7 +113,9 @@ def swa_experiment(preset: SWAPreset, lr: float, *, emit: Emit | None = None,
 
     ``emit(datasets, done)`` receives the growing ``{"history": rows}``; ``done`` counts
     SGD steps. Keys of the result: ``status``, ``lr``, ``history``, and when finished
-    ``swa``, ``sgd`` and ``iterates`` (train/test loss, test accuracy, sharpness),
+    ``swa``, ``sgd``, ``iterates`` and ``decayed`` (train/test loss, test accuracy,
+    sharpness; ``decayed`` is the decaying-step-size baseline, or ``{"status":
+    "diverged", ...}`` when it blew up),
     ``plane`` (``x``, ``y``, ``loss``, ``test_loss``, ``iterates``, ``swa``,
     ``swa_off_plane``) and ``slices`` (``alpha``, ``swa``, ``sgd``, ``width_swa``,
     ``width_sgd``, ``rise``); a divergence carries ``diverged``.
@@ -134,7 +156,26 @@ def _experiment(preset: SWAPreset, lr: float, emit: Emit, stop) -> dict:
     result.update(_measure(obj, data, *points, preset.landscape))
     emit({}, sgd.steps)
     result.update(_geometry(obj, data, *points, preset.landscape))
+    result["decayed"] = _decayed_baseline(preset, lr, obj, data, stop)
     return result
+
+
+def _decayed_baseline(preset: SWAPreset, lr: float, obj: Objective, data, stop) -> dict:
+    """SGD from the same initialisation with the decaying step size of :func:`decayed_factor`."""
+    net, sgd = preset.net, preset.sgd
+    model = net.build_model(data)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=sgd.momentum,
+                          weight_decay=sgd.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: decayed_factor(step, sgd.steps))
+    run = fit(model, data, net.loss, opt, steps=sgd.steps, scheduler=schedule,
+              batch_size=sgd.batch_size, record_every=sgd.steps, stop=stop)
+    if run.status != "finished":
+        return {"status": run.status, "step": (run.diverged_at or [None])[0]}
+    p = {k: v.detach().clone() for k, v in model.named_parameters()}
+    train, test = obj.metrics(p), obj.metrics(p, data.x_test, data.y_test)
+    return {"status": "finished", "train_loss": train["loss"], "test_loss": test["loss"],
+            "test_acc": test.get("acc"), "sharpness": top_sharpness(obj, p)}
 
 
 def _measure(obj: Objective, data, iterates, swa, sgd, spec: Landscape) -> dict:

@@ -2,7 +2,9 @@
 
 A thin :class:`~eoslab.ui.app.ChapterApp` over
 :func:`eoslab.chapters.ch16_sam.experiment.experiment`: full-batch GD and SAM runs stream
-live, then the minibatch m-sharpness runs fill in their bars.
+live, then the minibatch m-sharpness runs fill in their bars. The step-size slider spans
+``LR_SPAN`` times the preset's ``lr_edge`` (GD's edge :math:`2/\\lambda_0` at the
+initialisation), named in its description.
 """
 
 from __future__ import annotations
@@ -22,12 +24,30 @@ class SAMApp(ChapterApp):
 
     CHAPTER = "16"
     KIND = "ch16_sam"
-    LR_RANGE = (0.02, 4.0, 0.02)
+    LR_RANGE = (0.02, 4.0, 0.01)  # the step; the range comes from the edge (LR_SPAN)
+    LR_SPAN = (0.1, 5.0)  # 0.1x to 5x the edge 2/lambda_0: stable, at the edge, diverged
     experiment = staticmethod(experiment)
 
+    def make_lr_slider(self) -> dict:
+        low, high = self.slider_range("lr", self.preset)
+        return {"lr": slider(lr_label(self.preset), self.preset.lr, low, high,
+                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
+
     def make_sliders(self) -> dict:
-        return {"rho": slider("SAM radius rho", self.preset.rho, 0.0, 0.3, 0.01,
+        return {"rho": slider("SAM radius ρ", self.preset.rho, 0.0, 0.3, 0.01,
                               "eoslab-rho-slider", continuous=False)}
+
+    def slider_range(self, name: str, preset):
+        if name != "lr":
+            return None
+        if preset.lr_edge is None:
+            return self.LR_RANGE[:2]
+        return (float(f"{self.LR_SPAN[0] * preset.lr_edge:.3g}"),
+                float(f"{self.LR_SPAN[1] * preset.lr_edge:.3g}"))
+
+    def _switch_preset(self, preset_name: str) -> None:
+        super()._switch_preset(preset_name)
+        self.sliders["lr"].description = lr_label(self.preset)
 
     def layout(self, settings: dict):
         return sam_layout()
@@ -36,17 +56,30 @@ class SAMApp(ChapterApp):
         return total_steps(self.preset)
 
     def describe(self, result: dict) -> str:
-        lines = []
+        lines = [html.escape(STATES.get(result.get("state"), "finished"))]
         for key, rows in result["runs"].items():
             rho = float(key)
             gd = edge_ratio(rows, "gd_edge")
             own = edge_ratio(rows, "sam_edge")
-            text = f"{run_name(rho)}: sharpness / (2/eta) = {gd:.2f}"
+            text = f"{run_name(rho)}: S / (2/η) = {gd:.2f}"
             if rho:
-                text += f", sharpness / SAM-edge = {own:.2f}"
+                text += f", S / SAM-edge = {own:.2f}"
             lines.append(html.escape(text + " (median, second half)"))
         m = ", ".join(f"{'SGD' if r['m'] == 0 else 'm = ' + str(r['m'])}: "
-                      f"{r['sharpness']:.3g} (test acc {r['test_acc']:.3f})"
-                      for r in result["m_runs"])
-        lines.append(html.escape(f"minibatch runs, final sharpness: {m}"))
+                      f"S {r['sharpness']:.3g}, test loss {r['test_loss']:.3g}, "
+                      f"test acc {r['test_acc']:.3f}" for r in result["m_runs"])
+        if m:
+            lines.append(html.escape(f"minibatch runs (final): {m}"))
         return "<br>".join(lines)
+
+
+STATES = {"oscillating": "GD at its edge (S ≈ 2/η, loss oscillating):",
+          "training": "training (loss falling, below the edge):",
+          "converged": "converged:", "not-training": "not training (loss flat):"}
+
+
+def lr_label(preset) -> str:
+    """The slider's description: η and the edge 2/λ₀ it is scaled by."""
+    if preset.lr_edge is None:
+        return "step size η"
+    return f"η (edge 2/λ₀ = {preset.lr_edge:.2g})"

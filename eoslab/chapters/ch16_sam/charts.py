@@ -7,7 +7,7 @@ result, so a live app swaps only the datasets (:mod:`eoslab.ui.plots`).
 Example:
     >>> sam_datasets({"lr": 0.5, "runs": {"0.0": [{"step": 0, "loss": 1.0, "sharpness": 3.0,
     ...                                            "sam_edge": 4.0}]}})["sharp"]
-    [{'run': 'GD (rho = 0)', 'step': 0, 'sharpness': 3.0, 'ratio': 0.75}]
+    [{'run': 'GD (ρ = 0)', 'step': 0, 'sharpness': 3.0, 'ratio': 0.75}]
 """
 
 from __future__ import annotations
@@ -23,36 +23,36 @@ def run_name(rho: float) -> str:
     """The legend name of a full-batch run of radius ``rho``.
 
     >>> run_name(0.0), run_name(0.05)
-    ('GD (rho = 0)', 'SAM rho = 0.05')
+    ('GD (ρ = 0)', 'SAM ρ = 0.05')
     """
-    return "GD (rho = 0)" if rho == 0 else f"SAM rho = {rho:g}"
+    return "GD (ρ = 0)" if rho == 0 else f"SAM ρ = {rho:g}"
 
 
 def sam_layout():
-    """Sharpness with 2/eta and the SAM-edge | sharpness / SAM-edge | loss | m-sharpness."""
+    """Sharpness with 2/η and the SAM-edge | sharpness / SAM-edge | loss | m-sharpness."""
     sharp = alt.Chart(alt.Data(name="sharp")).mark_line(point=True).encode(
-        x="step:Q", y=alt.Y("sharpness:Q", title="sharpness (top Hessian eigenvalue)"),
-        color=alt.Color("run:N", title="run"))
+        x="step:Q", y=alt.Y("sharpness:Q", title="sharpness S (top Hessian eigenvalue)"),
+        color=alt.Color("run:N", title="full-batch run"))
     edge = alt.Chart(alt.Data(name="curves")).mark_line(strokeDash=[4, 3], opacity=0.7).encode(
-        x="step:Q", y="sam_edge:Q", color=alt.Color("run:N", title="run"))
+        x="step:Q", y="sam_edge:Q", color=alt.Color("run:N", title="full-batch run"))
     gd = alt.Chart(alt.Data(name="gd_edge")).mark_rule(color="black", strokeDash=[8, 4]).encode(
         y="edge:Q")
     panel1 = alt.layer(sharp, edge, gd).properties(
         width=WIDTH, height=HEIGHT,
-        title="sharpness (dots) vs 2/eta (black) and each run's SAM-edge (dashed)")
+        title="sharpness S (dots) vs 2/η (black) and each run's SAM-edge (dashed)")
     ratio = alt.Chart(alt.Data(name="sharp")).mark_line(point=True).encode(
-        x="step:Q", y=alt.Y("ratio:Q", title="sharpness / own edge"),
-        color=alt.Color("run:N", title="run")).properties(
+        x="step:Q", y=alt.Y("ratio:Q", title="S / own edge"),
+        color=alt.Color("run:N", title="full-batch run")).properties(
         width=WIDTH, height=HEIGHT, title="each run against its own edge (1 = at the edge)")
     loss = alt.Chart(alt.Data(name="curves")).mark_line().encode(
         x="step:Q", y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(type="log")),
-        color=alt.Color("run:N", title="run")).properties(
+        color=alt.Color("run:N", title="full-batch run")).properties(
         width=WIDTH, height=HEIGHT, title="full-batch train loss")
     bars = alt.Chart(alt.Data(name="m_runs")).mark_bar().encode(
         x=alt.X("label:N", title=None, sort=None),
         y=alt.Y("sharpness:Q", title="final sharpness"),
-        tooltip=["label:N", "sharpness:Q", "test_acc:Q"]).properties(
-        width=WIDTH, height=HEIGHT, title="minibatch SAM: sharpness for each m")
+        tooltip=["label:N", "sharpness:Q", "test_acc:Q", "test_loss:Q"]).properties(
+        width=WIDTH, height=HEIGHT, title="minibatch SAM: final sharpness S for each m")
     return alt.vconcat(alt.hconcat(panel1, ratio), alt.hconcat(loss, bars))
 
 
@@ -73,7 +73,8 @@ def sam_datasets(result: dict) -> dict:
                     point["ratio"] = r["sharpness"] / r["sam_edge"]
                 sharp.append(point)
     m_rows = [{"label": f"m = {r['m']}" if r["m"] else "SGD (no SAM)",
-               "sharpness": r["sharpness"], "test_acc": r.get("test_acc")}
+               "sharpness": r["sharpness"], "test_acc": r.get("test_acc"),
+               "test_loss": r.get("test_loss")}
               for r in result.get("m_runs", [])]
     return {"curves": curves, "sharp": sharp, "m_runs": m_rows,
             "gd_edge": [{"edge": 2.0 / lr}] if lr else []}

@@ -25,7 +25,7 @@ from eoslab.chapters.ch16_sam.charts import partial_datasets, sam_datasets
 from eoslab.chapters.ch16_sam.meta import SAMPreset
 from eoslab.chapters.ch16_sam.sam_edge import sam_experiment
 
-__all__ = ["edge_ratio", "experiment", "total_steps"]
+__all__ = ["edge_ratio", "experiment", "run_state", "total_steps"]
 
 Emit = Callable[[dict, int], None]
 
@@ -44,6 +44,26 @@ def edge_ratio(history, key: str = "sam_edge", last: float = 0.5):
     ratios = [r["sharpness"] / r[key] for r in history if r["step"] >= cut
               and r.get("sharpness") is not None and r.get(key)]
     return float(np.median(ratios)) if ratios else None
+
+
+def run_state(result: dict, *, edge: float = 0.9, fell: float = 0.5) -> str:
+    """The state of the full-batch GD run (the first panel's reference).
+
+    ``oscillating`` when GD's median sharpness over the second half is at least ``edge``
+    times 2/eta (:func:`edge_ratio`: GD at the edge of stability), else ``training`` when its
+    loss fell below ``fell`` times the first, else ``not-training``.
+
+    >>> run_state({"runs": {"0.0": [{"step": 0, "loss": 1.0, "sharpness": 1.0, "gd_edge": 2.0},
+    ...                              {"step": 9, "loss": 0.1, "sharpness": 2.0, "gd_edge": 2.0}]}})
+    'oscillating'
+    """
+    runs = {float(k): v for k, v in result.get("runs", {}).items()}
+    rows = runs.get(0.0) or (runs[min(runs)] if runs else [])
+    ratio = edge_ratio(rows, "gd_edge")
+    if ratio is not None and ratio >= edge:
+        return "oscillating"
+    losses = [r["loss"] for r in rows if r.get("loss") is not None]
+    return "training" if len(losses) > 1 and losses[-1] < fell * losses[0] else "not-training"
 
 
 def total_steps(preset: SAMPreset) -> int:
@@ -68,4 +88,6 @@ def experiment(preset: SAMPreset, settings: dict, *, emit: Emit | None = None,
 
     result = sam_experiment(preset, lr, rho, emit=partial, stop=stop)
     result["datasets"] = sam_datasets(result)
+    if result.get("status") == "finished":
+        result["state"] = run_state(result)
     return result

@@ -52,12 +52,16 @@ class SAMPreset(ChapterPreset):
     """Chapter 16's settings.
 
     ``lr`` and ``rho``, the step size and radius of the full-batch runs, are the app's
-    controls; ``net`` is the data and the network of every run.
+    controls; ``net`` is the data and the network of every run. ``lr_edge`` is
+    :math:`2/\\lambda_0`, GD's stability threshold at the initialisation (``None`` where not
+    computed: the paper preset's CIFAR-10 files are not installed by default).
     """
 
     NUMBER = "16"
     lr: float
     rho: float
+    lr_edge: float | None = None
+    lr_edge_formula = "2/λ₀"
     net: NetSpec
     full_batch: FullBatch
     minibatch: Minibatch
@@ -66,18 +70,18 @@ class SAMPreset(ChapterPreset):
 PRESETS = {
     "quick": SAMPreset(
         name="quick", label="quick: 200 digits, GD vs one SAM radius, ~15 s on a CPU",
-        lr=0.4, rho=0.05, net=NetSpec(n_train=200, width=50, device="cpu"),
+        lr=0.4, rho=0.05, lr_edge=0.828, net=NetSpec(n_train=200, width=50, device="cpu"),
         full_batch=FullBatch(rho_ratios=(0.0, 1.0), steps=200, sharpness_every=20),
         minibatch=Minibatch(m_values=(0, 32, 8), rho=0.1, batch_size=32, steps=100)),
     "default": SAMPreset(
         name="default",
-        label="default: 300 digits, 3 radii, m = 64, 16, 8, ~20 s idle CPU (4 min busy)",
-        lr=0.4, rho=0.1, net=NetSpec(n_train=300, width=100, device="cpu"),
+        label="default: 300 digits, 3 radii, 3 m, 20 s-4 min on a CPU",
+        lr=0.4, rho=0.1, lr_edge=0.693, net=NetSpec(n_train=300, width=100, device="cpu"),
         full_batch=FullBatch(steps=600, sharpness_every=20),
         minibatch=Minibatch(m_values=(0, 64, 16, 8), rho=0.1, steps=400)),
     "paper": SAMPreset(
         name="paper",
-        label="paper: CIFAR-10 5k (Cohen et al.'s EoS setting), ~30 min on a GPU",
+        label="paper-like: CIFAR-10 5k, fc-tanh, ~30 min GPU (estimate)",
         needs=CIFAR_NEEDS, lr=2 / 30, rho=0.05,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200, device="cpu"),
         full_batch=FullBatch(steps=5000, sharpness_every=50),

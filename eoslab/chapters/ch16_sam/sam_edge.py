@@ -138,7 +138,7 @@ def _full_batch_runs(preset: SAMPreset, data, lr, rho, result, emit, stop) -> di
         if run.status == "stopped":
             return {**result, "status": "stopped"}
         if run.status == "diverged":
-            return _diverged(result, run, lr, f"full-batch SAM (rho = {r:g})")
+            return _diverged(result, run, lr, f"full-batch SAM (ρ = {r:g})")
     return None
 
 

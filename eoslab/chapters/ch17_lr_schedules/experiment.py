@@ -31,14 +31,15 @@ from eoslab.optimizers.schedules import (
     RangeTest,
     catapults,
     designer_options,
+    edge_ratios,
     lr_range_test,
     schedule_curve,
 )
 from eoslab.speed.threads import single_thread
 from eoslab.ui.plots import rows
 
-__all__ = ["experiment", "history_data", "range_config", "range_test", "schedule_config",
-           "schedule_data"]
+__all__ = ["experiment", "history_data", "range_config", "range_test", "run_state",
+           "schedule_config", "schedule_data"]
 
 _RANGE_TESTS: dict[str, dict] = {}
 
@@ -71,6 +72,33 @@ def range_test(preset, stop: threading.Event | None = None) -> RangeTest:
     return RangeTest(**_RANGE_TESTS[key])
 
 
+def run_state(history, *, edge: float = 0.9, fell: float = 0.5, small: float = 1e-3) -> str:
+    """The state of a finished run, from the loss and sharpness panels' own rows.
+
+    ``converged``: the last loss is below ``small`` times the first; ``oscillating``: the
+    last sharpness recorded during training (the final row pairs theta_T with the next
+    cycle's rate, so it is left out) is at least ``edge`` times :math:`2/\\eta(t)` (GD at
+    the edge of stability, the loss moving up and down); ``training``: the loss fell below ``fell``
+    times its first value; else ``not-training``.
+
+    >>> run_state([{"step": 0, "loss": 1.0, "lr": 0.5, "sharpness": 1.0},
+    ...            {"step": 9, "loss": 0.2, "lr": 0.5, "sharpness": 3.9},
+    ...            {"step": 10, "loss": 0.2}])
+    'oscillating'
+    >>> run_state([{"loss": 1.0}, {"loss": 0.99}])
+    'not-training'
+    """
+    losses = [r["loss"] for r in history if r.get("loss") is not None]
+    if len(losses) < 2:
+        return "not-training"
+    if losses[-1] < small * losses[0]:
+        return "converged"
+    ratios = edge_ratios(history[:-1])  # the last row holds theta_T with the next cycle's eta
+    if ratios and ratios[-1][1] >= edge:
+        return "oscillating"
+    return "training" if losses[-1] < fell * losses[0] else "not-training"
+
+
 def history_data(history) -> dict:
     """The ``history`` (step, loss) and ``sharpness`` (step, value, curve) datasets."""
     history = list(history)
@@ -87,13 +115,13 @@ def schedule_data(curve, history=(), range_result: RangeTest | None = None) -> d
     data = {"curve": rows({"step": range(len(curve)), "lr": curve}),
             **history_data(history),
             "edge": rows({"step": range(len(curve)), "value": [2 / v for v in curve]},
-                               curve="2/eta(t)"),
+                               curve="2/η(t)"),
             "range": [], "suggested": []}
     if range_result is not None and range_result.lrs:
         data["range"] = (rows({"lr": range_result.lrs, "loss": range_result.losses},
-                                    series="loss")
+                                    series="raw loss")
                          + rows({"lr": range_result.lrs, "loss": range_result.smoothed},
-                                      series="smoothed"))
+                                      series="smoothed loss"))
         data["suggested"] = [{"low": range_result.low, "high": range_result.high}]
     return data
 
@@ -114,7 +142,8 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
         ``status`` (the run's), ``datasets`` (:func:`schedule_data`), ``history`` (the
         run's rows), ``steps``, ``summary`` (one line), ``catapults`` (the restarts with a
         sharpness before and after, :func:`eoslab.optimizers.schedules.catapults`),
-        ``range_test`` (:class:`RangeTest` as a dict) and, on divergence,
+        ``range_test`` (:class:`RangeTest` as a dict), ``state`` (:func:`run_state`:
+        converged, oscillating, training or not-training) and, on divergence,
         ``diverged = {"step", "loss", "lr", "stage"}``.
     """
     p = preset.replace(**settings)
@@ -138,7 +167,7 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
               "history": run.history, "steps": config.steps, "summary": run.summary(),
               "catapults": [c for c in catapults(run.history)
                             if c["sharp_before"] is not None and c["sharp_after"] is not None],
-              "range_test": found.to_json()}
+              "range_test": found.to_json(), "state": run_state(run.history)}
     if run.diverged:
         step, loss = run.diverged_at
         result["diverged"] = {"step": step, "loss": loss, "stage": "GD on this schedule",

@@ -57,6 +57,10 @@ class SchedulePreset(ChapterPreset):
         net: the data and the network (:class:`~eoslab.core.netspec.NetSpec`).
         training: the run under the schedule (:class:`Training`).
         range_test: the range test of the same problem (:class:`RangeSpec`).
+        lr_edge: :math:`2/\\lambda_0`, GD's stability threshold at the initialisation
+            (:math:`\\lambda_0` the top Hessian eigenvalue of the initial net on its data);
+            ``None`` where it has not been computed (the paper preset's CIFAR-10 data are
+            not installed by default). The app's peak-step-size slider is scaled by it.
     """
 
     NUMBER = "17"
@@ -68,28 +72,29 @@ class SchedulePreset(ChapterPreset):
     net: NetSpec
     training: Training
     range_test: RangeSpec
+    lr_edge: float | None = None
+    lr_edge_formula = "2/λ₀"
 
 
 PRESETS = {
     "quick": SchedulePreset(
         name="quick", period=150, net=NetSpec(n_train=250, width=200),
         training=Training(steps=300),
-        range_test=RangeSpec(steps=60),
-        label="quick: 250 digits, 300 GD steps, one restart, ~15 s on a CPU",
+        range_test=RangeSpec(steps=60), lr_edge=0.497,
+        label="quick: 250 digits, 300 steps, one restart, ~15 s on a CPU",
     ),
     "default": SchedulePreset(
         name="default", period=300, net=NetSpec(n_train=500, width=200),
         training=Training(steps=900),
-        range_test=RangeSpec(steps=100),
-        label="default: 500 digits, 900 GD steps, two restarts, ~2 min on a CPU",
+        range_test=RangeSpec(steps=100), lr_edge=0.489,
+        label="default: 500 digits, 900 steps, 2 restarts, ~2 min on a CPU",
     ),
     "paper": SchedulePreset(
         name="paper", lr=0.1, period=2000,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
         training=Training(steps=6000, record_every=20, sharpness_every=50),
         range_test=RangeSpec(steps=300),
-        label="paper: CIFAR-10 5k (Cohen et al.'s subset), 6000 GD steps, two restarts, "
-              "~30 min on a GPU",
+        label="paper-like: CIFAR-10 5k, fc-tanh GD, ~30 min GPU (estimate)",
         needs=CIFAR_NEEDS,
     ),
 }

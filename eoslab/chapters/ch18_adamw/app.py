@@ -1,7 +1,12 @@
-"""Chapter 18's app: Adam + L2 vs AdamW on an (lr, lambda) grid, and Adam's own edge.
+"""Chapter 18's app: Adam + L2 vs AdamW on an (lr, λ) grid, and Adam's own edge.
 
-Full-batch Adam's preconditioned sharpness settles near (2 + 2 beta1)/((1 - beta1) eta) =
-38/eta.
+Full-batch Adam's preconditioned sharpness settles near (2 + 2 β₁)/((1 - β₁) η) = 38/η.
+
+The step-size slider has no ``lr_edge``: Adam's threshold bounds the *preconditioned*
+sharpness :math:`\\lambda_{\\max}(P^{-1}H)` with :math:`P = \\mathrm{diag}(\\sqrt{\\hat v}
++ \\epsilon)`, and :math:`\\hat v` is built from the gradients along the run, so no
+threshold can be read off the initial network the way :math:`2/\\lambda_0` is for GD; the
+slider keeps ``LR_RANGE`` and the chart draws the edge 38/η of the chosen step size.
 
 A thin :class:`~eoslab.ui.app.ChapterApp` over
 :func:`eoslab.chapters.ch18_adamw.experiment.experiment` (Loshchilov & Hutter, ICLR 2019,
@@ -34,16 +39,22 @@ def _adam_line(adam: dict, lr: float) -> str:
     """The Adam run in words: its divergence, or its preconditioned sharpness band."""
     if adam["status"] == "diverged":
         info, sharp = adam["diverged"], adam["last_precond_sharpness"]
-        return (f"Adam diverged at step {info['step']}: loss {info['loss']:.2g} — eta = "
-                f"{lr:.3g} is too large (its edge is 38/eta = {adam['edge']:.3g}"
+        return (f"Adam diverged at step {info['step']}: loss {info['loss']:.2g} — η = "
+                f"{lr:.3g} is too large (its edge is 38/η = {adam['edge']:.3g}"
                 + (f", last preconditioned sharpness {sharp:.3g})" if sharp is not None
                    else ")"))
     if adam["status"] == "stopped":
         return f"Adam stopped at step {adam['steps_done']}"
-    text = "Adam " + adam["text"]
+    words = {"oscillating": "at its edge (oscillating)", "training": "training",
+             "converged": "converged", "not-training": "not training"}
+    history = adam.get("history") or []
+    text = f"Adam {words.get(adam.get('state'), 'finished')}"
+    if len(history) >= 2:
+        text += (f": loss {history[0]['loss']:.3g} -> {history[-1]['loss']:.3g} in "
+                 f"{adam['steps_done']} steps")
     if adam["band"] is not None:
         low, median, high = adam["band"]
-        text += (f"; preconditioned sharpness / (38/eta) over the second half: "
+        text += (f"; preconditioned sharpness / (38/η) over the second half: "
                  f"{low:.2f} to {high:.2f} (median {median:.2f})")
     return text
 
@@ -63,7 +74,7 @@ class AdamWApp(ChapterApp):
     CHAPTER = "18"
     KIND = "ch18_adamw"
     LR_RANGE = (0.001, 0.5, 0.001)
-    LR_LABEL = "Adam step size eta"
+    LR_LABEL = "Adam step size η"
     experiment = staticmethod(experiment)
 
     @property
@@ -98,6 +109,6 @@ class AdamWApp(ChapterApp):
         lines = [_adam_line(result["adam"], result["lr"])]
         for opt, found in result["optimum"].items():
             pairs = ", ".join(f"lr {a:g}: {b:g}" for a, b in found["best"] if b is not None)
-            lines.append(f"{NAMES[opt]}: best weight decay lambda per lr ({pairs}); it moves "
-                         f"over {found['spread_decades']:.1f} decade(s) of lambda")
+            lines.append(f"{NAMES[opt]}: best weight decay λ per lr ({pairs}); it moves "
+                         f"over {found['spread_decades']:.1f} decade(s) of λ")
         return "<br>".join(html.escape(line) for line in lines)

@@ -3,7 +3,7 @@
 Top: Adam + L2 and AdamW (Loshchilov & Hutter, ICLR 2019, arXiv 1711.05101) as heatmaps of
 a final metric over (learning rate, lambda), a star on the best lambda of each row. Bottom:
 full-batch Adam's train loss, and its preconditioned sharpness against
-:math:`(2+2\\beta_1)/((1-\\beta_1)\\eta)` (38/eta for beta1 = 0.9; Cohen et al.,
+:math:`(2+2\\beta_1)/((1-\\beta_1)\\eta)` (38/η for β₁ = 0.9; Cohen et al.,
 arXiv 2207.14484).
 
 Datasets: ``grid_adam``, ``grid_adamw`` (lr, wd, value, status, label, ink), ``history``
@@ -24,15 +24,27 @@ from eoslab.chapters.ch18_adamw.grid import GridResult, best_per_lr
 from eoslab.curvature.sharpness import threshold
 from eoslab.ui import plots
 
-__all__ = ["AXES", "DATASETS", "METRICS", "NAMES", "adamw_chart", "adamw_data", "adamw_layout"]
+__all__ = ["AXES", "DATASETS", "METRICS", "NAMES", "adamw_chart", "adamw_data", "adamw_layout",
+           "thin_axis"]
 
 W, H = plots.WIDTH, plots.HEIGHT
 NAMES = {"adam": "Adam + L2 (coupled)", "adamw": "AdamW (decoupled)"}
 METRICS = {"test_loss": "final test loss", "test_acc": "final test accuracy"}
-AXES = {"adam": "L2 coefficient lambda (gradient += lambda w)",
-        "adamw": {"paper": "decay lambda (w shrinks by eta_t lambda per step)",
-                  "torch": "weight_decay (w shrinks by lr_t wd per step)"}}
+AXES = {"adam": "L2 coefficient λ (gradient += λθ)",
+        "adamw": {"paper": "decay λ (θ shrinks by η_t λ per step)",
+                  "torch": "weight_decay (θ shrinks by lr_t · wd per step)"}}
 DATASETS = ("grid_adam", "grid_adamw", "history", "sharpness", "edge")
+
+
+def thin_axis(title: str, log: bool = True) -> alt.Axis:
+    """An axis whose labels never collide ("450500" before).
+
+    About five ticks, overlapping labels dropped (greedy), and on a log axis a short
+    number format (``~g``; a linear step axis keeps Vega's integers).
+    """
+    extra = {"format": "~g"} if log else {}
+    return alt.Axis(title=title, tickCount=5, labelOverlap="greedy", labelSeparation=6,
+                    **extra)
 
 
 def _heat(optimizer: str, metric: str, decay: str):
@@ -41,7 +53,7 @@ def _heat(optimizer: str, metric: str, decay: str):
     axis = AXES[optimizer] if optimizer == "adam" else AXES[optimizer][decay]
     base = alt.Chart(alt.Data(name=f"grid_{optimizer}"))
     cells = base.mark_rect().encode(
-        x=alt.X("wd:O", title=axis), y=alt.Y("lr:O", title="learning rate", sort="descending"),
+        x=alt.X("wd:O", title=axis), y=alt.Y("lr:O", title="learning rate α", sort="descending"),
         color=color, tooltip=["lr:O", "wd:O", "value:Q", "status:N"])
     text = base.mark_text(fontSize=9).encode(
         x="wd:O", y=alt.Y("lr:O", sort="descending"), text=alt.Text("label:N"),
@@ -55,16 +67,18 @@ def adamw_layout(metric: str = "test_loss", decay: str = "paper"):
     heat = alt.hconcat(_heat("adam", metric, decay), _heat("adamw", metric, decay)).resolve_scale(
         color="shared")
     loss = alt.Chart(alt.Data(name="history")).mark_line(color="#d62728").encode(
-        x=alt.X("step:Q"), y=alt.Y("loss:Q", scale=alt.Scale(type="log"), title="train loss")
+        x=alt.X("step:Q", axis=thin_axis("step", log=False)),
+        y=alt.Y("loss:Q", scale=alt.Scale(type="log"), axis=thin_axis("train loss (log)"))
     ).properties(width=W, height=H, title="full-batch Adam: train loss")
-    kind = alt.Color("curve:N", title="curve")
+    kind = alt.Color("curve:N", title="curvature vs Adam's edge")
     sharp = alt.Chart(alt.Data(name="sharpness")).mark_line(point=True).encode(
-        x="step:Q", y=alt.Y("value:Q", scale=alt.Scale(type="log"), title="curvature"),
+        x=alt.X("step:Q", axis=thin_axis("step", log=False)),
+        y=alt.Y("value:Q", scale=alt.Scale(type="log"), axis=thin_axis("curvature (log)")),
         color=kind)
     edge = alt.Chart(alt.Data(name="edge")).mark_rule(strokeDash=[6, 4]).encode(
         y="value:Q", color=kind)
     eos = alt.layer(sharp, edge).properties(
-        width=W, height=H, title="preconditioned sharpness vs 38/eta")
+        width=W, height=H, title="preconditioned sharpness vs 38/η")
     return plots.with_datasets(alt.vconcat(heat, alt.hconcat(loss, eos)),
                                {name: [] for name in DATASETS})
 
@@ -111,7 +125,7 @@ def adamw_data(grid: GridResult, history, lr: float, beta1: float, metric: str) 
         sharp += plots.rows({"step": [r["step"] for r in rows],
                              "value": [r[key] for r in rows]}, curve=name)
     data["sharpness"] = sharp
-    data["edge"] = [{"curve": "38/eta" if beta1 == 0.9 else "(2+2b1)/((1-b1) eta)",
+    data["edge"] = [{"curve": "38/η" if beta1 == 0.9 else "(2+2β₁)/((1-β₁)η)",
                      "value": threshold("adam", lr, beta1)}]
     return data
 

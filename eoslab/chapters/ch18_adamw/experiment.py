@@ -39,8 +39,8 @@ from eoslab.core.store import RunStore
 from eoslab.curvature.sharpness import threshold
 from eoslab.speed.threads import single_thread
 
-__all__ = ["adam_eos_config", "adam_summary", "experiment", "grid_base", "grid_runs",
-           "precond_band"]
+__all__ = ["adam_eos_config", "adam_state", "adam_summary", "experiment", "grid_base",
+           "grid_runs", "precond_band"]
 
 
 def adam_eos_config(preset, lr: float) -> TrainConfig:
@@ -77,10 +77,35 @@ def precond_band(history, lr: float, beta1: float = 0.9, last: float = 0.5):
     return edge_band(rows, lr, 0.0, last) if rows else None
 
 
+def adam_state(status: str, history, band, *, edge: float = 0.9, fell: float = 0.5,
+               small: float = 1e-3) -> str:
+    """The Adam run's state, from the loss and curvature panels' own numbers.
+
+    ``diverged``/``stopped`` as the run says; else ``oscillating`` when the median of
+    :func:`precond_band` is at least ``edge`` (Adam hovering at 38/eta), ``converged`` when
+    the last loss is below ``small`` times the first, ``training`` when it is below ``fell``
+    times the first, and ``not-training`` otherwise.
+
+    >>> adam_state("finished", [{"loss": 1.0}, {"loss": 0.3}], [0.9, 1.0, 1.1])
+    'oscillating'
+    >>> adam_state("finished", [{"loss": 1.0}, {"loss": 0.3}], [0.1, 0.2, 0.3])
+    'training'
+    """
+    if status in ("diverged", "stopped"):
+        return status
+    losses = [r["loss"] for r in history if r.get("loss") is not None]
+    if band is not None and band[1] >= edge:
+        return "oscillating"
+    if len(losses) < 2 or losses[-1] >= fell * losses[0]:
+        return "not-training"
+    return "converged" if losses[-1] < small * losses[0] else "training"
+
+
 def adam_summary(run, lr: float, beta1: float) -> dict:
     """The JSON-ready summary of the full-batch Adam :class:`~eoslab.core.train.Run`.
 
-    Keys: ``status, steps_done, text`` (its one-line summary), ``band``
+    Keys: ``status, steps_done, text`` (its one-line summary), ``state``
+    (:func:`adam_state`), ``band``
     (:func:`precond_band` over the second half, or ``None``), ``edge`` (38/eta),
     ``last_precond_sharpness``, ``history`` (the recorded rows), ``from_store`` and, for a
     divergence, ``diverged: {step, loss, lr, stage}``.
@@ -91,7 +116,8 @@ def adam_summary(run, lr: float, beta1: float) -> dict:
     out = {"status": run.status, "steps_done": run.steps_done, "text": run.summary(),
            "band": None if band is None else list(band), "edge": threshold("adam", lr, beta1),
            "last_precond_sharpness": sharp[-1] if sharp else None,
-           "history": list(run.history), "from_store": bool(run.extra.get("from_store"))}
+           "history": list(run.history), "from_store": bool(run.extra.get("from_store")),
+           "state": adam_state(run.status, run.history, band)}
     if run.diverged_at:
         step, loss = run.diverged_at
         out["diverged"] = {"step": step, "loss": loss, "lr": lr, "stage": "full-batch Adam"}
@@ -120,7 +146,9 @@ def experiment(preset, settings: dict, *, emit=None, stop: threading.Event | Non
             one, ``False``: none); stored runs are reused.
 
     Returns:
-        ``{"status", "datasets", "lr", "metric", "adam", "grid", "optimum"}``: ``adam`` is
+        ``{"status", "datasets", "lr", "metric", "adam", "grid", "optimum", "state"}``:
+        ``state`` is the Adam run's (:func:`adam_state`; ``finished`` when only the Adam run
+        diverged: the grid is drawn all the same and the status line says so); ``adam`` is
         :func:`adam_summary`, ``grid`` the cells of
         :class:`~eoslab.chapters.ch18_adamw.grid.GridResult`, ``optimum`` per optimiser the
         best lambda per lr and its spread in decades. ``status`` is ``"stopped"`` or
@@ -153,4 +181,7 @@ def experiment(preset, settings: dict, *, emit=None, stop: threading.Event | Non
     return {"status": "stopped" if stopped else "finished",
             "datasets": adamw_data(live, adam.history, lr, beta1, metric),
             "lr": lr, "metric": metric, "adam": adam_summary(adam, lr, beta1),
-            "grid": live.cells, "optimum": _optimum(live, metric)}
+            "grid": live.cells, "optimum": _optimum(live, metric),
+            "state": "finished" if adam.status == "diverged" else adam_state(
+                adam.status, adam.history, precond_band(adam.history, lr, beta1)
+                if adam.status == "finished" else None)}

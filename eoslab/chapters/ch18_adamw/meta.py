@@ -91,26 +91,21 @@ def _si_mlp(n_train: int) -> NetSpec:
 PRESETS = {
     "quick": AdamWPreset(
         name="quick",
-        label="quick: 2 lrs x 7 (Adam + L2) and 4 (AdamW) lambdas (22 runs of 250 steps) "
-              "and 200 full-batch Adam steps (~20 s on a CPU)",
+        label="quick: 22 grid runs + 200 Adam steps, ~20 s on a CPU",
         eos=AdamEosSpec(net=NetSpec(n_train=250, width=200), steps=200),
         grid=GridSpec(net=_si_mlp(300), steps=250, lrs=(1e-3, 3e-2),
                       wds=Decays(adam=_half_decades(-6, 0), adamw=_half_decades(-5, -2))),
     ),
     "default": AdamWPreset(
         name="default",
-        label="default: 4 lrs x 9 (Adam + L2) and 8 (AdamW) lambdas, 2 seeds (136 runs "
-              "of 300 steps) and 500 full-batch Adam steps (~2 min on a busy 2-core CPU; "
-              "the grid is stored, so it trains once)",
+        label="default: 136 grid runs + 500 Adam steps, ~2 min on a CPU",
         eos=AdamEosSpec(net=NetSpec(n_train=500, width=200), steps=500),
         grid=GridSpec(net=_si_mlp(500), steps=300, lrs=(1e-3, 3e-3, 1e-2, 3e-2), seeds=(0, 1),
                       wds=Decays(adam=_half_decades(-8, 0), adamw=_half_decades(-8, -1))),
     ),
     "paper": AdamWPreset(
         name="paper",
-        label="paper: CIFAR-10 5k, a BatchNorm residual net, 5 lrs x 10 (Adam + L2) and "
-              "8 (AdamW) lambdas (90 runs of 4000 cosine-annealed steps) and 3000 full-"
-              "batch Adam steps, ~4 h on a GPU",
+        label="paper-like: CIFAR-10 5k, BN ResNet, ~4 h GPU (estimate)",
         needs=CIFAR_NEEDS,
         eos=AdamEosSpec(net=NetSpec(dataset="cifar10-5k", n_train=None, width=200), steps=3000,
                         sharpness_every=50, record_every=20),
