@@ -32,7 +32,10 @@ class SelfStabilizationPreset(ChapterPreset):
     """Chapter 03's settings: GD on ``net`` with the constrained trajectory beside it.
 
     GD runs at step size ``lr`` for ``steps`` steps, recording every ``record_every``; the
-    constrained trajectory follows :class:`Projection`.
+    constrained trajectory follows :class:`Projection`.  ``lr_edge`` is :math:`2/\\lambda_0`,
+    the step size at the stability threshold at initialisation (:math:`\\lambda_0` the
+    sharpness of ``net`` at its initial weights), ``None`` where not measured;
+    ``tests/chapters/test_ch03_self_stabilization.py`` recomputes it.
     """
 
     NUMBER = NUMBER
@@ -41,21 +44,23 @@ class SelfStabilizationPreset(ChapterPreset):
     steps: int
     record_every: int
     projection: Projection
+    lr_edge: float | None = None
 
 
 PRESETS = {
     "quick": SelfStabilizationPreset(
         name="quick", label="quick: 100 digits, width 50, one cycle, ~1-2 min on a CPU",
         net=NetSpec(n_train=100, width=50), lr=0.66, steps=84, record_every=2,
-        projection=Projection(every=2)),
+        projection=Projection(every=2), lr_edge=0.8081),
     "default": SelfStabilizationPreset(
         name="default", label="default: 100 digits, width 50, the first cycle and the hover "
         "after it, ~3-6 min on a CPU",
         net=NetSpec(n_train=100, width=50), lr=0.66, steps=150, record_every=1,
-        projection=Projection(every=1)),
+        projection=Projection(every=1), lr_edge=0.8081),
     "paper": SelfStabilizationPreset(
-        name="paper", label="paper: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, as in "
-        "the paper's figures), ~1 h on a GPU (a projection per step)",
+        name="paper",
+        label="paper-like: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, one of "
+        "the paper's), GPU time ~1 h (estimate: a projection per step)",
         needs=CIFAR_NEEDS,
         net=NetSpec(dataset="cifar10-5k", n_train=None, width=200),
         lr=2 / 30, steps=3000, record_every=1, projection=Projection(every=1, eig_max_iter=50)),
