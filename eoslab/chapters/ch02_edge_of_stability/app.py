@@ -131,6 +131,7 @@ class EdgeOfStabilityApp(ChapterApp):
         w.style.description_width = "250px"
         w.layout.width = "560px"
         self._shown_edge = edge
+        self._shown_choice = (self.preset.net.model, self.preset.net.loss, self.preset)
         return {"lr": w}
 
     def make_sliders(self) -> dict:
@@ -151,37 +152,44 @@ class EdgeOfStabilityApp(ChapterApp):
         return (round(LR_SPAN[0] * edge, 4), round(LR_SPAN[1] * edge, 4))
 
     def _fit_lr_slider(self) -> None:
-        """Follow the edge of the chosen network, loss and momentum (range, label, value)."""
+        """Follow the edge of the chosen network, loss and momentum (range and label).
+
+        A new network or loss also rescales the step size by the ratio of the edges, so
+        that it keeps its place relative to the edge.
+        """
         edge = self._edge()
-        if edge == self._shown_edge or edge is None:
+        choice = (self.sliders["arch"].value, self.sliders["loss"].value, self.preset)
+        if edge is None or (edge == self._shown_edge and choice == self._shown_choice):
             return
         w, old = self.lr, self._shown_edge
+        rescale = old is not None and choice[:2] != self._shown_choice[:2] and \
+            choice[2] is self._shown_choice[2]
         w.unobserve(self._on_setting, names="value")
         try:
             low, high = self.slider_range("lr", self.preset)
-            value = w.value if old is None else w.value * edge / old
+            value = w.value * edge / old if rescale else w.value
             w.step = float(f"{edge / 200:.1g}")
             self._set_range(w, low, high)
             w.value = min(max(round(value, 4), low), high)
-            w.description = self._label(edge)
             self._good["lr"] = w.value
-            self._shown_edge = edge
+            self._shown_edge, self._shown_choice = edge, choice
         finally:
             w.observe(self._on_setting, names="value")
 
-    def _on_setting(self, _change=None) -> None:
-        if not self._undoing:
-            try:
-                self._fit_lr_slider()
-            except Exception as err:  # noqa: BLE001 - reported in the status line
-                self._callback_error(err)
-                return
-        super()._on_setting(_change)
+    def allowed_range(self, name: str) -> tuple[float, float] | None:
+        """The step size may take any value of the slider's current range.
 
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self._shown_edge = self._edge()
+        The range follows the chosen network (:meth:`_fit_lr_slider`), so a value that
+        was fine for the last network is checked before the slider moves to the new one.
+        """
+        if name == "lr":
+            return (self.lr.min, self.lr.max)
+        return super().allowed_range(name)
+
+    def _relayout(self, settings: dict) -> None:
+        self._fit_lr_slider()
         self.lr.description = self._label(self._shown_edge)
+        super()._relayout(self.settings())
 
     def configs(self) -> list:
         """The :class:`~eoslab.core.config.TrainConfig` of each step size shown."""
@@ -205,4 +213,13 @@ class EdgeOfStabilityApp(ChapterApp):
         return "<br>".join(lines)
 
     def describe_diverged(self, result: dict) -> str:
-        return self.describe(result)
+        d = result["diverged"]
+        momentum = float(d.get("momentum", 0.0))
+        loss = "not finite" if d["loss"] >= 1e300 else f"{d['loss']:.2g}"
+        text = (f"{d['stage']} diverged at step {d['step']} (loss {loss}): η = {d['lr']:.3g} "
+                f"is too large for this curvature ({charts.edge_name(momentum)} = "
+                f"{(2 + 2 * momentum) / d['lr']:.3g})")
+        lines = [html.escape(text)]
+        if len(result.get("runs", ())) > 1:
+            lines += [_run_line(run, result["momentum"]) for run in result["runs"]]
+        return "<br>".join(lines)

@@ -91,9 +91,9 @@ class SelfStabilizationApp(ChapterApp):
             return None
         return (round(LR_SPAN[0] * preset.lr_edge, 3), round(LR_SPAN[1] * preset.lr_edge, 3))
 
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
+    def _relayout(self, settings: dict) -> None:
         self.sliders["lr"].description = self._label(self.preset)
+        super()._relayout(settings)
 
     def layout(self, settings: dict):
         return cycle_layout(settings["lr"], self.preset.steps)
@@ -108,9 +108,11 @@ class SelfStabilizationApp(ChapterApp):
         return html.escape(describe_cycle(result))
 
     def describe_diverged(self, result: dict) -> str:
-        d, lr = result["diverged"], result["lr"]
+        d = result["diverged"]
+        lr = d["lr"]
         loss = "not finite" if d["loss"] >= 1e300 else f"{d['loss']:.2g}"
-        text = (f"diverged at step {d['step']} (loss {loss}): η = {lr:.3g} is too "
+        text = (f"{d.get('stage', 'GD')} diverged at step {d['step']} (loss {loss}): η = "
+                f"{lr:.3g} is too "
                 f"large for this curvature (2/η = {2 / lr:.3g}); the panels show the steps "
                 "before")
         return html.escape(text)
