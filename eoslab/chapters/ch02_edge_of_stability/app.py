@@ -118,8 +118,9 @@ class EdgeOfStabilityApp(ChapterApp):
     def _label(self, edge: float | None) -> str:
         if edge is None:
             return self.LR_LABEL
-        name = "(2+2β)/λ₀" if self.preset.momentum or (
-            "momentum" in getattr(self, "sliders", {}) and self.momentum.value) else "2/λ₀"
+        sliders = getattr(self, "sliders", {})
+        beta = sliders["momentum"].value if "momentum" in sliders else self.preset.momentum
+        name = "(2+2β)/λ₀" if beta else "2/λ₀"
         return f"{self.LR_LABEL} (edge {name} ≈ {edge:.2g})"
 
     def make_lr_slider(self) -> dict:
@@ -147,8 +148,8 @@ class EdgeOfStabilityApp(ChapterApp):
         if name != "lr":
             return None
         edge = self._edge(preset)
-        if edge is None:
-            return None
+        if edge is None:  # not measured (data not installed): the generic range
+            return self.LR_RANGE[:2]
         return (round(LR_SPAN[0] * edge, 4), round(LR_SPAN[1] * edge, 4))
 
     def _fit_lr_slider(self) -> None:
@@ -188,7 +189,10 @@ class EdgeOfStabilityApp(ChapterApp):
 
     def _relayout(self, settings: dict) -> None:
         self._fit_lr_slider()
-        self.lr.description = self._label(self._shown_edge)
+        edge = self._edge()
+        if edge is None:
+            self._shown_edge = None
+        self.lr.description = self._label(edge)
         super()._relayout(self.settings())
 
     def configs(self) -> list:

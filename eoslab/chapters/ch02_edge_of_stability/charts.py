@@ -60,7 +60,7 @@ def eos_layout(momentum: float = 0.0):
     """
     base = alt.Chart(alt.Data(name="history"))
     edge = edge_name(momentum)
-    runs = color_by("run", "step size η" + (", momentum β" if momentum else ""))
+    runs = color_by("run", "GD step size η" + (", momentum β" if momentum else ""))
     loss = base.mark_line().encode(
         x=alt.X("step:Q"), y=y_axis("loss", "train loss", True), color=runs
     ).transform_filter("datum.loss > 0").properties(title="train loss")
@@ -81,11 +81,13 @@ def eos_layout(momentum: float = 0.0):
         base.mark_line().encode(
             x=alt.X("time:Q", title=time), y=y_axis("loss", "train loss", True),
             color=runs).transform_filter("datum.loss > 0"),
-        alt.Chart(alt.Data(name="flow")).mark_line(strokeDash=[4, 2], strokeWidth=2.5).encode(
-            x="time:Q", y="loss:Q", color=runs).transform_filter("datum.loss > 0"),
+        alt.Chart(alt.Data(name="flow")).mark_line(
+            strokeDash=[6, 3], strokeWidth=2, color="black").encode(
+            x="time:Q", y="loss:Q").transform_filter("datum.loss > 0"),
         alt.Chart(alt.Data(name="crossings")).mark_rule(strokeDash=[2, 3]).encode(
             x="time:Q", color=runs),
-    ).properties(title="loss vs time; dashed: gradient flow; dotted: edge reached")
+    ).properties(title=["loss vs time; black dashed: gradient flow (RK45)",
+                        "dotted: where each run reaches its edge"])
     panels = [p.properties(width=WIDTH, height=HEIGHT) for p in (loss, sharp, ratio, flow)]
     return alt.vconcat(alt.hconcat(panels[0], panels[1]), alt.hconcat(panels[2], panels[3]))
 
@@ -114,7 +116,7 @@ def eos_data(histories: Mapping[float, Sequence[dict]], momentum: float = 0.0,
                                   "time": scale * row["step"]})
     return {"history": data, "thresholds": threshold_rows(histories, momentum),
             "crossings": crossings,
-            "flow": [{"run": FLOW, "time": r["time"], "loss": clean(r["loss"])} for r in flow]}
+            "flow": [{"time": r["time"], "loss": clean(r["loss"])} for r in flow]}
 
 
 def eos_chart(histories: Mapping[float, Sequence[dict]], momentum: float = 0.0,

@@ -87,8 +87,10 @@ class SelfStabilizationApp(ChapterApp):
 
     def slider_range(self, name: str, preset) -> tuple[float, float] | None:
         """The step size spans :data:`LR_SPAN` times ``preset.lr_edge``."""
-        if name != "lr" or preset.lr_edge is None:
+        if name != "lr":
             return None
+        if preset.lr_edge is None:  # not measured (data not installed): the generic range
+            return self.LR_RANGE[:2]
         return (round(LR_SPAN[0] * preset.lr_edge, 3), round(LR_SPAN[1] * preset.lr_edge, 3))
 
     def _relayout(self, settings: dict) -> None:
