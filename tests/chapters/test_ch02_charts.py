@@ -20,9 +20,9 @@ def test_eos_chart_has_threshold_lines_at_two_plus_two_beta_over_eta(momentum):
     assert first["time"] == 0.0
     later = [r for r in rows if r["lr"] == 0.4 and r["step"] == 10][0]
     assert later["sharpness"] is None and later["ratio"] is None
-    assert later["time"] == pytest.approx(4.0)
+    assert later["time"] == pytest.approx(4.0 / (1 - momentum))  # heavy ball: η/(1-β) per step
     assert ("rule", "thresholds") in marks(spec)
-    assert "(2+2beta)/eta" in str(spec) if momentum else "2/eta" in str(spec)
+    assert "(2+2β)/η" in str(spec) if momentum else "2/η" in str(spec)
 
 
 def test_eos_layout_does_not_depend_on_the_data():
@@ -38,5 +38,5 @@ def test_eos_data_marks_where_each_run_first_reaches_its_edge():
                        {"step": 20, "loss": 0.4, "sharpness": 4.2}],
                  0.1: [{"step": 0, "loss": 1.0, "sharpness": 3.0}]}
     data = charts.eos_data(histories)
-    assert data["crossings"] == [{"run": "eta = 0.5", "lr": 0.5, "step": 10, "time": 5.0}]
+    assert data["crossings"] == [{"run": "η = 0.5", "lr": 0.5, "step": 10, "time": 5.0}]
     assert ("rule", "crossings") in marks(charts.eos_chart(histories).to_dict())

@@ -1,10 +1,14 @@
-"""Chapter 03's app: the self-stabilisation cycle and GD tracking the constrained trajectory.
+"""Chapter 03's app: the self-stabilisation cycle, GD tracking the constrained trajectory.
 
 Damian, Nichani, Lee (ICLR 2023, arXiv 2209.15594).  The step-size slider and Run drive
-:func:`~eoslab.chapters.ch03_self_stabilization.experiment.experiment`; the chart shows the
-sharpness of GD and of the constrained run, the displacement :math:`x` along the top
-eigenvector, the :math:`(|x|, y)` phase portrait with :math:`y = S - 2/\\eta`, the distance
-between the two trajectories, and the losses.
+:func:`~eoslab.chapters.ch03_self_stabilization.experiment.experiment`; the chart
+(:func:`~eoslab.chapters.ch03_self_stabilization.charts.cycle_layout`) shows the sharpness of
+GD and of the constrained run, the displacement :math:`|x|` along the top eigenvector and
+:math:`y = S - 2/\\eta` measured beside the paper's predicted ones, the :math:`(|x|, y)`
+phase portrait, the distance between the two trajectories, and the losses.
+
+The slider spans :data:`LR_SPAN` times the preset's ``lr_edge`` (:math:`2/\\lambda_0`, the
+step size at the stability threshold at initialisation); its label names the edge.
 
 Usage (in a notebook)::
 
@@ -18,73 +22,99 @@ from __future__ import annotations
 
 import html
 
-import altair as alt
-
+from eoslab.chapters.ch03_self_stabilization.charts import cycle_layout
 from eoslab.chapters.ch03_self_stabilization.experiment import experiment
 from eoslab.ui.app import ChapterApp
+from eoslab.ui.base import slider
 
-__all__ = ["SelfStabilizationApp", "cycle_layout"]
+__all__ = ["LR_SPAN", "SelfStabilizationApp", "cycle_layout", "describe_cycle"]
+
+#: the step-size slider spans this fraction below to this multiple above ``lr_edge``
+LR_SPAN = (0.4, 1.6)
 
 
-def cycle_layout():
-    """Sharpness of GD and of the constrained run, x, the (|x|, y) portrait, distance, losses."""
-    base = alt.Chart(alt.Data(name="history"))
-    sharp = base.transform_fold(["sharpness", "dagger_sharpness", "edge"], as_=["curve", "v"]
-                                ).mark_line().encode(
-        x="step:Q", y=alt.Y("v:Q", title="sharpness"),
-        color=alt.Color("curve:N", title=None, scale=alt.Scale(
-            domain=["sharpness", "dagger_sharpness", "edge"],
-            range=["#d62728", "#1f77b4", "black"])),
-        strokeDash=alt.condition("datum.curve == 'edge'", alt.value([6, 4]), alt.value([1, 0]))
-    ).properties(title="S(GD) red, S(constrained) blue, 2/eta dashed")
-    x = base.mark_line(color="#ff7f0e").encode(
-        x="step:Q", y=alt.Y("x:Q", title="x = u . (theta - theta_dagger)")
-    ).properties(title="displacement along the top eigenvector")
-    portrait = alt.layer(
-        base.mark_line(point=alt.OverlayMarkDef(size=12), color="#999").encode(
-            x=alt.X("abs_x:Q", title="|x|"), y=alt.Y("y:Q", title="y = S - 2/eta"),
-            order="step:Q"),
-        base.mark_circle(size=18).encode(x="abs_x:Q", y="y:Q",
-                                         color=alt.Color("step:Q", scale=alt.Scale(
-                                             scheme="viridis"))),
-        alt.Chart(alt.Data(values=[{"v": 0.0}])).mark_rule(strokeDash=[6, 4]).encode(y="v:Q"),
-    ).properties(title="phase portrait (|x|, y), coloured by step")
-    dist = base.transform_fold(["distance", "travel"], as_=["curve", "v"]).mark_line().encode(
-        x="step:Q", y=alt.Y("v:Q", title="norm"), color=alt.Color("curve:N", title=None)
-    ).properties(title="|theta - theta_dagger| vs |theta - theta_0|")
-    loss = base.transform_fold(["loss", "dagger_loss"], as_=["curve", "v"]).mark_line().encode(
-        x="step:Q", y=alt.Y("v:Q", title="train loss", scale=alt.Scale(type="log")),
-        color=alt.Color("curve:N", title=None)).transform_filter("datum.v > 0").properties(
-        title="loss of GD and of the constrained trajectory")
-    panels = [p.properties(width=250, height=180) for p in (sharp, x, portrait, dist, loss)]
-    return alt.vconcat(alt.hconcat(*panels[:3]), alt.hconcat(*panels[3:])).properties(
-        datasets={"history": []})
+def _below_edge(result: dict) -> str:
+    lr = result["lr"]
+    rows = [r for r in result.get("history", []) if r.get("sharpness") is not None]
+    losses = [r["loss"] for r in result.get("history", []) if r.get("loss") is not None]
+    if len(losses) >= 2 and losses[-1] > 0.9 * losses[0]:
+        return f"not training: loss {losses[0]:.3g} → {losses[-1]:.3g}"
+    top = max((r["sharpness"] for r in rows), default=float("nan"))
+    return (f"training below the edge: S reached {top:.3g} < 2/η = {2 / lr:.3g} in "
+            f"{result['history'][-1]['step'] if result.get('history') else 0} steps, so GD "
+            "and the constrained trajectory coincide; the cycle starts once S crosses 2/η")
+
+
+def describe_cycle(result: dict) -> str:
+    """The status of a finished run in words, from the quantities the panels show."""
+    s, lr = result["summary"], result["lr"]
+    if s is None:
+        return _below_edge(result)
+    text = (f"oscillating at the edge: S crosses 2/η = {2 / lr:.3g} at step "
+            f"{s['entry_step']}, overshoots by y = {s['peak_y']:.3g} (step {s['peak_step']}) "
+            f"while |x| grows to {s['max_abs_x']:.2g} ({s['blowups']} blow-up(s)), then "
+            f"self-stabilises back to y = {s['return_y']:.2g}.")
+    p = result.get("prediction")
+    if p is not None:
+        text += (f" Cubic model from step {p['start']}: peak y = {p['pred_peak_y']:.3g} at "
+                 f"step {p['pred_peak_step']} (measured {p['peak_y']:.3g} at step "
+                 f"{p['peak_step']}), back to y = 0 by step {p['pred_end']}.")
+    return text + (f" θ† keeps S ≤ {s['dagger_max_ratio']:.3f} × 2/η; GD stays within "
+                   f"{s['max_distance']:.3g} of it while travelling {s['travel']:.3g}.")
 
 
 class SelfStabilizationApp(ChapterApp):
-    """The step-size slider (``eoslab-lr-slider``), Run/Stop and the five panels."""
+    """The step-size slider (``eoslab-lr-slider``), Run/Stop and the six panels."""
 
     CHAPTER = "03"
     KIND = "ch03_self_stabilization"
-    LR_RANGE = (0.05, 4.0, 0.01)
+    LR_RANGE = (0.05, 4.0, 0.01)  # used only for a preset without ``lr_edge``
+    LR_LABEL = "step size η"
     experiment = staticmethod(experiment)
 
+    def make_lr_slider(self) -> dict:
+        low, high = self.slider_range("lr", self.preset) or self.LR_RANGE[:2]
+        w = slider(self._label(self.preset), self.preset.lr, low, high, 0.01,
+                   "eoslab-lr-slider", continuous=False)
+        w.style.description_width = "220px"
+        w.layout.width = "540px"
+        return {"lr": w}
+
+    def _label(self, preset) -> str:
+        if preset.lr_edge is None:
+            return self.LR_LABEL
+        return f"{self.LR_LABEL} (edge 2/λ₀ ≈ {preset.lr_edge:.2g})"
+
+    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
+        """The step size spans :data:`LR_SPAN` times ``preset.lr_edge``."""
+        if name != "lr":
+            return None
+        if preset.lr_edge is None:  # not measured (data not installed): the generic range
+            return self.LR_RANGE[:2]
+        return (round(LR_SPAN[0] * preset.lr_edge, 3), round(LR_SPAN[1] * preset.lr_edge, 3))
+
+    def _relayout(self, settings: dict) -> None:
+        self.sliders["lr"].description = self._label(self.preset)
+        super()._relayout(settings)
+
     def layout(self, settings: dict):
-        return cycle_layout()
+        return cycle_layout(settings["lr"], self.preset.steps)
+
+    def layout_signature(self, settings: dict):
+        return (settings["lr"], self.preset.steps)
 
     def total_work(self, settings: dict) -> int:
         return self.preset.steps
 
     def describe(self, result: dict) -> str:
-        s = result["summary"]
-        lr = result["lr"]
-        if s is None:
-            return html.escape(f"the sharpness stayed below 2/eta = {2 / lr:.3g}: GD and the "
-                               "constrained trajectory coincide; raise eta")
-        return html.escape(
-            f"S crosses 2/eta = {2 / lr:.3g} at step {s['entry_step']}, overshoots by up to "
-            f"{s['peak_y']:.3g} (step {s['peak_step']}) while |x| grows from "
-            f"{s['x_at_entry']:.2g} to {s['max_abs_x']:.2g} ({s['blowups']} blow-up(s)), then "
-            f"self-stabilises back to S - 2/eta = {s['return_y']:.2g}. The constrained "
-            f"trajectory keeps S <= {s['dagger_max_ratio']:.3f} x 2/eta; GD stays within "
-            f"{s['max_distance']:.3g} of it while travelling {s['travel']:.3g} from its start")
+        return html.escape(describe_cycle(result))
+
+    def describe_diverged(self, result: dict) -> str:
+        d = result["diverged"]
+        lr = d["lr"]
+        loss = "not finite" if d["loss"] >= 1e300 else f"{d['loss']:.2g}"
+        text = (f"{d.get('stage', 'GD')} diverged at step {d['step']} (loss {loss}): η = "
+                f"{lr:.3g} is too "
+                f"large for this curvature (2/η = {2 / lr:.3g}); the panels show the steps "
+                "before")
+        return html.escape(text)

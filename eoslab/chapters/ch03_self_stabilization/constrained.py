@@ -56,6 +56,8 @@ __all__ = [
     "ConstrainedTrajectory",
     "Projection",
     "SelfStabilizationProbe",
+    "blowup_start",
+    "predicted_xy",
     "project_sharpness",
     "sharpness_gradient",
 ]
@@ -201,7 +203,11 @@ class SelfStabilizationProbe:
     0) and takes one projected step per GD step, whatever ``every`` is.  Keys: ``x``
     (displacement along :math:`u^\\dagger`), ``y`` (:math:`S(\\theta_t) - 2/\\eta`),
     ``sharpness``, ``dagger_sharpness``, ``distance`` (:math:`\\lVert\\theta_t -
-    \\theta^\\dagger_t\\rVert`), ``dagger_loss`` and ``projections`` so far.
+    \\theta^\\dagger_t\\rVert`), ``travel`` (:math:`\\lVert\\theta_t - \\theta_0\\rVert`),
+    ``dagger_loss``, ``projections`` so far, and the coefficients of the paper's reduced
+    model at :math:`\\theta^\\dagger_t`: ``alpha`` :math:`= -\\nabla L \\cdot \\nabla S` (the
+    rate of progressive sharpening) and ``beta`` :math:`= \\lVert\\nabla S\\rVert^2` (the
+    strength of self-stabilisation), see :func:`predicted_xy`.
     """
 
     def __init__(self, every: int = 1, eig_tol: float = 1e-4, eig_max_iter: int | None = None,
@@ -229,9 +235,82 @@ class SelfStabilizationProbe:
         sharp, self._u = _top(objective, here, self._u if self._u is not None else dagger.vector,
                               self.eig_tol, self.eig_max_iter)
         diff = flatten(here) - flatten(dagger.params)
+        grad_s = sharpness_gradient(objective, dagger.params, dagger.vector)
+        grad_l = HessianOperator(objective, dagger.params).gradient().to(grad_s.dtype)
         return {"x": float(dagger.vector @ diff), "y": sharp - 2.0 / dagger.lr,
+                "alpha": -float(grad_l @ grad_s), "beta": float(grad_s @ grad_s),
                 "sharpness": sharp, "dagger_sharpness": dagger.sharpness,
                 "distance": float(diff.norm()),
                 "travel": float((flatten(here) - self._start).norm()),
                 "dagger_loss": float(objective(dagger.params)),
                 "projections": dagger.projections}
+
+
+def blowup_start(history: list[dict]) -> int | None:
+    """The recorded step where the measured blow-up of :math:`|x|` begins, or ``None``.
+
+    The earliest step with :math:`y > 0` from which :math:`|x|` grows at every record up
+    to its maximum: before it, :math:`x` is at the level of rounding and Lanczos noise and
+    says nothing about the cubic dynamics.
+
+    >>> rows = [{"step": s, "x": x, "y": 0.5} for s, x in
+    ...         enumerate([1e-8, 1e-4, 1e-5, 1e-3, 1e-2, 1e-1, 1e-3])]
+    >>> blowup_start(rows)
+    2
+    """
+    rows = [r for r in history if r.get("y") is not None and r.get("x") is not None]
+    peak = max(range(len(rows)), key=lambda i: abs(rows[i]["x"]), default=None)
+    if peak is None or rows[peak]["y"] is None:
+        return None
+    start = peak
+    while start > 0 and rows[start - 1]["y"] > 0 and \
+            abs(rows[start - 1]["x"]) < abs(rows[start]["x"]):
+        start -= 1
+    return rows[start]["step"] if start < peak else None
+
+
+def predicted_xy(history: list[dict], lr: float, start: int | None = None) -> list[dict]:
+    """The paper's reduced cubic model of :math:`(x, y)` iterated from a measured row.
+
+    Damian et al. (section 4) keep, near the constrained trajectory, only the displacement
+    :math:`x` along :math:`u` and the change of sharpness :math:`y`; a cubic Taylor
+    expansion of the loss gives, per GD step,
+
+    .. math::
+
+        x_{t+1} = -(1 + \\eta y_t)\\, x_t, \\qquad
+        y_{t+1} = y_t + \\eta\\big(\\alpha_t - \\tfrac12 \\beta_t x_t^2\\big),
+
+    with :math:`\\alpha = -\\nabla L\\cdot\\nabla S` (progressive sharpening) and
+    :math:`\\beta = \\lVert\\nabla S\\rVert^2` (self-stabilisation) read at
+    :math:`\\theta^\\dagger_t` (the latest recorded row).  Starting from the measured
+    ``x, y`` of the row at step ``start`` (default :func:`blowup_start`), returns
+    ``[{"step", "x", "y"}, ...]`` for the blow-up and the self-stabilisation (phases 2
+    and 3): up to the first step after the predicted peak where :math:`y \\le 0`, or the
+    last recorded step.  ``[]`` when there is no such row.
+
+    >>> rows = [{"step": 0, "x": 1e-3, "y": 0.5, "alpha": 0.0, "beta": 4.0},
+    ...         {"step": 2, "x": 0.0, "y": 0.0, "alpha": 0.0, "beta": 4.0}]
+    >>> [round(r["x"], 6) for r in predicted_xy(rows, 0.5, start=0)]
+    [0.001, -0.00125, 0.001562]
+    """
+    rows = [r for r in history if r.get("y") is not None and r.get("alpha") is not None]
+    if start is None:
+        start = blowup_start(rows)
+    first = next((r for r in rows if r["step"] == start), None)
+    if first is None:
+        return []
+    x, y, coef = float(first["x"]), float(first["y"]), first
+    later = iter([r for r in rows if r["step"] > start])
+    upcoming = next(later, None)
+    out = [{"step": start, "x": x, "y": y}]
+    for step in range(start + 1, rows[-1]["step"] + 1):
+        x, y = -(1 + lr * y) * x, y + lr * (coef["alpha"] - 0.5 * coef["beta"] * x * x)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            break
+        out.append({"step": step, "x": x, "y": y})
+        if y <= 0 < max(r["y"] for r in out):
+            break
+        if upcoming is not None and upcoming["step"] <= step:
+            coef, upcoming = upcoming, next(later, None)
+    return out

@@ -5,7 +5,10 @@ Damian, Nichani, Lee (ICLR 2023, arXiv 2209.15594).  One GD run of the preset's 
 runs projected GD on :math:`\\{S \\le 2/\\eta\\}` beside it.  Each row holds the sharpness of
 both, the displacement :math:`x` along the top eigenvector, :math:`y = S - 2/\\eta`, the
 distance between the two trajectories and the losses.  :func:`cycle_summary` gives the
-chapter's figures.
+chapter's figures; :func:`prediction_summary` compares the measured cycle with the paper's
+reduced cubic model of :math:`(x, y)`
+(:func:`~eoslab.chapters.ch03_self_stabilization.constrained.predicted_xy`), iterated from
+the measured state where the blow-up of :math:`|x|` begins.
 
 Usage (the quick preset; tests/chapters/test_ch03_self_stabilization.py asserts it)::
 
@@ -19,11 +22,15 @@ from __future__ import annotations
 
 import threading
 
-from eoslab.chapters.ch03_self_stabilization.constrained import SelfStabilizationProbe
+from eoslab.chapters.ch03_self_stabilization import charts
+from eoslab.chapters.ch03_self_stabilization.constrained import (
+    SelfStabilizationProbe,
+    predicted_xy,
+)
 from eoslab.chapters.ch03_self_stabilization.meta import SelfStabilizationPreset
 from eoslab.core.probe_run import probe_run
 
-__all__ = ["cycle_summary", "experiment"]
+__all__ = ["cycle_summary", "experiment", "prediction_summary"]
 
 
 def cycle_summary(history: list[dict], lr: float) -> dict | None:
@@ -65,20 +72,27 @@ def cycle_summary(history: list[dict], lr: float) -> dict | None:
             "dagger_max_ratio": max(r["dagger_sharpness"] for r in rows) * lr / 2}
 
 
-def chart_rows(history: list[dict], lr: float) -> list[dict]:
-    """The probed rows of ``history`` as the chart's ``history`` dataset.
+def prediction_summary(history: list[dict], predicted: list[dict]) -> dict | None:
+    """Measured vs predicted peak of :math:`y = S - 2/\\eta`, or ``None`` without a prediction.
 
-    Each row adds ``edge`` :math:`= 2/\\eta` and ``abs_x`` :math:`= |x|`.
+    Keys: ``start`` (the step the prediction starts from), ``peak_y`` and ``peak_step``
+    (measured, after ``start``), ``pred_peak_y`` and ``pred_peak_step`` (predicted), and
+    ``pred_end`` (the last predicted step: where the predicted :math:`y` is back at 0).
+
+    >>> rows = [{"step": s, "y": y} for s, y in [(0, 0.5), (2, 1.0), (4, 0.2)]]
+    >>> pred = [{"step": s, "y": y} for s, y in [(0, 0.5), (1, 0.9), (2, -0.1)]]
+    >>> prediction_summary(rows, pred)["pred_peak_step"]
+    1
     """
-    out = []
-    for r in history:
-        if r.get("y") is None:
-            continue
-        out.append({"step": r["step"], "loss": r.get("loss"), "dagger_loss": r.get("dagger_loss"),
-                    "sharpness": r["sharpness"], "dagger_sharpness": r["dagger_sharpness"],
-                    "edge": 2 / lr, "x": r["x"], "abs_x": abs(r["x"]), "y": r["y"],
-                    "distance": r["distance"], "travel": r["travel"]})
-    return out
+    if not predicted:
+        return None
+    start = predicted[0]["step"]
+    after = [r for r in history if r.get("y") is not None and r["step"] >= start]
+    peak = max(after, key=lambda r: r["y"])
+    pred_peak = max(predicted, key=lambda r: r["y"])
+    return {"start": start, "peak_y": peak["y"], "peak_step": peak["step"],
+            "pred_peak_y": pred_peak["y"], "pred_peak_step": pred_peak["step"],
+            "pred_end": predicted[-1]["step"]}
 
 
 def experiment(preset: SelfStabilizationPreset, settings: dict, *, emit=None,
@@ -86,8 +100,10 @@ def experiment(preset: SelfStabilizationPreset, settings: dict, *, emit=None,
     """One GD run at ``settings["lr"]`` with the constrained trajectory beside it.
 
     Returns ``status``, ``history`` (every recorded row), ``lr``, ``summary``
-    (:func:`cycle_summary`), ``datasets`` (``history``: :func:`chart_rows`) and ``diverged``
-    when GD blew up.  ``emit(datasets, step)`` streams the rows as they come.
+    (:func:`cycle_summary`), ``prediction`` (:func:`prediction_summary`), ``datasets``
+    (:func:`~eoslab.chapters.ch03_self_stabilization.charts.cycle_data`; the prediction is
+    added once the run has ended) and ``diverged`` when GD blew up.  ``emit(datasets,
+    step)`` streams the rows as they come.
     """
     lr = settings["lr"]
     live: list[dict] = []
@@ -95,7 +111,7 @@ def experiment(preset: SelfStabilizationPreset, settings: dict, *, emit=None,
     def on_row(row):
         live.append(row)
         if emit is not None:
-            emit({"history": chart_rows(live, lr)}, row["step"])
+            emit(charts.cycle_data(live, [], lr), row["step"])
 
     spec = preset.projection
     probe = SelfStabilizationProbe(spec.every, eig_tol=spec.eig_tol,
@@ -104,5 +120,7 @@ def experiment(preset: SelfStabilizationPreset, settings: dict, *, emit=None,
     out = probe_run(preset.net, lr, steps=preset.steps, record_every=preset.record_every,
                     probes=[probe], stop=stop, on_row=on_row)
     out["summary"] = cycle_summary(out["history"], lr)
-    out["datasets"] = {"history": chart_rows(out["history"], lr)}
+    predicted = predicted_xy(out["history"], lr) if out["summary"] is not None else []
+    out["prediction"] = prediction_summary(out["history"], predicted)
+    out["datasets"] = charts.cycle_data(out["history"], predicted, lr)
     return out

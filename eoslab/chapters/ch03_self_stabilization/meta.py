@@ -32,7 +32,10 @@ class SelfStabilizationPreset(ChapterPreset):
     """Chapter 03's settings: GD on ``net`` with the constrained trajectory beside it.
 
     GD runs at step size ``lr`` for ``steps`` steps, recording every ``record_every``; the
-    constrained trajectory follows :class:`Projection`.
+    constrained trajectory follows :class:`Projection`.  ``lr_edge`` is :math:`2/\\lambda_0`,
+    the step size at the stability threshold at initialisation (:math:`\\lambda_0` the
+    sharpness of ``net`` at its initial weights), ``None`` where not measured;
+    ``tests/chapters/test_ch03_self_stabilization.py`` recomputes it.
     """
 
     NUMBER = NUMBER
@@ -41,18 +44,19 @@ class SelfStabilizationPreset(ChapterPreset):
     steps: int
     record_every: int
     projection: Projection
+    lr_edge: float | None = None
 
 
 PRESETS = {
     "quick": SelfStabilizationPreset(
         name="quick", label="quick: 100 digits, width 50, one cycle, ~1-2 min on a CPU",
         net=NetSpec(n_train=100, width=50), lr=0.66, steps=84, record_every=2,
-        projection=Projection(every=2)),
+        projection=Projection(every=2), lr_edge=0.8081),
     "default": SelfStabilizationPreset(
         name="default", label="default: 100 digits, width 50, the first cycle and the hover "
         "after it, ~3-6 min on a CPU",
         net=NetSpec(n_train=100, width=50), lr=0.66, steps=150, record_every=1,
-        projection=Projection(every=1)),
+        projection=Projection(every=1), lr_edge=0.8081),
     "paper": SelfStabilizationPreset(
         name="paper", label="paper-like: CIFAR-10 5k, fc-tanh 200x2 (Cohen et al.'s setting, "
         "not matched to the paper's own runs), ~1 h on a GPU (estimate; a projection per step)",
