@@ -159,6 +159,8 @@ class NormalizedGDApp(ChapterApp):
         return "<br>".join(html.escape(line) for line in lines)
 
     def describe_diverged(self, result: dict) -> str:
+        if "runs" not in result:  # diverged before any method's run was summarised
+            return super().describe_diverged(result)
         return self.describe(result)
 
 

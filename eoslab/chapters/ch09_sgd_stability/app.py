@@ -204,4 +204,6 @@ class SgdStabilityApp(ChapterApp):
         return html.escape(text + ".") + "<br>" + html.escape(norms_state(result.get("norms")))
 
     def describe_diverged(self, result: dict) -> str:
+        if "at_min" not in result:  # diverged before GD's minimum was analysed
+            return super().describe_diverged(result)
         return self.describe(result)
