@@ -18,6 +18,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from eoslab.chapters.presets import PRESET_NAMES, get_preset
+from eoslab.ui.status import format_value, state_class
 
 __all__ = [
     "BackgroundRunner",
@@ -52,6 +53,26 @@ def enable_offline_charts() -> bool:
         except ImportError:
             _OFFLINE = False
     return _OFFLINE
+
+
+def named_data(spec) -> list[str]:
+    """The names of the named data sources (``{"data": {"name": ...}}``) of a spec.
+
+    >>> named_data({"hconcat": [{"data": {"name": "a"}}, {"data": {"values": []}}]})
+    ['a']
+    """
+    names: list[str] = []
+    stack = [spec]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict) and "name" in data and "values" not in data:
+                names.append(data["name"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return list(dict.fromkeys(sorted(names)))
 
 
 class LiveChart:
@@ -89,8 +110,13 @@ class LiveChart:
         self.show(chart)
 
     def show(self, chart) -> None:
-        """Draw a new figure (its layout may differ from the current one)."""
+        """Draw a new figure (its layout may differ from the current one).
+
+        Every named data source of the figure is listed in its ``datasets`` (empty when the
+        chart gives it no rows), so the browser knows when the figure has nothing to draw.
+        """
         spec = chart.to_dict()
+        spec["datasets"] = {**dict.fromkeys(named_data(spec), []), **spec.get("datasets", {})}
         with self._lock:
             self._base = {k: v for k, v in spec.items() if k != "datasets"}
             self.spec = spec
@@ -266,10 +292,17 @@ def _classed(widget, css: str):
 
 
 def preset_dropdown(chapter: str, value: str) -> widgets.Dropdown:
-    """Quick / default / paper, labelled with their expected times (class ``eoslab-preset``)."""
+    """Quick / default / paper, labelled with their expected times (class ``eoslab-preset``).
+
+    As wide as its longest label (about 7.5 px a character, plus the description and the
+    arrow), never wider than its row: a label is never cut.
+    """
     options = [(get_preset(chapter, name).label, name) for name in PRESET_NAMES]
+    width = 110 + 8 * max(len(label) for label, _ in options)
     return _classed(widgets.Dropdown(options=options, value=value, description="preset",
-                                     layout=widgets.Layout(width="520px")), "eoslab-preset")
+                                     layout=widgets.Layout(width=f"{max(width, 320)}px",
+                                                           max_width="100%")),
+                    "eoslab-preset")
 
 
 def slider(name: str, value: float, low: float, high: float, step: float, css: str,
@@ -278,7 +311,8 @@ def slider(name: str, value: float, low: float, high: float, step: float, css: s
     return _classed(widgets.FloatSlider(value=value, min=low, max=high, step=step,
                                         description=name, continuous_update=continuous,
                                         readout_format=readout_format,
-                                        layout=widgets.Layout(width="480px"),
+                                        layout=widgets.Layout(width="480px",
+                                                              max_width="100%"),
                                         style={"description_width": "160px"}), css)
 
 
@@ -297,13 +331,26 @@ class RunControls:
                                                      layout=widgets.Layout(width="300px")),
                                  "eoslab-progress")
         self.status = _classed(widgets.HTML(value=""), "eoslab-status")
-        self.box = widgets.HBox([self.run, self.stop, self.progress])
+        self.state = "idle"
+        self.status.add_class(state_class(self.state))
+        self.box = widgets.HBox([self.run, self.stop, self.progress],
+                                layout=widgets.Layout(flex_flow="row wrap"))
 
     def set_running(self, running: bool) -> None:
         self.run.description = "Restart" if running else "Run"
         self.stop.disabled = not running
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, state: str | None = None) -> None:
+        """Show ``text`` in the status line, in ``state`` (``None`` keeps the state).
+
+        ``state`` is one of :data:`eoslab.ui.status.STATES`; the widget carries it as its
+        ``eoslab-state-*`` class.
+        """
+        if state is not None and state != self.state:
+            new = state_class(state)  # checked before anything changes
+            self.status.remove_class(state_class(self.state))
+            self.status.add_class(new)
+            self.state = state
         self.status.value = text
 
 
@@ -313,10 +360,13 @@ def describe_divergence(step: int, loss: float, lr: float, sharpness: float | No
 
     >>> describe_divergence(37, 1.2e4, 0.5)
     'diverged at step 37: loss 1.2e+04 — eta = 0.5 is too large for this curvature (2/eta = 4)'
+
+    A loss past 1e300 (the float64 overflow a diverging run reaches) reads "> 1e300".
     """
     edge = (2 + 2 * momentum) / lr
     name = "(2+2beta)/eta" if momentum else "2/eta"
-    text = (f"diverged at step {step}: loss {loss:.2g} — eta = {lr:.3g} is too large for this "
+    shown = f"{loss:.2g}" if math.isfinite(loss) and abs(loss) <= 1e300 else format_value(loss)
+    text = (f"diverged at step {step}: loss {shown} — eta = {lr:.3g} is too large for this "
             f"curvature ({name} = {edge:.3g}")
     if sharpness is not None and math.isfinite(sharpness):
         text += f", last sharpness {sharpness:.3g}"

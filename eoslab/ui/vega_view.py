@@ -34,6 +34,21 @@ Each figure is embedded into a fresh element that replaces the previous one only
 still the newest, so two figures sent in quick succession cannot leave the older view on
 screen while the newer one draws off it.
 
+**Fitting the page.**  A figure whose top level is a row of panels (``hconcat``, or
+``vconcat`` rows that are ``hconcat``) is drawn as a ``concat`` with ``columns``: first all
+panels in a row; when the drawn figure is wider than its container, with as many panels a
+row as fit (from the measured width of a panel), recomputed whenever the container's width
+changes (a ``ResizeObserver``), so panels wrap rather than overflow.  Legends get
+``labelLimit: 0`` and ``titleLimit: 0`` (no "…"), and a figure still wider than its
+container (one panel on a very narrow page) is scaled down to its width.  Relayouts are
+counted in the element's ``data-layouts``, figures in ``data-embeds``, data in
+``data-updates``.
+
+**No empty draws.**  A figure whose named datasets hold no rows is not drawn (the element
+keeps its height, ``data-waiting`` is set): Vega's scales on empty data warn ("Infinite
+extent") and put placeholder extents into the drawing.  It is drawn when rows arrive, with
+them, and goes back to waiting when a new run empties every dataset.
+
 Why not ``alt.JupyterChart``: its in-place data path (``_py_to_js_updates``) is private to
 Altair and its public ``spec`` path re-embeds.
 """
@@ -70,6 +85,43 @@ function count(el, name) {
     el.dataset[name] = String(Number(el.dataset[name] || 0) + 1);
 }
 
+// fitting the container and drawing no empty data: see the Python docstring
+function rowsOf(spec) {
+    if (Array.isArray(spec.hconcat) || Array.isArray(spec.concat)) return [spec];
+    if (Array.isArray(spec.vconcat)) {
+        return spec.vconcat.filter((r) => Array.isArray(r.hconcat) || Array.isArray(r.concat));
+    }
+    return [];
+}
+
+function panelsOf(spec) {
+    return Math.max(0, ...rowsOf(spec).map((r) => (r.hconcat || r.concat).length));
+}
+
+function arrange(spec, columns) {
+    for (const row of rowsOf(spec)) {
+        if (Array.isArray(row.hconcat)) { row.concat = row.hconcat; delete row.hconcat; }
+        row.columns = columns;
+    }
+    const config = (spec.config ??= {});
+    config.legend = { labelLimit: 0, titleLimit: 0, ...(config.legend || {}) };
+    return spec;
+}
+
+function available(el) {
+    const width = el.clientWidth || (el.parentElement && el.parentElement.clientWidth);
+    return width || Math.max(320, document.documentElement.clientWidth - 40);
+}
+
+function drawnWidth(target) {
+    const box = target.querySelector(".vega-embed") || target;
+    return Math.max(box.scrollWidth, box.getBoundingClientRect().width);
+}
+
+function rowsIn(datasets) {
+    return Object.values(datasets || {}).some((rows) => Array.isArray(rows) && rows.length > 0);
+}
+
 async function render({ model, el }) {
     // spec and datasets arrive on a plain ipywidgets model (see the Python docstring)
     const liveId = model.get("_live").replace(/^IPY_MODEL_/, "");
@@ -77,10 +129,33 @@ async function render({ model, el }) {
     const listening = {};    // the context of this view's listeners on `live`
     let view = null, finalize = null, generation = 0;
     let shown = {};          // dataset name -> JSON of the rows the view holds
+    let columns = null, perPanel = null, waiting = false, fresh = true;
+    el.style.maxWidth = "100%";
+    el.style.minWidth = "0";
+
+    function wait() {
+        const height = el.getBoundingClientRect().height;
+        if (finalize !== null) finalize();
+        view = null; finalize = null; shown = {}; waiting = true;
+        const box = document.createElement("div");
+        box.className = "eoslab-chart-waiting";
+        box.style.minHeight = Math.max(height, 120) + "px";
+        el.replaceChildren(box);
+        el.dataset.waiting = "1";
+    }
 
     async function push() {
-        if (view === null) return;               // embed() pushes once it is done
         const datasets = live.get("datasets") || {};
+        if (view === null) {
+            if (waiting && rowsIn(datasets)) await embed("data");
+            return;
+        }
+        const spec = live.get("spec") || {};
+        if (spec.datasets && Object.keys(spec.datasets).length > 0
+                && !rowsIn({ ...spec.datasets, ...datasets })) {
+            wait();
+            return;
+        }
         let changed = false;
         for (const [name, rows] of Object.entries(datasets)) {
             const key = JSON.stringify(rows);
@@ -101,13 +176,30 @@ async function render({ model, el }) {
         }
     }
 
-    async function embed() {
+    async function embed(why = "spec", narrower = null) {
         const mine = ++generation;
-        if (finalize !== null) finalize();
-        view = null; finalize = null; shown = {};
         const spec = structuredClone(live.get("spec"));
-        if (spec === null || Object.keys(spec).length === 0) { el.replaceChildren(); return; }
+        if (spec === null || Object.keys(spec).length === 0) {
+            if (finalize !== null) finalize();
+            view = null; finalize = null; shown = {};
+            el.replaceChildren();
+            return;
+        }
+        const datasets = { ...(spec.datasets || {}), ...(live.get("datasets") || {}) };
+        if (Object.keys(datasets).length > 0 && !rowsIn(datasets)) { wait(); return; }
+        spec.datasets = datasets;
+        const panels = panelsOf(spec);
+        if (why === "spec") { perPanel = null; fresh = true; }
+        if (panels > 1) {
+            columns = narrower !== null ? narrower : perPanel === null ? panels
+                : Math.max(1, Math.min(panels, Math.floor(available(el) / perPanel)));
+            arrange(spec, columns);
+        } else {
+            columns = null;
+            arrange(spec, 1);
+        }
         const target = document.createElement("div");   // joins el only if still the newest
+        target.style.maxWidth = "100%";
         let api;
         try {
             const vegaEmbed = await loadVegaEmbed(model);
@@ -121,20 +213,52 @@ async function render({ model, el }) {
             return;
         }
         if (mine !== generation) { api.finalize(); return; }   // a newer spec arrived meanwhile
+        if (finalize !== null) finalize();
         el.replaceChildren(target);
+        delete el.dataset.waiting;
+        waiting = false;
         view = api.view; finalize = api.finalize;
         for (const [name, rows] of Object.entries(spec.datasets || {})) {
             shown[name] = JSON.stringify(rows);
         }
-        count(el, "embeds");
+        const svg = target.querySelector("svg");
+        if (svg) { svg.style.maxWidth = "100%"; svg.style.height = "auto"; }
+        count(el, why === "layout" ? "layouts" : fresh ? "embeds" : "updates");
+        fresh = false;
+        if (columns !== null) {
+            const width = drawnWidth(target);
+            perPanel = width / columns;
+            if (width > available(el) + 1 && columns > 1) {
+                const fit = Math.floor(available(el) / perPanel);
+                await embed("layout", Math.max(1, Math.min(columns - 1, fit)));
+                return;
+            }
+        }
         await push();
     }
 
-    live.on("change:spec", embed, listening);
-    live.on("change:embed_options", embed, listening);
+    let pending = null, lastWidth = available(el);
+    const observer = new ResizeObserver(() => {
+        clearTimeout(pending);
+        pending = setTimeout(() => {
+            const width = available(el);
+            if (Math.abs(width - lastWidth) < 2) return;
+            lastWidth = width;
+            if (view === null || columns === null || perPanel === null) return;
+            const panels = panelsOf(live.get("spec") || {});
+            const fit = Math.max(1, Math.min(panels, Math.floor(width / perPanel)));
+            if (fit !== columns) embed("layout");
+        }, 150);
+    });
+    observer.observe(el);
+
+    live.on("change:spec", () => embed("spec"), listening);
+    live.on("change:embed_options", () => embed("spec"), listening);
     live.on("change:datasets", push, listening);
-    await embed();
+    await embed("spec");
     return () => {
+        observer.disconnect();
+        clearTimeout(pending);
         live.off(null, null, listening);
         generation++;
         if (finalize !== null) finalize();
