@@ -63,6 +63,9 @@ class EdgeMarker:
         self.widget = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
         self.widget.add_class("eoslab-edge")
         self.slider = app.sliders.get("lr")
+        bounds = app.slider_range("lr", app.preset) if self.slider is not None else None
+        if bounds is not None:  # the preset's own range from the start, not only on a switch
+            app._set_range(self.slider, *bounds)
         if self.slider is not None:
             self.slider.observe(self.refresh, names=["min", "max"])
         if hasattr(type(app), "lr_edge"):  # the app's own edge follows its controls

@@ -101,6 +101,8 @@ def classify_losses(losses: Sequence[float], *, flat: float = 0.02, small: float
     """The state of a finished loss series (oldest first).
 
     * ``diverged``: a non-finite value or one above 1e300;
+    The tail is the last ``window`` values, at most the second half of the series.
+
     * ``not-training``: the last loss is within ``flat`` (relative) of the first, and the
       tail is flat too (relative spread below ``flat``);
     * ``converged``: the last loss is below ``small`` times the first, or the tail's
@@ -116,7 +118,7 @@ def classify_losses(losses: Sequence[float], *, flat: float = 0.02, small: float
     if not np.all(np.isfinite(values)) or np.any(np.abs(values) > 1e300):
         return "diverged"
     first, last = abs(values[0]), abs(values[-1])
-    tail = values[-window:]
+    tail = values[max(values.size // 2, values.size - window):]  # at most the last half
     scale = max(float(np.mean(np.abs(tail))), 1e-300)
     spread = float(np.ptp(tail)) / scale
     if values.size > 1 and abs(last - first) <= flat * max(first, 1e-300) and spread < flat:
