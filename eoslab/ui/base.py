@@ -55,6 +55,41 @@ def enable_offline_charts() -> bool:
     return _OFFLINE
 
 
+_SCALED = ("quantitative", "temporal")
+
+
+def scaled_data(spec, data: str | None = None) -> list[str]:
+    """The named datasets a continuous scale of the spec is computed from.
+
+    A mark encoding a quantitative or temporal field of an empty dataset gives Vega a scale
+    with no extent ("Infinite extent"); a figure is therefore not drawn during a run until
+    each of these has rows (see :mod:`eoslab.ui.vega_view`).
+
+    >>> scaled_data({"layer": [{"data": {"name": "a"}, "mark": "line",
+    ...     "encoding": {"x": {"field": "s", "type": "quantitative"}}},
+    ...     {"data": {"name": "note"}, "mark": "text", "encoding": {"x": {"value": 4}}}]})
+    ['a']
+    """
+    found: set[str] = set()
+    if isinstance(spec, list):
+        for item in spec:
+            found.update(scaled_data(item, data))
+        return sorted(found)
+    if not isinstance(spec, dict):
+        return []
+    own = spec.get("data")
+    if isinstance(own, dict):
+        data = own.get("name") if "values" not in own else None
+    for channel in (spec.get("encoding") or {}).values():
+        if (data and isinstance(channel, dict) and "field" in channel
+                and channel.get("type") in _SCALED):
+            found.add(data)
+    for key in ("layer", "hconcat", "vconcat", "concat", "spec"):
+        if key in spec:
+            found.update(scaled_data(spec[key], data))
+    return sorted(found)
+
+
 def named_data(spec) -> list[str]:
     """The names of the named data sources (``{"data": {"name": ...}}``) of a spec.
 
@@ -117,6 +152,7 @@ class LiveChart:
         """
         spec = chart.to_dict()
         spec["datasets"] = {**dict.fromkeys(named_data(spec), []), **spec.get("datasets", {})}
+        spec["usermeta"] = {**spec.get("usermeta", {}), "eoslabScaled": scaled_data(spec)}
         with self._lock:
             self._base = {k: v for k, v in spec.items() if k != "datasets"}
             self.spec = spec
@@ -138,6 +174,20 @@ class LiveChart:
                 self.widget.datasets = fresh
             else:
                 self._render_svg()
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a run is streaming into the chart.
+
+        The browser then draws the figure once every dataset a scale needs has rows
+        (:func:`scaled_data`), not before.
+        """
+        return bool(getattr(self.widget, "streaming", False))
+
+    @streaming.setter
+    def streaming(self, value: bool) -> None:
+        if self.mode == "jupyter":
+            self.widget.streaming = bool(value)
 
     def _render_svg(self) -> None:
         import vl_convert as vlc
@@ -333,6 +383,7 @@ class RunControls:
         self.status = _classed(widgets.HTML(value=""), "eoslab-status")
         self.state = "idle"
         self.status.add_class(state_class(self.state))
+        self.watchers: list[Callable[[str], None]] = []  # called with each new state
         self.box = widgets.HBox([self.run, self.stop, self.progress],
                                 layout=widgets.Layout(flex_flow="row wrap"))
 
@@ -351,6 +402,8 @@ class RunControls:
             self.status.remove_class(state_class(self.state))
             self.status.add_class(new)
             self.state = state
+            for watch in self.watchers:
+                watch(state)
         self.status.value = text
 
 

@@ -107,7 +107,13 @@ class EdgeMarker:
 
 
 def slider_rows(app) -> list:
-    """The app's controls, two a row (rows wrap on a narrow page), the edge after ``lr``."""
+    """The app's controls, two a row (rows wrap on a narrow page), the edge after ``lr``.
+
+    Also lets the chart follow the run: while the status state is ``training`` the chart
+    is ``streaming`` (:attr:`~eoslab.ui.base.LiveChart.streaming`).
+    """
+    app.controls.watchers.append(lambda state: setattr(app.chart, "streaming",
+                                                       state == "training"))
     app.edge = EdgeMarker(app)
     items = []
     for name, w in app.sliders.items():

@@ -109,7 +109,8 @@ def classify_losses(losses: Sequence[float], *, flat: float = 0.02, small: float
       relative spread is below ``flat``;
     * ``oscillating``: the tail's relative spread is above ``swing`` and its consecutive
       differences alternate in sign (period 2) or repeat with period 3-4;
-    * ``chaotic``: a tail spread above ``swing`` that no short period explains;
+    * ``chaotic``: a tail spread above ``swing`` that no short period explains, going up
+      and down (at least every other step) rather than along a trend;
     * else ``training`` (still going down).
     """
     values = np.asarray([float("inf") if v is None else v for v in losses], dtype=float)
@@ -133,7 +134,8 @@ def classify_losses(losses: Sequence[float], *, flat: float = 0.02, small: float
             if tail.size > 2 * period and np.allclose(tail[period:], tail[:-period],
                                                       rtol=swing):
                 return "oscillating"
-        if float(np.mean(np.abs(np.diff(tail)))) / scale > swing:
+        turns = int(np.sum(diffs[1:] * diffs[:-1] < 0))  # a trend has none, chaos many
+        if turns >= (diffs.size - 1) / 2 and float(np.mean(np.abs(np.diff(tail)))) / scale > swing:
             return "chaotic"
     return "training"
 

@@ -118,8 +118,12 @@ function drawnWidth(target) {
     return Math.max(box.scrollWidth, box.getBoundingClientRect().width);
 }
 
-function rowsIn(datasets) {
-    return Object.values(datasets || {}).some((rows) => Array.isArray(rows) && rows.length > 0);
+const full = (rows) => Array.isArray(rows) && rows.length > 0;
+function hold(spec, datasets, streaming) {
+    const named = Object.keys(spec.datasets || {});
+    if (named.length === 0) return false;
+    if (!named.some((n) => full(datasets[n]))) return true;
+    return streaming && ((spec.usermeta || {}).eoslabScaled || []).some((n) => !full(datasets[n]));
 }
 
 async function render({ model, el }) {
@@ -146,16 +150,13 @@ async function render({ model, el }) {
 
     async function push() {
         const datasets = live.get("datasets") || {};
-        if (view === null) {
-            if (waiting && rowsIn(datasets)) await embed("data");
-            return;
-        }
         const spec = live.get("spec") || {};
-        if (spec.datasets && Object.keys(spec.datasets).length > 0
-                && !rowsIn({ ...spec.datasets, ...datasets })) {
-            wait();
+        const held = hold(spec, { ...spec.datasets, ...datasets }, live.get("streaming"));
+        if (view === null) {
+            if (waiting && !held) await embed("data");
             return;
         }
+        if (held) { wait(); return; }
         let changed = false;
         for (const [name, rows] of Object.entries(datasets)) {
             const key = JSON.stringify(rows);
@@ -186,8 +187,8 @@ async function render({ model, el }) {
             return;
         }
         const datasets = { ...(spec.datasets || {}), ...(live.get("datasets") || {}) };
-        if (Object.keys(datasets).length > 0 && !rowsIn(datasets)) { wait(); return; }
         spec.datasets = datasets;
+        if (hold(spec, datasets, live.get("streaming"))) { wait(); return; }
         const panels = panelsOf(spec);
         if (why === "spec") { perPanel = null; fresh = true; }
         if (panels > 1) {
@@ -254,7 +255,7 @@ async function render({ model, el }) {
 
     live.on("change:spec", () => embed("spec"), listening);
     live.on("change:embed_options", () => embed("spec"), listening);
-    live.on("change:datasets", push, listening);
+    live.on("change:datasets change:streaming", push, listening);
     await embed("spec");
     return () => {
         observer.disconnect();
@@ -295,7 +296,7 @@ def vega_key() -> str:
 
 
 EMBED_OPTIONS = {"actions": {"export": True, "source": False, "compiled": False, "editor": False}}
-MIRRORED = ("spec", "datasets", "embed_options")
+MIRRORED = ("spec", "datasets", "embed_options", "streaming")
 
 
 class LiveFigure(ipywidgets.Widget):
@@ -308,6 +309,7 @@ class LiveFigure(ipywidgets.Widget):
     spec = traitlets.Dict(allow_none=True).tag(sync=True)
     datasets = traitlets.Dict().tag(sync=True)
     embed_options = traitlets.Dict(EMBED_OPTIONS).tag(sync=True)
+    streaming = traitlets.Bool(False).tag(sync=True)
 
 
 class VegaView(anywidget.AnyWidget):
@@ -330,6 +332,7 @@ class VegaView(anywidget.AnyWidget):
     spec = traitlets.Dict(allow_none=True)
     datasets = traitlets.Dict()
     embed_options = traitlets.Dict(EMBED_OPTIONS)
+    streaming = traitlets.Bool(False)
     _live = traitlets.Instance(LiveFigure).tag(sync=True, **ipywidgets.widget_serialization)
     _vega = traitlets.Unicode().tag(sync=True)
     _vega_key = traitlets.Unicode().tag(sync=True)
