@@ -351,7 +351,7 @@ def preset_dropdown(chapter: str, value: str) -> widgets.Dropdown:
     width = 110 + 8 * max(len(label) for label, _ in options)
     return _classed(widgets.Dropdown(options=options, value=value, description="preset",
                                      layout=widgets.Layout(width=f"{max(width, 320)}px",
-                                                           max_width="100%")),
+                                                           max_width="98%")),
                     "eoslab-preset")
 
 

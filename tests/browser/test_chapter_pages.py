@@ -119,7 +119,8 @@ def status_problems(page) -> list:
     if len(states) != 1:
         return [f"status carries states {states} (one expected): {text[:120]!r}"]
     state, problems = states[0], []
-    if state not in FINISHED_STATES - {"training", "stopped"}:
+    # "training" after the run ended: the last loss was still going down (a finished state)
+    if state not in FINISHED_STATES - {"stopped"}:
         problems.append(f"status state {state!r} once the run ended: {text[:120]!r}")
     says_diverged = bool(re.match(r"\W*([\w-]+ ){0,3}diverged\b", text, re.IGNORECASE))
     if (state == "diverged") != says_diverged and not (state == "diverged"

@@ -34,10 +34,8 @@ def lookahead_layout(view: float = 2.4, max_lr: float = LR_MAX):
         strokeDash=alt.StrokeDash("path:N", legend=None, scale=alt.Scale(
             domain=["GD alone", "fast weights", "slow weights"],
             range=[[6, 4], [1, 0], [1, 0]])),
-        strokeWidth=alt.StrokeWidth("path:N", legend=None, scale=alt.Scale(
-            domain=["GD alone", "fast weights", "slow weights"], range=[1.5, 1, 2.5])),
-        opacity=alt.Opacity("path:N", legend=None, scale=alt.Scale(
-            domain=["GD alone", "fast weights", "slow weights"], range=[0.9, 0.55, 1])))
+        strokeWidth=alt.condition("datum.path == 'slow weights'", alt.value(2.5), alt.value(1.2)),
+        opacity=alt.condition("datum.path == 'fast weights'", alt.value(0.55), alt.value(0.9)))
     slow = alt.Chart(alt.Data(name="paths")).transform_filter(
         "datum.path == 'slow weights'").mark_circle(size=40, clip=True, color="#1f77b4").encode(
         **xy, tooltip=["step:Q", "loss:Q"])
