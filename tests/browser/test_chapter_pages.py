@@ -204,6 +204,11 @@ def test_chapter_page(voila, browser_page, notebook):
     settle(page)
     problems += check(page, watch, "default preset")
 
+    seen: dict = {}  # one line a problem, naming every phase it was seen in
+    for line in problems:
+        where, what = line.split(": ", 1) if ": " in line else ("", line)
+        seen.setdefault(what, []).append(where.split(" (")[0])
+    problems = [f"{what}  [{'; '.join(dict.fromkeys(wheres))}]" for what, wheres in seen.items()]
     report = ARTIFACTS / "pages" / f"{stem}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps({"chapter": stem, "seconds": time.monotonic() - started,
