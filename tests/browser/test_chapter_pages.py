@@ -34,7 +34,7 @@ import pytest
 
 from eoslab.serve import chapter_url
 
-from .conftest import ARTIFACTS, chapters, finish_run, open_app, status_text
+from .conftest import ARTIFACTS, chapters, finish_run, open_app
 
 LR = "eoslab-lr-slider"
 WIDTHS = (1024, 1400, 1920)
@@ -187,7 +187,7 @@ def test_chapter_page(voila, browser_page, notebook):
                 problems.append(f"{where}: the slider did not move on {key}")
                 continue
             settle(page)
-            problems += check(page, watch, f"{where} ({status_text(page)[:60]!r})")
+            problems += check(page, watch, where)
 
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 1000})
