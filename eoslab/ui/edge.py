@@ -4,7 +4,7 @@ A chapter preset may define ``lr_edge``: the step size at the stability threshol
 problem at initialisation (e.g. :math:`\\eta^* = 2/\\lambda_0`, with :math:`\\lambda_0` the
 largest Hessian eigenvalue at the initial weights), and ``lr_edge_formula``, how it is
 computed (default ``"2/λ₀"``).  :class:`EdgeMarker` then shows, after the ``lr`` slider,
-a label ``edge η* = 2/λ₀ = 0.31`` (CSS class ``eoslab-edge``) and a red tick on the
+a label ``edge 2/λ₀ = 0.31`` (CSS class ``eoslab-edge``) and a red tick on the
 slider's track at that step size; both follow the preset dropdown and the slider's range.
 A preset without ``lr_edge`` shows nothing.  An app whose edge moves with its other
 controls (chapter 01's curvature sliders) defines ``lr_edge`` (and ``lr_edge_formula``)
@@ -85,7 +85,7 @@ class EdgeMarker:
         if edge is None or self.slider is None:
             return ""
         formula = getattr(self.source, "lr_edge_formula", "2/λ₀")
-        return f"edge η* = {formula} = {edge:.3g}"
+        return f"edge {formula} = {edge:.3g}"
 
     def refresh(self, _change=None) -> None:
         text = self.text()

@@ -77,7 +77,7 @@ def test_lr_edge_is_where_gd_alone_stops_converging():
         assert bool(losses[-1] < losses[0]) == falls, (factor, losses[0], losses[-1])
     app = LookaheadApp("quick", chart_mode="svg")
     assert (app.sliders["lr"].min, app.sliders["lr"].max) == (0.05, 3.0)
-    assert "edge η* = 2/λ_max (GD) = 2" in app.edge.widget.value
+    assert "edge 2/λ_max (GD) = 2" in app.edge.widget.value
 
 
 def test_gd_alone_is_drawn_dashed_as_the_text_says():
