@@ -58,6 +58,7 @@ def test_a_huge_step_size_kills_the_unit():
     assert result["status"] == "diverged"
     assert result["diverged"]["stage"].startswith("the ReLU layer")
     assert result["diverged"]["lr"] == top
+    assert result["datasets"]["final"] and result["datasets"]["traj"]  # the other panels stay
 
 
 def test_the_edge_is_remeasured_and_dead_units_are_said():

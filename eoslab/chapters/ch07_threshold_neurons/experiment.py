@@ -156,12 +156,12 @@ def _run(preset: ThresholdNeuronsPreset, settings: dict, emit, stop) -> dict:
         out.update(status="diverged", diverged={
             "step": at, "loss": float(traj["loss"][at, 0]), "lr": lr,
             "stage": f"the ReLU layer (bias {float(traj['bias'][at, 0]):.3g}: every unit off)"})
-        out["datasets"] = _datasets(out)
-        return out
-    # 3. the grid of step sizes around eta*
+    # 3. the grid of step sizes around eta* (whatever the slider's run did: its panels keep
+    #    their data when that run dies)
     final = _grid(preset, (x, y, xt, yt), star, time_, device, stop)
     if final is None:
-        return {**out, "status": "stopped", "datasets": {}}
+        return {k: v for k, v in out.items() if k != "diverged"} | {"status": "stopped",
+                                                                    "datasets": {}}
     out["final"] = final
     out["summary"] = transition_summary(final)
     out["datasets"] = _datasets(out)
