@@ -99,4 +99,5 @@ def test_the_app_shows_a_divergence_and_a_stored_run_at_once(tmp_path):
     assert again.datasets["net"] == first.datasets["net"] != []
     again.set(lr=again.sliders["lr"].max)  # auto_run=False: the move only clears the chart
     again.run(wait=True)
-    assert "f = uv diverged" in again.controls.status.value
+    assert "starts diverged at step" in again.controls.status.value
+    assert "eoslab-state-diverged" in again.controls.status._dom_classes
