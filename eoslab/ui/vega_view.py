@@ -179,6 +179,7 @@ async function render({ model, el }) {
 
     async function embed(why = "spec", narrower = null) {
         const mine = ++generation;
+        if (why === "spec") { perPanel = null; fresh = true; }
         const spec = structuredClone(live.get("spec"));
         if (spec === null || Object.keys(spec).length === 0) {
             if (finalize !== null) finalize();
@@ -190,7 +191,6 @@ async function render({ model, el }) {
         spec.datasets = datasets;
         if (hold(spec, datasets, live.get("streaming"))) { wait(); return; }
         const panels = panelsOf(spec);
-        if (why === "spec") { perPanel = null; fresh = true; }
         if (panels > 1) {
             columns = narrower !== null ? narrower : perPanel === null ? panels
                 : Math.max(1, Math.min(panels, Math.floor(available(el) / perPanel)));
