@@ -47,6 +47,7 @@ import ipywidgets as widgets
 
 from eoslab.chapters.presets import get_preset, preset_for
 from eoslab.core.store import RunStore, result_key
+from eoslab.ui import edge, status
 from eoslab.ui.base import (
     BackgroundRunner,
     LiveChart,
@@ -162,8 +163,7 @@ class ChapterApp(InputGuard):
 
     def arrange(self) -> list:
         """The app's rows, top to bottom."""
-        rows = [widgets.HBox(list(self.sliders.values())[i:i + 2])
-                for i in range(0, len(self.sliders), 2)]
+        rows = edge.slider_rows(self)  # two a row, wrapping; the edge marker after "lr"
         buttons = [] if self.LIVE else [self.controls.box]
         return [self.preset_menu, self.note, *rows, *buttons, self.controls.status,
                 self.chart.widget, self.exports.widget]
@@ -213,7 +213,7 @@ class ChapterApp(InputGuard):
             self.result = None
             self._set_datasets({k: [] for k in self.datasets})
             self.exports.clear()
-            self.controls.say(f"press Run to train ({html.escape(self.preset.label)})")
+            self.controls.say(f"press Run to train ({html.escape(self.preset.label)})", "idle")
             return False
         blob["from_store"] = True
         self._finish(blob)
@@ -256,7 +256,7 @@ class ChapterApp(InputGuard):
     def _finish(self, result: dict) -> None:
         self.result = result
         self._set_datasets(result.get("datasets", {}))
-        self.controls.say(self._status(result))
+        self.controls.say(self._status(result), status.result_state(result))
         offer_result(self, result)  # files made later, off this thread
 
     # -- running -------------------------------------------------------------------------
@@ -268,8 +268,7 @@ class ChapterApp(InputGuard):
             self.runner.start(self._job)
 
     def run_sync(self) -> None:
-        """Compute in the calling thread (tests and ``EOSLAB_QUICK``)."""
-        self.run(wait=True)
+        self.run(wait=True)  # in the calling thread (tests and ``EOSLAB_QUICK``)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the background run ends (``False`` on timeout); re-raises its error."""
@@ -287,7 +286,7 @@ class ChapterApp(InputGuard):
         self.controls.progress.max = max(self.total_work(settings), 1)
         self.controls.progress.value = 0
         self.controls.set_running(True)
-        self.controls.say(f"training ({html.escape(self.preset.label)}) ...")
+        self.controls.say(f"training ({html.escape(self.preset.label)}) ...", "training")
         self.exports.clear()
         self._set_datasets({k: [] for k in self.datasets})
 
@@ -334,7 +333,8 @@ class ChapterApp(InputGuard):
         self.controls.set_running(False)
         message = str(err)
         message = message if len(message) <= 200 else message[:199] + "…"
-        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(message)}")
+        self.controls.say(f"error: {html.escape(type(err).__name__)}: {html.escape(message)}",
+                          "error")
 
     def _callback_error(self, err: Exception) -> None:
         """An exception in a widget callback: in the status line, never out of the callback.

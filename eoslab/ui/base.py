@@ -18,6 +18,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from eoslab.chapters.presets import PRESET_NAMES, get_preset
+from eoslab.ui.spec_data import named_data, scaled_data
+from eoslab.ui.status import format_value, state_class
 
 __all__ = [
     "BackgroundRunner",
@@ -89,8 +91,14 @@ class LiveChart:
         self.show(chart)
 
     def show(self, chart) -> None:
-        """Draw a new figure (its layout may differ from the current one)."""
+        """Draw a new figure (its layout may differ from the current one).
+
+        Every named data source of the figure is listed in its ``datasets`` (empty when the
+        chart gives it no rows), so the browser knows when the figure has nothing to draw.
+        """
         spec = chart.to_dict()
+        spec["datasets"] = {**dict.fromkeys(named_data(spec), []), **spec.get("datasets", {})}
+        spec["usermeta"] = {**spec.get("usermeta", {}), "eoslabScaled": scaled_data(spec)}
         with self._lock:
             self._base = {k: v for k, v in spec.items() if k != "datasets"}
             self.spec = spec
@@ -112,6 +120,20 @@ class LiveChart:
                 self.widget.datasets = fresh
             else:
                 self._render_svg()
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a run is streaming into the chart.
+
+        The browser then draws the figure once every dataset a scale needs has rows
+        (:func:`~eoslab.ui.spec_data.scaled_data`), not before.
+        """
+        return bool(getattr(self.widget, "streaming", False))
+
+    @streaming.setter
+    def streaming(self, value: bool) -> None:
+        if self.mode == "jupyter":
+            self.widget.streaming = bool(value)
 
     def _render_svg(self) -> None:
         import vl_convert as vlc
@@ -266,10 +288,17 @@ def _classed(widget, css: str):
 
 
 def preset_dropdown(chapter: str, value: str) -> widgets.Dropdown:
-    """Quick / default / paper, labelled with their expected times (class ``eoslab-preset``)."""
+    """Quick / default / paper, labelled with their expected times (class ``eoslab-preset``).
+
+    As wide as its longest label (about 7.5 px a character, plus the description and the
+    arrow), never wider than its row: a label is never cut.
+    """
     options = [(get_preset(chapter, name).label, name) for name in PRESET_NAMES]
+    width = 110 + 8 * max(len(label) for label, _ in options)
     return _classed(widgets.Dropdown(options=options, value=value, description="preset",
-                                     layout=widgets.Layout(width="520px")), "eoslab-preset")
+                                     layout=widgets.Layout(width=f"{max(width, 320)}px",
+                                                           max_width="98%")),
+                    "eoslab-preset")
 
 
 def slider(name: str, value: float, low: float, high: float, step: float, css: str,
@@ -278,7 +307,8 @@ def slider(name: str, value: float, low: float, high: float, step: float, css: s
     return _classed(widgets.FloatSlider(value=value, min=low, max=high, step=step,
                                         description=name, continuous_update=continuous,
                                         readout_format=readout_format,
-                                        layout=widgets.Layout(width="480px"),
+                                        layout=widgets.Layout(width="480px",
+                                                              max_width="100%"),
                                         style={"description_width": "160px"}), css)
 
 
@@ -297,13 +327,29 @@ class RunControls:
                                                      layout=widgets.Layout(width="300px")),
                                  "eoslab-progress")
         self.status = _classed(widgets.HTML(value=""), "eoslab-status")
-        self.box = widgets.HBox([self.run, self.stop, self.progress])
+        self.state = "idle"
+        self.status.add_class(state_class(self.state))
+        self.watchers: list[Callable[[str], None]] = []  # called with each new state
+        self.box = widgets.HBox([self.run, self.stop, self.progress],
+                                layout=widgets.Layout(flex_flow="row wrap"))
 
     def set_running(self, running: bool) -> None:
         self.run.description = "Restart" if running else "Run"
         self.stop.disabled = not running
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, state: str | None = None) -> None:
+        """Show ``text`` in the status line, in ``state`` (``None`` keeps the state).
+
+        ``state`` is one of :data:`eoslab.ui.status.STATES`; the widget carries it as its
+        ``eoslab-state-*`` class.
+        """
+        if state is not None and state != self.state:
+            new = state_class(state)  # checked before anything changes
+            self.status.remove_class(state_class(self.state))
+            self.status.add_class(new)
+            self.state = state
+            for watch in self.watchers:
+                watch(state)
         self.status.value = text
 
 
@@ -313,10 +359,13 @@ def describe_divergence(step: int, loss: float, lr: float, sharpness: float | No
 
     >>> describe_divergence(37, 1.2e4, 0.5)
     'diverged at step 37: loss 1.2e+04 — eta = 0.5 is too large for this curvature (2/eta = 4)'
+
+    A loss past 1e300 (the float64 overflow a diverging run reaches) reads "> 1e300".
     """
     edge = (2 + 2 * momentum) / lr
     name = "(2+2beta)/eta" if momentum else "2/eta"
-    text = (f"diverged at step {step}: loss {loss:.2g} — eta = {lr:.3g} is too large for this "
+    shown = f"{loss:.2g}" if math.isfinite(loss) and abs(loss) <= 1e300 else format_value(loss)
+    text = (f"diverged at step {step}: loss {shown} — eta = {lr:.3g} is too large for this "
             f"curvature ({name} = {edge:.3g}")
     if sharpness is not None and math.isfinite(sharpness):
         text += f", last sharpness {sharpness:.3g}"

@@ -34,6 +34,21 @@ Each figure is embedded into a fresh element that replaces the previous one only
 still the newest, so two figures sent in quick succession cannot leave the older view on
 screen while the newer one draws off it.
 
+**Fitting the page.**  A figure whose top level is a row of panels (``hconcat``, or
+``vconcat`` rows that are ``hconcat``) is drawn as a ``concat`` with ``columns``: first all
+panels in a row; when the drawn figure is wider than its container, with as many panels a
+row as fit (from the measured width of a panel), recomputed whenever the container's width
+changes (a ``ResizeObserver``), so panels wrap rather than overflow.  Legends get
+``labelLimit: 0`` and ``titleLimit: 0`` (no "…"), and a figure still wider than its
+container (one panel on a very narrow page) is scaled down to its width.  Relayouts are
+counted in the element's ``data-layouts``, figures in ``data-embeds``, data in
+``data-updates``.
+
+**No empty draws.**  A figure whose named datasets hold no rows is not drawn (the element
+keeps its height, ``data-waiting`` is set): Vega's scales on empty data warn ("Infinite
+extent") and put placeholder extents into the drawing.  It is drawn when rows arrive, with
+them, and goes back to waiting when a new run empties every dataset.
+
 Why not ``alt.JupyterChart``: its in-place data path (``_py_to_js_updates``) is private to
 Altair and its public ``spec`` path re-embeds.
 """
@@ -70,6 +85,47 @@ function count(el, name) {
     el.dataset[name] = String(Number(el.dataset[name] || 0) + 1);
 }
 
+// fitting the container and drawing no empty data: see the Python docstring
+function rowsOf(spec) {
+    if (Array.isArray(spec.hconcat) || Array.isArray(spec.concat)) return [spec];
+    if (Array.isArray(spec.vconcat)) {
+        return spec.vconcat.filter((r) => Array.isArray(r.hconcat) || Array.isArray(r.concat));
+    }
+    return [];
+}
+
+function panelsOf(spec) {
+    return Math.max(0, ...rowsOf(spec).map((r) => (r.hconcat || r.concat).length));
+}
+
+function arrange(spec, columns) {
+    for (const row of rowsOf(spec)) {
+        if (Array.isArray(row.hconcat)) { row.concat = row.hconcat; delete row.hconcat; }
+        row.columns = columns;
+    }
+    const config = (spec.config ??= {});
+    config.legend = { labelLimit: 0, titleLimit: 0, ...(config.legend || {}) };
+    return spec;
+}
+
+function available(el) {
+    const width = el.clientWidth || (el.parentElement && el.parentElement.clientWidth);
+    return width || Math.max(320, document.documentElement.clientWidth - 40);
+}
+
+function drawnWidth(target) {
+    const box = target.querySelector(".vega-embed") || target;
+    return Math.max(box.scrollWidth, box.getBoundingClientRect().width);
+}
+
+const full = (rows) => Array.isArray(rows) && rows.length > 0;
+function hold(spec, datasets, streaming) {
+    const named = Object.keys(spec.datasets || {});
+    if (named.length === 0) return false;
+    if (!named.some((n) => full(datasets[n]))) return true;
+    return streaming && ((spec.usermeta || {}).eoslabScaled || []).some((n) => !full(datasets[n]));
+}
+
 async function render({ model, el }) {
     // spec and datasets arrive on a plain ipywidgets model (see the Python docstring)
     const liveId = model.get("_live").replace(/^IPY_MODEL_/, "");
@@ -77,10 +133,30 @@ async function render({ model, el }) {
     const listening = {};    // the context of this view's listeners on `live`
     let view = null, finalize = null, generation = 0;
     let shown = {};          // dataset name -> JSON of the rows the view holds
+    let columns = null, perPanel = null, waiting = false, fresh = true;
+    el.style.maxWidth = "100%";
+    el.style.minWidth = "0";
+
+    function wait() {
+        const height = el.getBoundingClientRect().height;
+        if (finalize !== null) finalize();
+        view = null; finalize = null; shown = {}; waiting = true;
+        const box = document.createElement("div");
+        box.className = "eoslab-chart-waiting";
+        box.style.minHeight = Math.max(height, 120) + "px";
+        el.replaceChildren(box);
+        el.dataset.waiting = "1";
+    }
 
     async function push() {
-        if (view === null) return;               // embed() pushes once it is done
         const datasets = live.get("datasets") || {};
+        const spec = live.get("spec") || {};
+        const held = hold(spec, { ...spec.datasets, ...datasets }, live.get("streaming"));
+        if (view === null) {
+            if (waiting && !held) await embed("data");
+            return;
+        }
+        if (held) { wait(); return; }
         let changed = false;
         for (const [name, rows] of Object.entries(datasets)) {
             const key = JSON.stringify(rows);
@@ -101,13 +177,30 @@ async function render({ model, el }) {
         }
     }
 
-    async function embed() {
+    async function embed(why = "spec", narrower = null) {
         const mine = ++generation;
-        if (finalize !== null) finalize();
-        view = null; finalize = null; shown = {};
+        if (why === "spec") { perPanel = null; fresh = true; }
         const spec = structuredClone(live.get("spec"));
-        if (spec === null || Object.keys(spec).length === 0) { el.replaceChildren(); return; }
+        if (spec === null || Object.keys(spec).length === 0) {
+            if (finalize !== null) finalize();
+            view = null; finalize = null; shown = {};
+            el.replaceChildren();
+            return;
+        }
+        const datasets = { ...(spec.datasets || {}), ...(live.get("datasets") || {}) };
+        spec.datasets = datasets;
+        if (hold(spec, datasets, live.get("streaming"))) { wait(); return; }
+        const panels = panelsOf(spec);
+        if (panels > 1) {
+            columns = narrower !== null ? narrower : perPanel === null ? panels
+                : Math.max(1, Math.min(panels, Math.floor(available(el) / perPanel)));
+            arrange(spec, columns);
+        } else {
+            columns = null;
+            arrange(spec, 1);
+        }
         const target = document.createElement("div");   // joins el only if still the newest
+        target.style.maxWidth = "100%";
         let api;
         try {
             const vegaEmbed = await loadVegaEmbed(model);
@@ -121,20 +214,52 @@ async function render({ model, el }) {
             return;
         }
         if (mine !== generation) { api.finalize(); return; }   // a newer spec arrived meanwhile
+        if (finalize !== null) finalize();
         el.replaceChildren(target);
+        delete el.dataset.waiting;
+        waiting = false;
         view = api.view; finalize = api.finalize;
         for (const [name, rows] of Object.entries(spec.datasets || {})) {
             shown[name] = JSON.stringify(rows);
         }
-        count(el, "embeds");
+        const svg = target.querySelector("svg");
+        if (svg) { svg.style.maxWidth = "100%"; svg.style.height = "auto"; }
+        count(el, why === "layout" ? "layouts" : fresh ? "embeds" : "updates");
+        fresh = false;
+        if (columns !== null) {
+            const width = drawnWidth(target);
+            perPanel = width / columns;
+            if (width > available(el) + 1 && columns > 1) {
+                const fit = Math.floor(available(el) / perPanel);
+                await embed("layout", Math.max(1, Math.min(columns - 1, fit)));
+                return;
+            }
+        }
         await push();
     }
 
-    live.on("change:spec", embed, listening);
-    live.on("change:embed_options", embed, listening);
-    live.on("change:datasets", push, listening);
-    await embed();
+    let pending = null, lastWidth = available(el);
+    const observer = new ResizeObserver(() => {
+        clearTimeout(pending);
+        pending = setTimeout(() => {
+            const width = available(el);
+            if (Math.abs(width - lastWidth) < 2) return;
+            lastWidth = width;
+            if (view === null || columns === null || perPanel === null) return;
+            const panels = panelsOf(live.get("spec") || {});
+            const fit = Math.max(1, Math.min(panels, Math.floor(width / perPanel)));
+            if (fit !== columns) embed("layout");
+        }, 150);
+    });
+    observer.observe(el);
+
+    live.on("change:spec", () => embed("spec"), listening);
+    live.on("change:embed_options", () => embed("spec"), listening);
+    live.on("change:datasets change:streaming", push, listening);
+    await embed("spec");
     return () => {
+        observer.disconnect();
+        clearTimeout(pending);
         live.off(null, null, listening);
         generation++;
         if (finalize !== null) finalize();
@@ -171,7 +296,7 @@ def vega_key() -> str:
 
 
 EMBED_OPTIONS = {"actions": {"export": True, "source": False, "compiled": False, "editor": False}}
-MIRRORED = ("spec", "datasets", "embed_options")
+MIRRORED = ("spec", "datasets", "embed_options", "streaming")
 
 
 class LiveFigure(ipywidgets.Widget):
@@ -184,6 +309,7 @@ class LiveFigure(ipywidgets.Widget):
     spec = traitlets.Dict(allow_none=True).tag(sync=True)
     datasets = traitlets.Dict().tag(sync=True)
     embed_options = traitlets.Dict(EMBED_OPTIONS).tag(sync=True)
+    streaming = traitlets.Bool(False).tag(sync=True)
 
 
 class VegaView(anywidget.AnyWidget):
@@ -206,6 +332,7 @@ class VegaView(anywidget.AnyWidget):
     spec = traitlets.Dict(allow_none=True)
     datasets = traitlets.Dict()
     embed_options = traitlets.Dict(EMBED_OPTIONS)
+    streaming = traitlets.Bool(False)
     _live = traitlets.Instance(LiveFigure).tag(sync=True, **ipywidgets.widget_serialization)
     _vega = traitlets.Unicode().tag(sync=True)
     _vega_key = traitlets.Unicode().tag(sync=True)

@@ -90,3 +90,33 @@ def test_the_app_preset_switch_restores_the_preset():
     assert app.preset.name == "default" and app.lr.value == app.preset.lr
     assert app.sliders["lambda2"].value == app.preset.lambda2
     assert len(app.datasets["trajectory"]) == app.preset.steps + 1
+
+
+@pytest.mark.parametrize("name", ["quick", "default"])
+def test_lr_edge_is_where_gd_stops_converging(name):
+    """The preset's marked edge is the step size where the per-step factor crosses 1,
+    within 1 %: 0.99 of it converges, 1.01 of it does not (with and without momentum)."""
+    for momentum in (0.0, 0.5):
+        preset = get_preset("01", name).replace(momentum=momentum)
+        edge = preset.lr_edge
+        below = experiment(preset, {"lr": 0.99 * edge})
+        above = experiment(preset, {"lr": 1.01 * edge})
+        assert below["rate"] < 1 <= above["rate"], (momentum, below["rate"], above["rate"])
+        assert below["state"] == "converged" and above["state"] != "converged"
+        assert abs(edge - below["threshold"]) <= 1e-12 * edge
+
+
+def test_the_slider_spans_the_edge_and_the_marker_shows_it():
+    app = QuadraticApp("quick", chart_mode="svg")
+    low, high = app.slider_range("lr", app.preset)
+    assert (low, high) == (0.01, 3.0) and low < app.preset.lr_edge < high
+    assert "= 1" in app.edge.widget.value and "eoslab-lr-slider" in app.edge.widget.value
+    app.set(lambda1=4.0)  # the edge follows the curvature: 2/4
+    assert "= 0.5" in app.edge.widget.value
+
+
+def test_clipped_rates_are_said_in_the_panel():
+    result = experiment(get_preset("01", "quick"), {"lr": 0.5})
+    assert result["datasets"]["clipped"]  # rho reaches 5 at eta = 3 on lambda = 2
+    flat = experiment(get_preset("01", "quick").replace(lambda1=0.6, lambda2=0.5), {"lr": 0.5})
+    assert flat["datasets"]["clipped"] == []  # |1 - 3 * 0.6| = 0.8 < 2: nothing clipped

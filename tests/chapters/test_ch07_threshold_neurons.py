@@ -51,7 +51,26 @@ def test_the_bias_turns_negative_only_past_the_edge_of_stability():
 
 def test_a_huge_step_size_kills_the_unit():
     preset = get_preset("07", "quick")
-    result = experiment(preset, {"lr": ThresholdNeuronsApp.LR_RANGE[1], "time": preset.time})
+    app = ThresholdNeuronsApp("quick", store=False, chart_mode="svg", auto_run=False)
+    top = app.slider_range("lr", preset)[1]  # 5 eta*: the slider's largest step size
+    assert app.sliders["lr"].max == top
+    result = experiment(preset, {"lr": top, "time": preset.time})
     assert result["status"] == "diverged"
     assert result["diverged"]["stage"].startswith("the ReLU layer")
-    assert result["diverged"]["lr"] == ThresholdNeuronsApp.LR_RANGE[1]
+    assert result["diverged"]["lr"] == top
+    assert result["datasets"]["final"] and result["datasets"]["traj"]  # the other panels stay
+
+
+def test_the_edge_is_remeasured_and_dead_units_are_said():
+    """The marked edge is 2/lambda_0 as the experiment measures it (within 1e-6) and within
+    20 % of the paper's 8 pi/d; a dead network (loss flat at log 2, output 0) is reported as
+    "not training", not as a run that trained."""
+    preset = get_preset("07", "quick")
+    result = experiment(preset, {"lr": 4.0 * preset.lr_edge, "time": preset.time})
+    assert abs(preset.lr_edge / result["eta_star"] - 1) < 1e-6
+    assert abs(preset.lr_edge / result["theory_eta_star"] - 1) < 0.2
+    assert result["status"] == "finished" and result["state"] == "not-training", result["state"]
+    app = ThresholdNeuronsApp("quick", store=False, chart_mode="svg", auto_run=False)
+    assert "not training (dead units" in app.describe(result)
+    alive = experiment(preset, {"lr": 0.5 * preset.lr_edge, "time": preset.time})
+    assert alive["state"] != "not-training"

@@ -135,3 +135,29 @@ def test_background_jobs_elsewhere_start_at_once(monkeypatch):
     ran = threading.Event()
     base.BackgroundRunner().start(lambda stop, token: ran.set())
     assert ran.wait(10)
+
+
+def test_the_chart_lists_its_scaled_datasets_and_follows_the_run_state():
+    """A figure names the datasets its continuous scales need (the browser waits for them
+    while a run streams); the status state drives the chart's ``streaming`` flag."""
+    import altair as alt
+
+    from eoslab.ui.base import LiveChart, RunControls
+
+    line = alt.Chart(alt.Data(name="history")).mark_line().encode(x="step:Q", y="loss:Q")
+    note = alt.Chart(alt.Data(name="note")).mark_text().encode(
+        x=alt.value(4), y=alt.value(4), text="note:N")
+    chart = LiveChart(alt.layer(line, note), mode="jupyter")
+    assert chart.spec["usermeta"]["eoslabScaled"] == ["history"]
+    assert chart.spec["datasets"] == {"history": [], "note": []}
+    controls = RunControls()
+    controls.watchers.append(lambda state: setattr(chart, "streaming", state == "training"))
+    controls.say("training ...", "training")
+    assert chart.streaming and chart.widget.live.streaming
+    assert "eoslab-state-training" in controls.status._dom_classes
+    controls.say("diverged at step 3", "diverged")
+    assert not chart.streaming
+    assert "eoslab-state-diverged" in controls.status._dom_classes
+    assert "eoslab-state-training" not in controls.status._dom_classes
+    with pytest.raises(ValueError, match="state='bogus' is not allowed"):
+        controls.say("?", "bogus")

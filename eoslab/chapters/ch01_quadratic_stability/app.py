@@ -20,9 +20,10 @@ import numpy as np
 
 from eoslab.chapters.ch01_quadratic_stability import charts
 from eoslab.chapters.ch01_quadratic_stability.experiment import LR_MAX, experiment
-from eoslab.chapters.ch01_quadratic_stability.quadratic import Quadratic
+from eoslab.chapters.ch01_quadratic_stability.quadratic import Quadratic, stability_threshold
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
+from eoslab.ui.edge import lr_range_around_edge
 
 __all__ = ["QuadraticApp"]
 
@@ -49,12 +50,14 @@ class QuadraticApp(ChapterApp):
     def make_sliders(self) -> dict:
         p = self.preset
         return {
-            "momentum": slider("momentum beta", p.momentum, 0.0, 0.95, 0.05,
+            "momentum": slider("momentum β", p.momentum, 0.0, 0.95, 0.05,
                                "eoslab-momentum-slider"),
             "angle": slider("rotation (degrees)", p.angle, -90.0, 90.0, 1.0,
                             "eoslab-angle-slider"),
-            "lambda1": slider("lambda 1", p.lambda1, 0.1, 4.0, 0.05, "eoslab-lambda1-slider"),
-            "lambda2": slider("lambda 2", p.lambda2, 0.1, 4.0, 0.05, "eoslab-lambda2-slider"),
+            "lambda1": slider("curvature λ₁", p.lambda1, 0.1, 4.0, 0.05,
+                              "eoslab-lambda1-slider"),
+            "lambda2": slider("curvature λ₂", p.lambda2, 0.1, 4.0, 0.05,
+                              "eoslab-lambda2-slider"),
         }
 
     def layout(self, settings: dict):
@@ -63,6 +66,24 @@ class QuadraticApp(ChapterApp):
 
     def layout_signature(self, settings: dict):
         return self.preset  # a new figure per preset, as its start sets the view
+
+    lr_edge_formula = "(2+2β)/λ_max"
+
+    @property
+    def lr_edge(self) -> float:
+        """The edge of the current settings, :math:`(2+2\\beta)/\\lambda_{\\max}` (marked)."""
+        s = self.settings()
+        return stability_threshold(max(s["lambda1"], s["lambda2"]), s["momentum"])
+
+    def slider_range(self, name: str, preset):
+        """The step-size slider's range: 0.01 to 3 times the preset's edge.
+
+        The edge (:attr:`~.meta.QuadraticPreset.lr_edge`) is 1 on every preset, so this is
+        ``LR_RANGE``; the stable side is the first third of the slider.
+        """
+        if name != "lr":
+            return None
+        return lr_range_around_edge(preset.lr_edge, below=0.01, above=3.0)
 
     def describe(self, result: dict) -> str:
         return html.escape(result["verdict"])

@@ -30,13 +30,16 @@ def quadratic_layout(view: float, max_lr: float):
     Contours + trajectory in the box ``[-view, view]^2``, loss vs step, and the rate
     :math:`\\rho` vs :math:`\\eta` on ``[0, max_lr]`` with the thresholds.
 
+    The rate panel shows :math:`\\rho \\in [0, 2]` (the interesting part: 1 is the edge);
+    rates above 2 are drawn at 2 and the panel then says so (``clipped``).
+
     Datasets: ``levels`` (level, order, x, y), ``axis`` (order, x, y), ``trajectory``
     (step, x, y, loss), ``rates`` (lr, rate, method), ``current`` (lr, rate, verdict),
-    ``thresholds`` (threshold, method).
+    ``thresholds`` (threshold, method), ``clipped`` (note; one row when a rate is above 2).
     """
     domain = alt.Scale(domain=[-view, view])
     levels = alt.Chart(alt.Data(name="levels")).mark_line(color="#bbb", clip=True).encode(
-        x=alt.X("x:Q", scale=domain, title="w1"), y=alt.Y("y:Q", scale=domain, title="w2"),
+        x=alt.X("x:Q", scale=domain, title="w₁"), y=alt.Y("y:Q", scale=domain, title="w₂"),
         detail="level:N", order="order:Q")
     axis = alt.Chart(alt.Data(name="axis")).mark_line(color="#888", strokeDash=[3, 3],
                                                       clip=True).encode(
@@ -53,8 +56,8 @@ def quadratic_layout(view: float, max_lr: float):
         "datum.loss > 1e-16").properties(width=WIDTH, height=HEIGHT, title="loss")
     lr_scale = alt.Scale(domain=[0, max_lr])
     rates = alt.Chart(alt.Data(name="rates")).mark_line().encode(
-        x=alt.X("lr:Q", scale=lr_scale, title="step size eta"),
-        y=alt.Y("rate:Q", title="per-step factor rho", scale=alt.Scale(domain=[0, 2], clamp=True)),
+        x=alt.X("lr:Q", scale=lr_scale, title="step size η"),
+        y=alt.Y("rate:Q", title="per-step factor ρ", scale=alt.Scale(domain=[0, 2], clamp=True)),
         color=alt.Color("method:N", title=None))
     one = alt.Chart(alt.Data(values=[{"one": 1.0}])).mark_rule(color="black").encode(y="one:Q")
     edges = alt.Chart(alt.Data(name="thresholds")).mark_rule(strokeDash=[6, 4]).encode(
@@ -62,8 +65,11 @@ def quadratic_layout(view: float, max_lr: float):
     current = alt.Chart(alt.Data(name="current")).mark_point(size=120, filled=True).encode(
         x=alt.X("lr:Q", scale=lr_scale), y=alt.Y("rate:Q"),
         shape=alt.Shape("verdict:N", title=None))
-    stability = alt.layer(rates, one, edges, current).properties(
-        width=WIDTH, height=HEIGHT, title="rho < 1: converges; dashed: thresholds")
+    clipped = alt.Chart(alt.Data(name="clipped")).mark_text(
+        align="right", baseline="top", color="#555", fontStyle="italic").encode(
+        x=alt.value(WIDTH - 4), y=alt.value(4), text="note:N")
+    stability = alt.layer(rates, one, edges, current, clipped).properties(
+        width=WIDTH, height=HEIGHT, title="ρ < 1: converges; dashed: thresholds")
     return alt.hconcat(trajectory, alt.vconcat(loss, stability))
 
 
@@ -81,11 +87,12 @@ def quadratic_data(quadratic: Quadratic, trajectory: Trajectory, max_lr: float,
     ends = np.asarray(quadratic.center) + np.outer([-reach, reach], top)
     beta = trajectory.momentum
     grid = np.linspace(max_lr / n_rates, max_lr, n_rates)
-    methods = [("GD", 0.0)] + ([(f"heavy ball beta={beta:.3g}", beta)] if beta else [])
-    rate_rows, edge_rows = [], []
+    methods = [("GD", 0.0)] + ([(f"heavy ball β = {beta:.3g}", beta)] if beta else [])
+    rate_rows, edge_rows, top_rate = [], [], 0.0
     for name, b in methods:
-        rate_rows += rows({"lr": grid, "rate": convergence_rates(grid, quadratic.eigenvalues, b)},
-                          method=name)
+        rates = convergence_rates(grid, quadratic.eigenvalues, b)
+        top_rate = max(top_rate, float(np.max(rates)))
+        rate_rows += rows({"lr": grid, "rate": rates}, method=name)
         if quadratic.lambda_max > 0:
             edge_rows.append({"method": name, "threshold": (2 + 2 * b) / quadratic.lambda_max})
     rate = convergence_rate(trajectory.lr, quadratic.eigenvalues, beta)
@@ -97,6 +104,8 @@ def quadratic_data(quadratic: Quadratic, trajectory: Trajectory, max_lr: float,
                             "y": trajectory.points[:, 1], "loss": trajectory.losses}),
         "rates": rate_rows, "thresholds": edge_rows,
         "current": [{"lr": trajectory.lr, "rate": min(rate, 2.0), "verdict": verdict}],
+        "clipped": ([{"note": f"ρ > 2 drawn at 2 (up to {top_rate:.3g})"}]
+                    if max(top_rate, rate) > 2 else []),
     }
 
 

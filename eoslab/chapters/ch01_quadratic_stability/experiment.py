@@ -71,7 +71,8 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
         ``datasets`` (:func:`~eoslab.chapters.ch01_quadratic_stability.charts.quadratic_data`),
         ``verdict`` (the sentence
         of :func:`quadratic_verdict`), ``lambda_max``, ``threshold`` (``None`` when flat),
-        ``rate`` (the per-step error factor) and, on divergence,
+        ``rate`` (the per-step error factor), ``state`` (:mod:`eoslab.ui.status`) and, on
+        divergence,
         ``diverged = {"step", "loss", "lr", "stage"}``.
     """
     p = preset.replace(**settings)
@@ -89,6 +90,9 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
                       if quadratic.lambda_max > 0 else None),
         "rate": convergence_rate(p.lr, quadratic.eigenvalues, p.momentum),
     }
+    # the status state (eoslab.ui.status): rate < 1 converges, rate = 1 keeps oscillating
+    rate = result["rate"]
+    result["state"] = ("converged" if rate < 1 else "oscillating" if rate == 1 else "finished")
     if diverged_at is not None:
         result["diverged"] = {"step": diverged_at, "loss": last, "lr": p.lr,
                               "stage": "heavy ball" if p.momentum else "GD"}

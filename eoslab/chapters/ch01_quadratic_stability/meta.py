@@ -36,6 +36,16 @@ class QuadraticPreset(ChapterPreset):
         """``(lambda1, lambda2)``."""
         return (self.lambda1, self.lambda2)
 
+    lr_edge_formula = "(2+2β)/λ_max"
+
+    @property
+    def lr_edge(self) -> float:
+        """The stability edge :math:`(2 + 2\\beta)/\\lambda_{\\max}` of the preset's quadratic.
+
+        GD (heavy ball) converges iff :math:`\\eta` is below it (Polyak 1964).
+        """
+        return (2 + 2 * self.momentum) / max(self.lambda1, self.lambda2)
+
 
 PRESETS = {
     "quick": QuadraticPreset(name="quick", steps=30, label="quick: 30 steps, exact (instant)"),

@@ -22,16 +22,18 @@ import numpy as np
 from eoslab.chapters.ch07_threshold_neurons.experiment import TOTAL_WORK, experiment
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
+from eoslab.ui.edge import lr_range_around_edge
 from eoslab.ui.plots import HEIGHT, WIDTH
+from eoslab.ui.status import phrase
 
 __all__ = ["ThresholdNeuronsApp", "threshold_layout"]
 
 
 def threshold_layout():
     """Final bias vs eta | bias along GD | loss along GD."""
-    lr_x = alt.X("lr:Q", title="step size eta", scale=alt.Scale(type="log"))
+    lr_x = alt.X("lr:Q", title="step size η", scale=alt.Scale(type="log"))
     dots = alt.Chart(alt.Data(name="final")).mark_circle(size=30, opacity=0.5).encode(
-        x=lr_x, y=alt.Y("bias:Q", title="bias b after time eta*T"),
+        x=lr_x, y=alt.Y("bias:Q", title="bias b after time ηT"),
         tooltip=["lr:Q", "ratio:Q", "seed:N", "bias:Q", "test_acc:Q"])
     mean = alt.Chart(alt.Data(name="final")).mark_line(color="black").encode(
         x=lr_x, y="mean(bias):Q")
@@ -40,20 +42,20 @@ def threshold_layout():
     zero = alt.Chart(alt.Data(values=[{"zero": 0.0}])).mark_rule(color="#999").encode(
         y="zero:Q")
     final = alt.layer(zero, dots, mean, edge).properties(
-        width=WIDTH, height=HEIGHT, title="final bias vs eta (dashed: eta* = 2/lambda_0)")
+        width=WIDTH, height=HEIGHT, title="final bias vs η (dashed: η* = 2/λ₀)")
     acc = alt.Chart(alt.Data(name="final")).mark_line(point=True, color="#2ca02c").encode(
         x=lr_x, y=alt.Y("mean(test_acc):Q", title="test accuracy",
                         scale=alt.Scale(zero=False))).properties(
-        width=WIDTH, height=HEIGHT, title="test accuracy vs eta (mean over inits)")
+        width=WIDTH, height=HEIGHT, title="test accuracy vs η (mean over inits)")
     color = alt.Color("run:N", title="run")
     traj_b = alt.Chart(alt.Data(name="traj")).mark_line().encode(
-        x=alt.X("time:Q", title="time eta*t"), y=alt.Y("bias:Q", title="bias b"),
+        x=alt.X("time:Q", title="time ηt"), y=alt.Y("bias:Q", title="bias b"),
         color=color).properties(width=WIDTH, height=HEIGHT, title="the bias along GD")
     traj_l = alt.Chart(alt.Data(name="traj")).mark_line().encode(
-        x=alt.X("time:Q", title="time eta*t"),
+        x=alt.X("time:Q", title="time ηt"),
         y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(zero=False)),
         color=color).properties(width=WIDTH, height=HEIGHT,
-                                title="train loss along GD (it jumps up past eta*)")
+                                title="train loss along GD (it jumps up past η*)")
     return alt.vconcat(alt.hconcat(final, traj_b), alt.hconcat(acc, traj_l)).resolve_scale(
         color="independent")
 
@@ -70,7 +72,7 @@ class ThresholdNeuronsApp(ChapterApp):
     experiment = staticmethod(experiment)
 
     def make_sliders(self) -> dict:
-        return {"time": slider("training time eta*T", self.preset.time, 1.0, 50.0, 1.0,
+        return {"time": slider("training time ηT", self.preset.time, 1.0, 50.0, 1.0,
                                "eoslab-time-slider", continuous=False)}
 
     def layout(self, settings: dict):
@@ -78,6 +80,16 @@ class ThresholdNeuronsApp(ChapterApp):
 
     def total_work(self, settings: dict) -> int:
         return TOTAL_WORK
+
+    def slider_range(self, name: str, preset):
+        """The step size spans 0.1 to 5 times the preset's edge :math:`\\eta^* = 2/\\lambda_0`.
+
+        Below the edge the bias stays near 0; 1-3 :math:`\\eta^*` makes a threshold neuron;
+        near 5 :math:`\\eta^*` the units die (the quick preset's top kills every unit).
+        """
+        if name != "lr":
+            return None
+        return lr_range_around_edge(preset.lr_edge, below=0.1, above=5.0)
 
     def describe(self, result: dict) -> str:
         s, star = result["summary"], result["eta_star"]
@@ -87,9 +99,14 @@ class ThresholdNeuronsApp(ChapterApp):
         mean_acc = {k: float(np.mean(v)) for k, v in accs.items()}
         best = max(mean_acc, key=mean_acc.get)
         below = [v for k, v in mean_acc.items() if k < 0.9]
+        lead = ""
+        if result.get("state") == "not-training":
+            lead = (f"η = {result.get('lr', float('nan')):.3g}: "
+                    + phrase("not-training", result.get("state_note", "")) + ". ")
         return html.escape(
-            f"initial sharpness {np.mean(result['lambda0']):.3g}, so the edge of stability is "
-            f"eta* = 2/lambda_0 = {star:.3g} (8 pi/d = {result['theory_eta_star']:.3g}). "
-            f"Final bias: {s['below']:+.3f} on average below 0.9 eta*, {s['above']:+.3f} at "
-            f"2-3 eta* (a threshold neuron). Best test accuracy {mean_acc[best]:.3f} at "
-            f"{best:.2g} eta* (below 0.9 eta*: {max(below, default=float('nan')):.3f} at best).")
+            lead + f"initial sharpness {np.mean(result['lambda0']):.3g}, so the edge of "
+            "stability is "
+            f"η* = 2/λ₀ = {star:.3g} (8π/d = {result['theory_eta_star']:.3g}). "
+            f"Final bias: {s['below']:+.3f} on average below 0.9 η*, {s['above']:+.3f} at "
+            f"2-3 η* (a threshold neuron). Best test accuracy {mean_acc[best]:.3f} at "
+            f"{best:.2g} η* (below 0.9 η*: {max(below, default=float('nan')):.3f} at best).")

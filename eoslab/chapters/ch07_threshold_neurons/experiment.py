@@ -26,6 +26,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 
@@ -42,6 +43,7 @@ from eoslab.chapters.ch07_threshold_neurons.threshold_neuron import (
 )
 from eoslab.core.devices import resolve_device
 from eoslab.speed.threads import single_thread
+from eoslab.ui.status import classify_losses
 
 __all__ = ["TOTAL_WORK", "experiment", "transition_summary"]
 
@@ -62,7 +64,42 @@ def transition_summary(final: list[dict]) -> dict:
 
 
 def _label(lr: float, star: float) -> str:
-    return f"eta = {lr:.3g} ({lr / star:.2g} eta*)"
+    return f"η = {lr:.3g} ({lr / star:.2g} η*)"
+
+
+@functools.cache
+def _edge(d: int, n: int, signal: float, data_seed: int, seeds: tuple) -> float:
+    x, y = sparse_coding(n, d, signal, seed=data_seed)
+    with single_thread():
+        lam0 = initial_sharpness(init_params(d, list(seeds), device="cpu"), x, y)
+    return 2.0 / float(np.mean(lam0))
+
+
+def edge_at_init(preset: ThresholdNeuronsPreset) -> float:
+    """:math:`\\eta^* = 2/\\lambda_0` of the preset's task and inits (on the CPU, cached)."""
+    return _edge(int(preset.d), int(preset.n), float(preset.signal), int(preset.data_seed),
+                 tuple(int(s) for s in preset.seeds))
+
+
+def slider_run_state(traj: dict, x: torch.Tensor) -> tuple[str, str]:
+    """The state of the slider's run (copy 0) and why (:mod:`eoslab.ui.status`).
+
+    Dead units: when the network outputs 0 on at least 95 % of the training samples at
+    the end, or on at least half of them while the loss of the run's second half stays
+    within 1 % of :math:`\\log 2` (the loss of the zero output), no gradient reaches most
+    of the first layer: the run is "not training", whatever the loss did before.
+    """
+    steps = traj["steps"][0]
+    losses = [v for t, v in zip(traj["history_steps"], traj["loss"][:, 0].tolist())
+              if t <= steps]
+    final = {k: v[:1] for k, v in traj["params"].items()}
+    silent = float((network_output(final, x).abs() < 1e-9).double().mean())
+    half = losses[len(losses) // 2:]
+    at_log2 = all(abs(v - math.log(2)) <= 0.01 * math.log(2) for v in half)
+    if silent >= 0.95 or (silent >= 0.5 and at_log2):
+        return "not-training", (f"dead units: the network outputs 0 on {silent:.0%} of the "
+                                f"samples, loss flat at {losses[-1]:.3g} ≈ log 2")
+    return classify_losses(losses), ""
 
 
 def _stopped(stop: threading.Event | None) -> bool:
@@ -77,7 +114,8 @@ def experiment(preset: ThresholdNeuronsPreset, settings: dict, *, emit=None,
     :math:`\\eta T` of every run; the preset's by default); ``emit(datasets, done)``
     receives partial datasets (``done`` counts up to :data:`TOTAL_WORK`). The result has
     ``status``, ``datasets``, ``lambda0``, ``eta_star``, ``theory_eta_star``, ``traj`` and
-    ``final`` (rows) and ``summary`` (:func:`transition_summary`).
+    ``final`` (rows), ``summary`` (:func:`transition_summary`), ``lr`` and the slider run's
+    ``state`` and ``state_note`` (:func:`slider_run_state`).
     """
     with single_thread():  # small tensors: one intra-op thread (eoslab.speed.threads)
         return _run(preset, settings, emit or (lambda *_: None), stop)
@@ -105,8 +143,10 @@ def _run(preset: ThresholdNeuronsPreset, settings: dict, emit, stop) -> dict:
     emit({"edge": out["edge"]}, 1)
     # 2. trajectories at the setting's step size and the reference multiples of eta*
     lr = float(settings["lr"])
+    out["lr"] = lr
     traj = _trajectories(preset, x, y, lr, star, time_, device, stop)
     out["traj"] = traj["rows"]
+    out["state"], out["state_note"] = slider_run_state(traj, x)
     emit({"traj": out["traj"]}, 2)
     if _stopped(stop):
         return {**out, "status": "stopped", "datasets": {}}
@@ -116,12 +156,12 @@ def _run(preset: ThresholdNeuronsPreset, settings: dict, emit, stop) -> dict:
         out.update(status="diverged", diverged={
             "step": at, "loss": float(traj["loss"][at, 0]), "lr": lr,
             "stage": f"the ReLU layer (bias {float(traj['bias'][at, 0]):.3g}: every unit off)"})
-        out["datasets"] = _datasets(out)
-        return out
-    # 3. the grid of step sizes around eta*
+    # 3. the grid of step sizes around eta* (whatever the slider's run did: its panels keep
+    #    their data when that run dies)
     final = _grid(preset, (x, y, xt, yt), star, time_, device, stop)
     if final is None:
-        return {**out, "status": "stopped", "datasets": {}}
+        return {k: v for k, v in out.items() if k != "diverged"} | {"status": "stopped",
+                                                                    "datasets": {}}
     out["final"] = final
     out["summary"] = transition_summary(final)
     out["datasets"] = _datasets(out)

@@ -47,6 +47,19 @@ class ThresholdNeuronsPreset(ChapterPreset):
     seeds: tuple[int, ...]
     device: str = "cpu"
 
+    lr_edge_formula = "2/λ₀"
+
+    @property
+    def lr_edge(self) -> float:
+        """The edge of stability at initialisation, :math:`\\eta^* = 2/\\lambda_0`.
+
+        :math:`\\lambda_0` is the top Hessian eigenvalue at the initial weights, averaged
+        over the inits (Lanczos, as the experiment measures it); computed once a preset.
+        """
+        from eoslab.chapters.ch07_threshold_neurons.experiment import edge_at_init
+
+        return edge_at_init(self)
+
 
 PRESETS = {
     "quick": ThresholdNeuronsPreset(

@@ -25,6 +25,7 @@ import altair as alt
 from eoslab.chapters.ch10_label_noise_sgd.experiment import CLEAN, NOISY, WARM, experiment
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
+from eoslab.ui.edge import lr_range_around_edge
 
 __all__ = ["LabelNoiseApp", "label_noise_layout"]
 
@@ -45,27 +46,36 @@ def label_noise_layout():
         x=alt.X("u:Q", scale=alt.Scale(domain=[-3, 3])),
         y=alt.Y("v:Q", scale=alt.Scale(domain=[-3, 3])),
         color=alt.Color("replica:N", title="start"), order="step:Q")
-    uv = alt.layer(hyper, paths, flat).properties(
+    uv = alt.layer(hyper, paths, flat, _note("uv_note")).properties(
         title="f = uv: paths along uv = 1 to |u| = |v| (diamonds)")
-    curve = alt.Chart(alt.Data(name="uv_curve")).mark_line().encode(
-        x="step:Q", y=alt.Y("trace:Q", title="tr Hessian = u^2 + v^2"),
-        color=alt.Color("replica:N", title="start")).properties(
-        title="f = uv: tr Hessian falls to its minimum 2")
+    curve = alt.layer(alt.Chart(alt.Data(name="uv_curve")).mark_line().encode(
+        x="step:Q", y=alt.Y("trace:Q", title="tr ∇²L = u² + v²"),
+        color=alt.Color("replica:N", title="start")), _note("uv_note")).properties(
+        title="f = uv: tr ∇²L falls to its minimum 2")
     color = alt.Color("run:N", title=None, scale=alt.Scale(domain=[WARM, CLEAN, NOISY],
                                                            range=["#7f7f7f", "#1f77b4",
                                                                   "#d62728"]))
     net = alt.Chart(alt.Data(name="net"))
-    trace = net.mark_line(point=True).encode(
-        x="step:Q", y=alt.Y("trace:Q", title="tr Hessian (Hutch++)"), color=color
-    ).transform_filter("isValid(datum.trace)").properties(
-        title="net on digits: tr Hessian along the run")
-    loss = net.mark_line().encode(
+    trace = alt.layer(net.mark_line(point=True).encode(
+        x="step:Q", y=alt.Y("trace:Q", title="tr ∇²L (Hutch++)"), color=color
+    ).transform_filter("isValid(datum.trace)"), _note("net_note")).properties(
+        title="net on digits: tr ∇²L along the run")
+    loss = alt.layer(net.mark_line().encode(
         x="step:Q", y=alt.Y("loss:Q", title="train loss (clean targets)",
                             scale=alt.Scale(type="log")), color=color
-    ).transform_filter("datum.loss > 0").properties(title="net on digits: train loss")
+    ).transform_filter("datum.loss > 0"), _note("net_note")).properties(
+        title="net on digits: train loss")
     panels = [p.properties(width=250, height=200) for p in (uv, curve, trace, loss)]
     return alt.vconcat(alt.hconcat(*panels[:2]), alt.hconcat(*panels[2:])).resolve_scale(
-        color="independent").properties(datasets={"uv_path": [], "uv_curve": [], "net": []})
+        color="independent").properties(datasets={"uv_path": [], "uv_curve": [], "net": [],
+                                                  "uv_note": [], "net_note": []})
+
+
+def _note(name: str):
+    """A line of red text at the panel's top left, from dataset ``name`` (a divergence)."""
+    return alt.Chart(alt.Data(name=name)).mark_text(
+        align="left", baseline="top", color="#d62728", fontWeight="bold").encode(
+        x=alt.value(4), y=alt.value(4), text="note:N")
 
 
 class LabelNoiseApp(ChapterApp):
@@ -76,8 +86,35 @@ class LabelNoiseApp(ChapterApp):
     LR_RANGE = (0.01, 3.0, 0.01)
     experiment = staticmethod(experiment)
 
+    def slider_range(self, name: str, preset):
+        """The step size spans 0.1 to 4 times the toy's edge :math:`2/\\lambda_0`.
+
+        :math:`\\lambda_0 = \\max(u_0^2 + v_0^2)` over the starts (6.41): the sharpest
+        start leaves the manifold past about 2 times the edge, every start by 4 times it.
+        """
+        if name != "lr":
+            return None
+        return lr_range_around_edge(preset.lr_edge, below=0.1, above=4.0)
+
+    def describe_diverged(self, result: dict) -> str:
+        """Which part diverged (the toy: starts past |u| or |v| = 1e6), and the net's outcome."""
+        info = result["diverged"]
+        if info.get("stage") != "f = uv":
+            return super().describe_diverged(result)
+        text = (f"f = uv: {info.get('replicas', 1)} of {len(self.preset.uv.starts)} starts "
+                f"diverged at step {info['step']} (|u| or |v| past 1e6) — η = {info['lr']:.3g} "
+                f"is far above the sharpest start's edge 2/λ₀ = {self.preset.lr_edge:.3g}")
+        net = result.get("net_status", {})
+        if "diverged" in net:
+            text += f"; the net diverged too, at step {net['diverged']['step']}"
+        elif "ratio" in result.get("summary", {}):
+            s = result["summary"]
+            text += (f"; the net trained: tr ∇²L {s['trace_clean']:.3g} without label noise, "
+                     f"{s['trace_noisy']:.3g} with σ = {result['sigma']:.3g}")
+        return html.escape(text)
+
     def make_sliders(self) -> dict:
-        return {"sigma": slider("label noise sigma", self.preset.sigma, 0.0, 1.0, 0.01,
+        return {"sigma": slider("label noise σ", self.preset.sigma, 0.0, 1.0, 0.01,
                                 "eoslab-sigma-slider", continuous=False)}
 
     def layout(self, settings: dict):

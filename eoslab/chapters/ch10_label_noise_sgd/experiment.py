@@ -89,6 +89,13 @@ def drift_summary(result: dict) -> dict:
     return out
 
 
+def _diverged_note(info: dict, replicas: int | None = None) -> str:
+    """What a panel says of its part's divergence."""
+    who = (info["stage"] if replicas is None
+           else f"f = uv ({info['replicas']} of {replicas} starts)")
+    return f"{who} diverged at step {info['step']}"
+
+
 def _uv_stage(preset: LabelNoisePreset, lr: float, sigma: float) -> dict:
     toy = preset.uv
     theta0 = torch.tensor(toy.starts, dtype=torch.float64)
@@ -111,7 +118,7 @@ def _uv_stage(preset: LabelNoisePreset, lr: float, sigma: float) -> dict:
     bad = traj.diverged_at[traj.diverged_at >= 0]
     if bad.numel():
         out["diverged"] = {"step": int(bad.min()), "loss": 1e308, "lr": lr,
-                           "stage": "f = uv"}
+                           "stage": "f = uv", "replicas": int(bad.numel())}
     return out
 
 
@@ -121,27 +128,38 @@ def experiment(preset: LabelNoisePreset, settings: dict, *, emit=None,
 
     Returns ``status``, ``lr``, ``sigma``, ``uv`` (paths, final points), ``net`` (rows with
     ``run``, ``step``, ``loss``, ``trace``), ``summary`` (:func:`drift_summary`) and
-    ``datasets`` (``uv_path``, ``uv_curve``, ``net``); a blow-up adds ``diverged``.
+    ``datasets`` (``uv_path``, ``uv_curve``, ``net``, and ``uv_note`` / ``net_note``: one
+    row naming the divergence of that part, or none); a blow-up adds ``diverged`` (the
+    toy's when it blew up, else the net's).  The net is trained even when the toy blew up:
+    its panels keep their data and each part says in place whether it diverged.
     """
     lr, sigma = float(settings["lr"]), float(settings["sigma"])
     uv = _uv_stage(preset, lr, sigma)
     net: list[dict] = []
     result = {"status": "finished", "lr": lr, "sigma": sigma, "uv": uv, "net": net}
 
+    notes = {"uv_note": [], "net_note": []}
+
     def datasets():
-        return {"uv_path": uv["path"], "uv_curve": uv["curve"], "net": list(net)}
+        return {"uv_path": uv["path"], "uv_curve": uv["curve"], "net": list(net), **notes}
 
     if "diverged" in uv:
-        result.update(status="diverged", diverged=uv["diverged"])
+        notes["uv_note"] = [{"note": _diverged_note(uv["diverged"], len(preset.uv.starts))}]
     if emit is not None:
         emit(datasets(), 0)
-    if result["status"] == "finished":
-        def on_row(row: dict, done: int) -> None:
-            net.append(row)
-            if emit is not None:
-                emit(datasets(), done)
 
-        result.update(_net_stage(preset, lr, sigma, on_row, stop))
+    def on_row(row: dict, done: int) -> None:
+        net.append(row)
+        if emit is not None:
+            emit(datasets(), done)
+
+    stage = _net_stage(preset, lr, sigma, on_row, stop)
+    if "diverged" in stage:
+        notes["net_note"] = [{"note": _diverged_note(stage["diverged"])}]
+    if stage.get("status") == "stopped" or "diverged" not in uv:
+        result.update(stage)
+    else:  # the toy's divergence is the run's; the net's own outcome is kept beside it
+        result.update(status="diverged", diverged=uv["diverged"], net_status=stage)
     result["summary"] = drift_summary(result)
     result["datasets"] = datasets()
     return result

@@ -59,6 +59,17 @@ class LabelNoisePreset(ChapterPreset):
     trace_m: int = 30
     seed: int = 0
 
+    lr_edge_formula = "2/λ₀ of f = uv"
+
+    @property
+    def lr_edge(self) -> float:
+        """The toy's edge at its starts, :math:`2/\\lambda_0`.
+
+        :math:`\\lambda_0 = \\max_i (u_i^2 + v_i^2)` is the top Hessian eigenvalue of
+        :math:`\\tfrac12(uv - y)^2` on :math:`uv = y` at the sharpest start.
+        """
+        return 2.0 / max(u * u + v * v for u, v in self.uv.starts)
+
 
 PRESETS = {
     "quick": LabelNoisePreset(

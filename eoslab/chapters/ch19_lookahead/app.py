@@ -24,6 +24,7 @@ from eoslab.chapters.ch19_lookahead.charts import lookahead_layout
 from eoslab.chapters.ch19_lookahead.experiment import LR_MAX, experiment, floor_text
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
+from eoslab.ui.edge import lr_range_around_edge
 
 __all__ = ["LookaheadApp"]
 
@@ -53,12 +54,22 @@ class LookaheadApp(ChapterApp):
                               style={"description_width": "160px"})
         k.add_class("eoslab-k-slider")
         return {
-            "alpha": slider("slow step alpha", p.alpha, 0.05, 1.0, 0.05, "eoslab-alpha-slider",
+            "alpha": slider("slow step α", p.alpha, 0.05, 1.0, 0.05, "eoslab-alpha-slider",
                             continuous=False),
             "k": k,
-            "noise": slider("gradient noise sigma", p.noise, 0.0, 0.5, 0.01,
+            "noise": slider("gradient noise σ", p.noise, 0.0, 0.5, 0.01,
                             "eoslab-noise-slider"),
         }
+
+    def slider_range(self, name: str, preset):
+        """The step size spans 0.025 to 1.5 times GD's edge :math:`2/\\lambda_{\\max}` (2).
+
+        That is ``LR_RANGE``: GD alone is stable on the first two thirds, Lookahead
+        (:math:`\\alpha = 0.5, k = 5`) up to :math:`\\eta^* = 2.25`, and past it neither.
+        """
+        if name != "lr":
+            return None
+        return lr_range_around_edge(preset.lr_edge, below=0.025, above=1.5)
 
     def layout(self, settings: dict):
         return lookahead_layout(max_lr=LR_MAX)

@@ -21,14 +21,21 @@ W, H = plots.WIDTH, plots.HEIGHT
 def lookahead_layout(view: float = 2.4, max_lr: float = LR_MAX):
     """Contours and paths in ``[-view, view]^2``, the loss, and the rates on ``[0, max_lr]``."""
     dom = alt.Scale(domain=[-view, view])
-    xy = {"x": alt.X("x:Q", scale=dom, title="w1"), "y": alt.Y("y:Q", scale=dom, title="w2")}
+    xy = {"x": alt.X("x:Q", scale=dom, title="w₁"), "y": alt.Y("y:Q", scale=dom, title="w₂")}
     levels = alt.Chart(alt.Data(name="levels")).mark_line(color="#ccc", clip=True).encode(
         **xy, detail="level:N", order="order:Q")
     color = alt.Color("path:N", title="path", scale=alt.Scale(
         domain=["GD alone", "fast weights", "slow weights"],
         range=["#999999", "#ff7f0e", "#1f77b4"]))
-    paths = alt.Chart(alt.Data(name="paths")).mark_line(clip=True, strokeWidth=1.5).encode(
-        **xy, color=color, order="step:Q", strokeDash=alt.StrokeDash("path:N", legend=None))
+    # GD alone grey dashed and thin, the fast weights thin and translucent, the slow path
+    # thick: where the zig-zags overlap, each stays visible
+    paths = alt.Chart(alt.Data(name="paths")).mark_line(clip=True).encode(
+        **xy, color=color, order="step:Q",
+        strokeDash=alt.StrokeDash("path:N", legend=None, scale=alt.Scale(
+            domain=["GD alone", "fast weights", "slow weights"],
+            range=[[6, 4], [1, 0], [1, 0]])),
+        strokeWidth=alt.condition("datum.path == 'slow weights'", alt.value(2.5), alt.value(1.2)),
+        opacity=alt.condition("datum.path == 'fast weights'", alt.value(0.55), alt.value(0.9)))
     slow = alt.Chart(alt.Data(name="paths")).transform_filter(
         "datum.path == 'slow weights'").mark_circle(size=40, clip=True, color="#1f77b4").encode(
         **xy, tooltip=["step:Q", "loss:Q"])
@@ -40,7 +47,7 @@ def lookahead_layout(view: float = 2.4, max_lr: float = LR_MAX):
         width=W, height=H, title="loss")
     lr_scale = alt.Scale(domain=[0, max_lr])
     rates = alt.Chart(alt.Data(name="rates")).mark_line().encode(
-        x=alt.X("lr:Q", scale=lr_scale, title="step size eta"),
+        x=alt.X("lr:Q", scale=lr_scale, title="step size η"),
         y=alt.Y("rate:Q", title="error factor per step", scale=alt.Scale(domain=[0, 1.5],
                                                                           clamp=True)),
         color=alt.Color("method:N", title="method"))
@@ -49,8 +56,11 @@ def lookahead_layout(view: float = 2.4, max_lr: float = LR_MAX):
         x=alt.X("threshold:Q", scale=lr_scale), color=alt.Color("method:N"))
     now = alt.Chart(alt.Data(name="current")).mark_rule(color="red").encode(
         x=alt.X("lr:Q", scale=lr_scale))
-    stability = alt.layer(rates, one, edges, now).properties(
-        width=W, height=H, title="below 1 converges; dashed: 2/lambda_max and eta*")
+    clipped = alt.Chart(alt.Data(name="clipped")).mark_text(
+        align="right", baseline="top", color="#555", fontStyle="italic").encode(
+        x=alt.value(W - 4), y=alt.value(4), text="note:N")
+    stability = alt.layer(rates, one, edges, now, clipped).properties(
+        width=W, height=H, title="below 1 converges; dashed: 2/λ_max and η*")
     return alt.hconcat(plane, alt.vconcat(loss, stability).resolve_scale(
         color="independent")).resolve_scale(color="independent")
 

@@ -79,6 +79,8 @@ def lookahead_data(quadratic: Quadratic, paths, lr: float, alpha: float, k: int,
                    max_lr: float = LR_MAX, n_rates: int = 150) -> dict:
     """The chart's datasets: levels, paths (path, step, x, y, loss), rates, thresholds, current.
 
+    ``clipped`` holds one note when a rate is above the panel's top, 1.5, or none.
+
     The rates are GD alone's :math:`\\max_i|1-\\eta\\lambda_i|` and Lookahead's
     :math:`\\max_i|\\rho_i|^{1/k}` per step, on ``n_rates`` step sizes up to ``max_lr``.
     """
@@ -98,14 +100,16 @@ def lookahead_data(quadratic: Quadratic, paths, lr: float, alpha: float, k: int,
     lams = [v for v in quadratic.eigenvalues if v > 0]
     gd = [max(abs(1 - g * v) for v in lams) for g in grid]
     la = [max(abs(lookahead_factor(g, v, alpha, k)) for v in lams) ** (1 / k) for g in grid]
-    name = f"Lookahead a={alpha:.2g} k={k}"
+    name = f"Lookahead α = {alpha:.2g}, k = {k}"
     rate_rows = (rows({"lr": grid, "rate": gd}, method="GD alone")
                  + rows({"lr": grid, "rate": la}, method=name))
     lam = quadratic.lambda_max
     return {"levels": level_rows, "paths": path_rows, "rates": rate_rows,
             "thresholds": [{"method": "GD alone", "threshold": 2 / lam},
                            {"method": name, "threshold": lookahead_threshold(lam, alpha, k)}],
-            "current": [{"lr": lr}]}
+            "current": [{"lr": lr}],
+            "clipped": ([{"note": f"factors above 1.5 drawn at 1.5 (up to {max(gd + la):.3g})"}]
+                        if max(gd + la) > 1.5 else [])}
 
 
 @functools.lru_cache(maxsize=32)
@@ -158,7 +162,8 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
         ``status`` (``"diverged"`` when Lookahead blew up, else ``"finished"``),
         ``datasets`` (:func:`lookahead_data`), ``verdict`` (:func:`lookahead_verdict`),
         ``threshold`` (:math:`\\eta^*`), ``inner_diverged`` and ``lookahead_diverged``
-        (steps or ``None``), ``floors`` (:func:`noise_floor`) and, on divergence,
+        (steps or ``None``), ``floors`` (:func:`noise_floor`), ``state`` (``converged``
+        when Lookahead's factor is below 1, :mod:`eoslab.ui.status`) and, on divergence,
         ``diverged = {"step", "loss", "lr", "stage"}``.
     """
     p = preset.replace(**settings)
@@ -179,6 +184,9 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
         "lookahead_diverged": paths.lookahead_diverged,
         "floors": noise_floor(quadratic, p.variance, p.alpha, p.k, p.momentum),
     }
+    rho = max(abs(lookahead_factor(p.lr, v, p.alpha, p.k)) for v in quadratic.eigenvalues
+              if v > 0)
+    result["state"] = "converged" if rho < 1 else "finished"  # eoslab.ui.status
     if paths.lookahead_diverged is not None:
         result["diverged"] = {"step": paths.lookahead_diverged,
                               "loss": float(paths.fast_loss[-1]), "lr": p.lr,

@@ -56,6 +56,13 @@ class LookaheadPreset(ChapterPreset):
     steps: int
     variance: VarianceSpec
 
+    lr_edge_formula = "2/λ_max (GD)"
+
+    @property
+    def lr_edge(self) -> float:
+        """GD alone's edge :math:`2/\\lambda_{\\max}`; Lookahead's own is past it."""
+        return 2.0 / max(self.eigenvalues)
+
 
 PRESETS = {
     "quick": LookaheadPreset(

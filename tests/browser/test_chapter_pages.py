@@ -1,0 +1,216 @@
+"""Every chapter page looks right and tells the truth, at three widths and three settings.
+
+For each chapter, served by ``eoslab serve --quick``, one page is opened at 1400 px and
+driven through: the quick preset as loaded; the step-size slider (``eoslab-lr-slider``,
+where the app has one) at its minimum and at its maximum (keyboard Home / End on its
+handle); the page resized to 1024, 1400 and 1920 px (one screenshot each, under
+``artifacts/screenshots/pages-<chapter>-<width>.png``); the default preset once.  After
+every run has ended (:func:`finish_run`) the page is checked for:
+
+* overflow: no element of ``.eoslab-app`` reaches past the app's box, the app not past
+  the page, and no element hides content wider than itself (``overflow: hidden``);
+* no console errors and no Vega warnings (``WARN`` lines such as "Infinite extent");
+* no placeholder text left once the run ended ("press Run", "wait for the background
+  run", "training ...") and no chart left waiting for data;
+* readable chart text: no legend title, legend label, axis title or chart title with a
+  raw field name (snake_case, e.g. ``test_loss``) or a Greek letter spelled out
+  (``eta``, ``theta``, ``lambda``: the prose writes η, θ, λ);
+* a status line consistent with the run: its machine-readable state
+  (``eoslab-state-*``, set from the result by :class:`~eoslab.ui.app.ChapterApp`) is a
+  finished one, says ``diverged`` exactly when the sentence reports a divergence, and the
+  sentence prints no overflowed number (``1e+308``, ``inf``).
+
+Every problem of a chapter is collected (and saved to ``artifacts/pages/<chapter>.json``)
+before the test fails, so one run lists them all.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from eoslab.serve import chapter_url
+
+from .conftest import ARTIFACTS, chapters, finish_run, open_app
+
+LR = "eoslab-lr-slider"
+WIDTHS = (1024, 1400, 1920)
+PLACEHOLDERS = ("press run", "wait for the background run", "training (", "stopping ...")
+# chart text: a raw field name, or a Greek letter spelled out where the prose uses a symbol
+RAW_NAME = re.compile(r"\b[a-z]+_[a-z0-9_]+\b")
+SPELLED = re.compile(r"\b(eta|theta|lambda)(_?\w*)\b", re.IGNORECASE)
+OVERFLOWED = re.compile(r"1e\+30\d|\binf\b|\bnan\b|1\.797", re.IGNORECASE)
+# Vega's logger writes "WARN ..."; the chart widget its own "eoslab VegaView ..." (the page's
+# other warnings are the Voila template's module-federation notes, not the book's)
+VEGA_WARNINGS = ("WARN", "eoslab VegaView")
+FINISHED_STATES = {"converged", "oscillating", "chaotic", "not-training", "diverged",
+                   "finished", "training", "stopped"}
+
+OVERFLOW_JS = """() => {
+    const app = document.querySelector('.eoslab-app');
+    if (!app) return ['no .eoslab-app'];
+    const box = app.getBoundingClientRect(), page = document.documentElement.clientWidth;
+    const name = (e) => e.tagName.toLowerCase() + (e.className && e.className.baseVal === undefined
+        ? '.' + String(e.className).trim().split(/\\s+/).slice(0, 3).join('.') : '');
+    const out = [];
+    if (box.right > page + 1) out.push(`.eoslab-app ends at ${box.right|0} px > page ${page}`);
+    for (const e of app.querySelectorAll('*')) {
+        if (e.closest('svg') && e.tagName.toLowerCase() !== 'svg') continue;
+        const r = e.getBoundingClientRect(), style = getComputedStyle(e);
+        if (r.width < 4 || style.visibility === 'hidden' || style.display === 'none') continue;
+        if (e.closest('details:not([open]) > :not(summary)')) continue;
+        if (r.right > box.right + 1 || r.left < box.left - 1)
+            out.push(`${name(e)} spans ${r.left|0}..${r.right|0} px, `
+                     + `app ${box.left|0}..${box.right|0}`);
+        else if (/hidden|clip|auto|scroll/.test(style.overflowX) && e.tagName !== 'INPUT'
+                 && e.scrollWidth > e.clientWidth + 2)
+            out.push(`${name(e)} hides content ${e.scrollWidth} px wide in ${e.clientWidth} px`);
+        if (out.length > 6) break;
+    }
+    return out;
+}"""
+
+TEXT_JS = """() => {
+    const pick = (role) => [...document.querySelectorAll(
+        `.eoslab-chart .role-${role} text`)].map(t => t.textContent.trim()).filter(Boolean);
+    return {legend: pick('legend-title'), label: pick('legend-label'),
+            axis: pick('axis-title'), title: pick('title-text')};
+}"""
+
+
+class Watch:
+    """Console errors and warnings of one page, from a mark on."""
+
+    def __init__(self, page):
+        self.errors, self.warnings = [], []
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+    def _console(self, message) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+        elif message.type == "warning" and message.text.startswith(VEGA_WARNINGS):
+            self.warnings.append(message.text)
+
+
+def chart_text_problems(texts: dict) -> list:
+    """Chart text that shows a raw field name or a spelled-out Greek letter."""
+    problems = []
+    for kind, items in texts.items():
+        for text in dict.fromkeys(items):
+            if kind != "label" and RAW_NAME.search(text):
+                problems.append(f"{kind} {text!r} is a raw field name")
+            elif kind == "label" and re.fullmatch(r"[a-z]+_[a-z0-9_]+", text):
+                problems.append(f"legend label {text!r} is a raw field name")
+            if SPELLED.search(text):
+                problems.append(f"{kind} {text!r} spells out a Greek letter")
+    return problems
+
+
+def status_problems(page) -> list:
+    """The status line against its machine-readable state (see the module docs)."""
+    status = page.locator(".eoslab-status").first
+    text = status.inner_text().strip()
+    classes = (status.get_attribute("class") or "").split()
+    states = [c.removeprefix("eoslab-state-") for c in classes if c.startswith("eoslab-state-")]
+    if len(states) != 1:
+        return [f"status carries states {states} (one expected): {text[:120]!r}"]
+    state, problems = states[0], []
+    # "training" after the run ended: the last loss was still going down (a finished state)
+    if state not in FINISHED_STATES - {"stopped"}:
+        problems.append(f"status state {state!r} once the run ended: {text[:120]!r}")
+    says_diverged = bool(re.match(r"\W*([\w-]+ ){0,3}diverged\b", text, re.IGNORECASE))
+    if (state == "diverged") != says_diverged and not (state == "diverged"
+                                                      and "diverg" in text.lower()):
+        problems.append(f"status state {state!r} but the line reads {text[:160]!r}")
+    if OVERFLOWED.search(text):
+        problems.append(f"status prints an overflowed number: {text[:160]!r}")
+    return problems
+
+
+def check(page, watch: Watch, where: str) -> list:
+    """Every problem of the page now, each prefixed with ``where``."""
+    problems = list(page.evaluate(OVERFLOW_JS))
+    app_text = page.inner_text(".eoslab-app").lower()
+    problems += [f"placeholder {p!r} left on the page" for p in PLACEHOLDERS if p in app_text]
+    body = page.inner_text("body")
+    if "wait for the background run" in body:
+        problems.append("placeholder 'wait for the background run' left in the page")
+    if page.locator(".eoslab-chart [data-waiting]").count():
+        problems.append("a chart is still waiting for data")
+    problems += chart_text_problems(page.evaluate(TEXT_JS))
+    problems += status_problems(page)
+    problems += [f"console error: {e[:200]}" for e in dict.fromkeys(watch.errors)]
+    problems += [f"console warning: {w[:200]}" for w in dict.fromkeys(watch.warnings)]
+    watch.errors.clear()
+    watch.warnings.clear()
+    return [f"{where}: {p}" for p in problems]
+
+
+def move_lr(page, key: str) -> bool:
+    """Press ``key`` (Home / End) on the step-size slider; whether its value changed."""
+    handle = page.locator(f".{LR} .noUi-handle").first
+    before = handle.get_attribute("aria-valuenow")
+    handle.focus()
+    handle.press(key)
+    deadline = time.monotonic() + 10
+    while handle.get_attribute("aria-valuenow") == before and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    return handle.get_attribute("aria-valuenow") != before
+
+
+def settle(page) -> str:
+    text = finish_run(page, timeout_s=420)
+    page.wait_for_timeout(1500)  # the last throttled chart update and its relayout
+    return text
+
+
+@pytest.mark.parametrize("notebook", chapters())
+def test_chapter_page(voila, browser_page, notebook):
+    page, _ = browser_page
+    stem = notebook.removesuffix(".ipynb")
+    watch = Watch(page)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    open_app(page, chapter_url(voila.url, notebook), server=voila)
+    started = time.monotonic()
+    problems = []
+    settle(page)
+    problems += check(page, watch, "quick, as loaded")
+
+    if page.locator(f".{LR}").count():
+        for key, where in (("Home", "quick, step size at the slider's minimum"),
+                           ("End", "quick, step size at the slider's maximum")):
+            if not move_lr(page, key):
+                problems.append(f"{where}: the slider did not move on {key}")
+                continue
+            settle(page)
+            problems += check(page, watch, where)
+
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.wait_for_timeout(1200)  # the charts' relayout (debounced) and redraw
+        path = ARTIFACTS / "screenshots" / f"pages-{stem}-{width}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path), full_page=True)
+        problems += [p for p in check(page, watch, f"quick, {width} px")
+                     if "status" not in p.split(": ", 1)[1][:6]]
+
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.select_option(".eoslab-preset select", index=1)  # quick, default, paper
+    page.wait_for_timeout(1000)
+    settle(page)
+    problems += check(page, watch, "default preset")
+
+    seen: dict = {}  # one line a problem, naming every phase it was seen in
+    for line in problems:
+        where, what = line.split(": ", 1) if ": " in line else ("", line)
+        seen.setdefault(what, []).append(where.split(" (")[0])
+    problems = [f"{what}  [{'; '.join(dict.fromkeys(wheres))}]" for what, wheres in seen.items()]
+    report = ARTIFACTS / "pages" / f"{stem}.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps({"chapter": stem, "seconds": time.monotonic() - started,
+                                  "problems": problems}, indent=1, ensure_ascii=False))
+    assert not problems, f"{stem}: {len(problems)} problems:\n" + "\n".join(problems)
