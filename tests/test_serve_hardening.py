@@ -324,7 +324,7 @@ def test_widget_messages_are_checked_and_no_traceback_reaches_the_client(served)
     first = states[lr]["state"]["value"]
     assert states[comm("eoslab-status")]["state"]["value"] == f"computed with lr = {first:.3g}"
     client.update(lr, {"max": 1e308, "value": 1e300})  # widen the slider, then go far out
-    replies = client.collect(_status("refused: step size eta = 1e+300 is outside [0.01, 3]"))
+    replies = client.collect(_status("refused: step size η = 1e+300 is outside [0.01, 3]"))
     client.ws.send(json.dumps({"header": {"msg_id": uuid.uuid4().hex, "msg_type": "comm_msg",
                                           "session": client.session, "username": "visitor",
                                           "version": "5.3", "date": "2024-01-01T00:00:00Z"},
@@ -332,7 +332,7 @@ def test_widget_messages_are_checked_and_no_traceback_reaches_the_client(served)
                                "buffers": [], "content": {"comm_id": lr, "data": {
                                    "method": "update", "state": {"value": float("nan")},
                                    "buffer_paths": []}}}))
-    replies += client.collect(_status("refused: step size eta = nan is not a finite number"))
+    replies += client.collect(_status("refused: step size η = nan is not a finite number"))
     client.update(lr, {"value": 0.5})
     replies += client.collect(_status("computed with lr = 0.5"))
     values = [m["content"]["data"]["state"]["value"] for m in replies

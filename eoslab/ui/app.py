@@ -87,7 +87,7 @@ class ChapterApp(InputGuard):
     CHAPTER: ClassVar[str] = ""
     KIND: ClassVar[str] = ""
     LR_RANGE: ClassVar[tuple[float, float, float]] = (0.01, 1.0, 0.01)
-    LR_LABEL: ClassVar[str] = "step size eta"
+    LR_LABEL: ClassVar[str] = "step size η"
     LIVE: ClassVar[bool] = False
     experiment: ClassVar[Callable[..., dict] | None] = None
 
@@ -149,7 +149,7 @@ class ChapterApp(InputGuard):
     def describe_diverged(self, result: dict) -> str:
         """The status line of a diverged result (HTML allowed).
 
-        By default :func:`divergence_text`: the stage, the step, the loss and 2/eta.
+        By default :func:`divergence_text`: the stage, the step, the loss and 2/η.
         """
         return html.escape(divergence_text(result))
 

@@ -358,14 +358,14 @@ def describe_divergence(step: int, loss: float, lr: float, sharpness: float | No
     """One sentence saying that and why a run diverged.
 
     >>> describe_divergence(37, 1.2e4, 0.5)
-    'diverged at step 37: loss 1.2e+04 — eta = 0.5 is too large for this curvature (2/eta = 4)'
+    'diverged at step 37: loss 1.2e+04 — η = 0.5 is too large for this curvature (2/η = 4)'
 
     A loss past 1e300 (the float64 overflow a diverging run reaches) reads "> 1e300".
     """
     edge = (2 + 2 * momentum) / lr
-    name = "(2+2beta)/eta" if momentum else "2/eta"
+    name = "(2+2β)/η" if momentum else "2/η"
     shown = f"{loss:.2g}" if math.isfinite(loss) and abs(loss) <= 1e300 else format_value(loss)
-    text = (f"diverged at step {step}: loss {shown} — eta = {lr:.3g} is too large for this "
+    text = (f"diverged at step {step}: loss {shown} — η = {lr:.3g} is too large for this "
             f"curvature ({name} = {edge:.3g}")
     if sharpness is not None and math.isfinite(sharpness):
         text += f", last sharpness {sharpness:.3g}"
@@ -376,14 +376,14 @@ def divergence_text(result: dict) -> str:
     """The status sentence of a diverged result (names the stage that blew up).
 
     ``result["diverged"]`` may also carry ``"sharpness"`` (the last one measured) and
-    ``"momentum"`` (heavy-ball beta, whose edge is (2+2beta)/eta); the sentence names them.
+    ``"momentum"`` (heavy-ball β, whose edge is (2+2β)/η); the sentence names them.
 
     >>> text = divergence_text(
     ...     {"diverged": {"step": 12, "loss": 3e4, "lr": 5.0, "stage": "endpoint 1"}})
     >>> for part in text.split(" — "):
     ...     print(part)
     endpoint 1 diverged at step 12: loss 3e+04
-    eta = 5 is too large for this curvature (2/eta = 0.4)
+    η = 5 is too large for this curvature (2/η = 0.4)
     """
     info = result["diverged"]
     text = describe_divergence(int(info["step"]), float(info["loss"]), float(info["lr"]),

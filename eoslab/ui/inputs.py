@@ -79,11 +79,11 @@ class InputGuard:
             >>> import ipywidgets as widgets
             >>> app = object.__new__(InputGuard)
             >>> app.preset, app._built_ranges = None, {"lr": (0.01, 3.0)}
-            >>> app.sliders = {"lr": widgets.FloatSlider(description="step size eta")}
+            >>> app.sliders = {"lr": widgets.FloatSlider(description="step size η")}
             >>> app.check_setting("lr", 1e300)
-            'step size eta = 1e+300 is outside [0.01, 3]'
+            'step size η = 1e+300 is outside [0.01, 3]'
             >>> app.check_setting("lr", float("nan")), app.check_setting("lr", 0.5)
-            ('step size eta = nan is not a finite number', None)
+            ('step size η = nan is not a finite number', None)
         """
         widget = self.sliders[name]
         label = getattr(widget, "description", "") or name

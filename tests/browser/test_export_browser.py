@@ -70,7 +70,7 @@ def test_export_links_download_the_runs_data_and_chart(voila, browser_page):
 
     root = ET.fromstring(svg_bytes)
     text = " ".join(el.text for el in root.iter() if el.text)
-    for title in ("train loss", "sharpness; dashed: 2/eta", "1 = the edge of stability",
-                  "eta = 0.4"):
+    for title in ("train loss", "sharpness λ; dashed: 2/η", "1 = the edge of stability",
+                  "η = 0.4"):
         assert title in text, title
     assert not [e for e in log.console_errors if e.startswith("pageerror")], log.console_errors

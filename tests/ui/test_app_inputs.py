@@ -75,7 +75,7 @@ def test_a_widened_slider_sending_1e300_is_refused_in_place(app):
     good = lr.value
     lr.set_state({"max": 1e308, "value": 1e300})  # one message, as a client would send it
     assert lr.value == good and (lr.min, lr.max) == (0.01, 3.0)
-    assert app.controls.status.value == "refused: step size eta = 1e+300 is outside [0.01, 3]"
+    assert app.controls.status.value == "refused: step size η = 1e+300 is outside [0.01, 3]"
     assert app.calls == []
     app.run_sync()  # Run computes the good value, never the refused one
     assert [c["lr"] for c in app.calls] == [pytest.approx(good)]
@@ -89,7 +89,7 @@ def test_non_finite_and_far_values_are_refused(app, bad, why):
     good = lr.value
     lr.set_state({"min": -math.inf, "max": math.inf, "value": bad})
     assert lr.value == good and (lr.min, lr.max) == (0.01, 3.0)
-    assert app.controls.status.value == f"refused: step size eta = {why}"
+    assert app.controls.status.value == f"refused: step size η = {why}"
     assert app.calls == []
 
 
@@ -129,7 +129,7 @@ def test_the_allowed_range_follows_the_preset(app):
 def test_a_refused_value_that_slipped_into_the_settings_is_never_computed(app, monkeypatch):
     monkeypatch.setattr(app, "settings", lambda: {"lr": 1e300, "k": 3, "kind": "bezier"})
     app.run_sync()
-    assert app.calls == [] and app.controls.status.value.startswith("refused: step size eta")
+    assert app.calls == [] and app.controls.status.value.startswith("refused: step size η")
 
 
 def test_an_error_in_a_callback_stays_in_the_status_line():

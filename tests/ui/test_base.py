@@ -75,7 +75,7 @@ def test_background_runner_reports_errors():
 def test_describe_divergence_names_step_loss_and_threshold():
     text = describe_divergence(37, 1.2e4, 0.4, sharpness=6.0, momentum=0.5)
     assert text.startswith("diverged at step 37: loss 1.2e+04")
-    assert "(2+2beta)/eta = 7.5" in text and "too large for this curvature" in text
+    assert "(2+2β)/η = 7.5" in text and "too large for this curvature" in text
 
 
 @pytest.mark.parametrize("mode", ["jupyter", "svg"])

@@ -111,7 +111,9 @@ class EdgeOfStabilityApp(ChapterApp):
 
     def _edge(self, preset=None) -> float | None:
         preset = preset or self.preset
-        values = {n: w.value for n, w in getattr(self, "sliders", {}).items()}
+        # the last accepted values: a refused one must not move the step size's range
+        good = getattr(self, "_good", {})
+        values = {n: good.get(n, w.value) for n, w in getattr(self, "sliders", {}).items()}
         return lr_edge(preset, values.get("arch"), values.get("loss"),
                        float(values.get("momentum", preset.momentum)))
 
@@ -171,6 +173,7 @@ class EdgeOfStabilityApp(ChapterApp):
             value = w.value * edge / old if rescale else w.value
             w.step = float(f"{edge / 200:.1g}")
             self._set_range(w, low, high)
+            self._lr_bounds = (low, high)  # what the guard allows; never the widget's own
             w.value = min(max(round(value, 4), low), high)
             self._good["lr"] = w.value
             self._shown_edge, self._shown_choice = edge, choice
@@ -182,9 +185,12 @@ class EdgeOfStabilityApp(ChapterApp):
 
         The range follows the chosen network (:meth:`_fit_lr_slider`), so a value that
         was fine for the last network is checked before the slider moves to the new one.
+        The range is the one the kernel set, never the widget's state, which a client
+        may change.
         """
-        if name == "lr":
-            return (self.lr.min, self.lr.max)
+        bounds = getattr(self, "_lr_bounds", None)
+        if name == "lr" and bounds is not None:
+            return bounds
         return super().allowed_range(name)
 
     def _relayout(self, settings: dict) -> None:
