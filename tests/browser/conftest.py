@@ -270,11 +270,31 @@ def browser_page(playwright_instance, tmp_path, request):
         close_browser(context)
 
 
-def screenshot(page, name: str) -> Path:
-    path = ARTIFACTS / "screenshots" / f"{name}.png"
+# Voila scrolls inside a container, so Playwright's full_page capture stops at the viewport:
+# the page is made as tall as its tallest scrolled content for the capture.
+CONTENT_HEIGHT_JS = """() => Math.max(document.documentElement.scrollHeight,
+    ...Array.from(document.querySelectorAll('body *'))
+        .filter(e => e.scrollHeight > e.clientHeight + 1
+                     && getComputedStyle(e).overflowY !== 'visible')
+        .map(e => e.scrollHeight + e.getBoundingClientRect().top))"""
+
+
+def capture(page, path: Path, max_height: int = 8000) -> Path:
+    """A PNG of the whole page at its current width (content below the fold included)."""
+    size = page.viewport_size
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
+    height = min(max_height, max(size["height"], int(page.evaluate(CONTENT_HEIGHT_JS))))
+    page.set_viewport_size({"width": size["width"], "height": height})
+    try:
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
     return path
+
+
+def screenshot(page, name: str) -> Path:
+    return capture(page, ARTIFACTS / "screenshots" / f"{name}.png")
 
 
 # -- widgets ---------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ import pytest
 
 from eoslab.serve import chapter_url
 
-from .conftest import ARTIFACTS, chapters, finish_run, open_app
+from .conftest import ARTIFACTS, capture, chapters, finish_run, open_app
 
 LR = "eoslab-lr-slider"
 WIDTHS = (1024, 1400, 1920)
@@ -192,9 +192,7 @@ def test_chapter_page(voila, browser_page, notebook):
     for width in WIDTHS:
         page.set_viewport_size({"width": width, "height": 1000})
         page.wait_for_timeout(1200)  # the charts' relayout (debounced) and redraw
-        path = ARTIFACTS / "screenshots" / f"pages-{stem}-{width}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(path), full_page=True)
+        capture(page, ARTIFACTS / "screenshots" / f"pages-{stem}-{width}.png")
         problems += [p for p in check(page, watch, f"quick, {width} px")
                      if "status" not in p.split(": ", 1)[1][:6]]
 
