@@ -32,8 +32,8 @@ Example:
     ...
     ValueError: unknown grid field 'lrr' (did you mean 'lr'?); fields: dataset, n_train, \
 classes, data_seed, data_options, model, width, depth, model_seed, loss, optimizer, lr, \
-momentum, weight_decay, betas, eps, schedule, schedule_options, batch_size, steps, seed, \
-record_every, sharpness_every, chunk_size, dtype, device, divergence_factor
+momentum, weight_decay, betas, eps, optimizer_options, schedule, schedule_options, batch_size, \
+steps, seed, record_every, sharpness_every, chunk_size, dtype, device, divergence_factor
 """
 
 from __future__ import annotations

@@ -55,6 +55,11 @@ _WORDS = {"idle": "ready", "training": "training", "converged": "converged",
           "finished": "finished", "error": "error"}
 
 
+# chapters' own words for the states (chapter 12's classification, for one)
+_SYNONYMS = {"periodic": "oscillating", "quiet": "converged", "trained": "converged",
+             "not training": "not-training", "dead": "not-training"}
+
+
 def _check(state: str) -> str:
     if state not in STATES:
         raise ValueError(f"state={state!r} is not allowed; allowed: {', '.join(STATES)}")
@@ -73,14 +78,25 @@ def result_state(result: dict) -> str:
     ('diverged', 'finished')
     >>> result_state({"status": "finished", "state": "not-training"})
     'not-training'
+
+    A chapter's own words map onto the states, and a word that is not a state (or a
+    classification dict without one) reads ``finished``: a status line never raises.
+
+    >>> result_state({"status": "finished", "state": {"state": "periodic", "count": 9}})
+    'oscillating'
+    >>> result_state({"status": "finished", "state": "at the edge"})
+    'finished'
     """
     status = result.get("status")
     if status in ("diverged", "stopped"):
         return status
     state = result.get("state")
-    if state is None or state == "diverged":  # diverged only with a diverged result
+    if isinstance(state, dict):  # a chapter's classification with its figures
+        state = state.get("state")
+    state = _SYNONYMS.get(state, state)
+    if state not in STATES or state == "diverged":  # diverged only with a diverged result
         return "finished"
-    return _check(state)
+    return state
 
 
 def format_value(value: float) -> str:

@@ -4,8 +4,11 @@ For each chapter, served by ``eoslab serve --quick``, one page is opened at 1400
 driven through: the quick preset as loaded; the step-size slider (``eoslab-lr-slider``,
 where the app has one) at its minimum and at its maximum (keyboard Home / End on its
 handle); the page resized to 1024, 1400 and 1920 px (one screenshot each, under
-``artifacts/screenshots/pages-<chapter>-<width>.png``); the default preset once.  After
-every run has ended (:func:`finish_run`) the page is checked for:
+``artifacts/screenshots/pages-<chapter>-<width>.png``); the default preset once, watched
+while it trains for :data:`DEFAULT_WATCH_S` seconds and then stopped (its full run takes
+minutes in most chapters; the same checks but the status's apply while it trains, and its
+status must then read stopped or a finished state).  After every quick run has ended
+(:func:`finish_run`) the page is checked for:
 
 * overflow: no element of ``.eoslab-app`` reaches past the app's box, the app not past
   the page, and no element hides content wider than itself (``overflow: hidden``);
@@ -34,7 +37,15 @@ import pytest
 
 from eoslab.serve import chapter_url
 
-from .conftest import ARTIFACTS, capture, chapters, finish_run, open_app
+from .conftest import (
+    ARTIFACTS,
+    capture,
+    chapters,
+    finish_run,
+    has_run_button,
+    open_app,
+    status_text,
+)
 
 LR = "eoslab-lr-slider"
 WIDTHS = (1024, 1400, 1920)
@@ -46,6 +57,7 @@ OVERFLOWED = re.compile(r"1e\+30\d|\binf\b|\bnan\b|1\.797", re.IGNORECASE)
 # Vega's logger writes "WARN ..."; the chart widget its own "eoslab VegaView ..." (the page's
 # other warnings are the Voila template's module-federation notes, not the book's)
 VEGA_WARNINGS = ("WARN", "eoslab VegaView")
+DEFAULT_WATCH_S = 40  # how long the default preset trains before the test stops it
 FINISHED_STATES = {"converged", "oscillating", "chaotic", "not-training", "diverged",
                    "finished", "training", "stopped"}
 
@@ -168,6 +180,36 @@ def settle(page) -> str:
     return text
 
 
+def default_preset_problems(page, watch: Watch, seconds: float = DEFAULT_WATCH_S) -> list:
+    """The default preset, watched live for ``seconds`` (a minute or more of training on
+    this machine in most chapters), then stopped: the page while it trains, and the status
+    once it stopped or ended."""
+    stop = page.locator(".eoslab-stop").first
+    if has_run_button(page) and stop.is_disabled() and "press run" in status_text(page).lower():
+        page.locator(".eoslab-run").first.click()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and has_run_button(page) and not stop.is_disabled():
+        page.wait_for_timeout(500)
+    page.wait_for_timeout(1500)  # the last throttled chart update
+    where = "default preset"
+    problems = [p for p in check(page, watch, where) if ": status" not in p
+                and "placeholder 'training (" not in p and "still waiting" not in p]
+    if has_run_button(page) and not stop.is_disabled():
+        stop.click()
+        end = time.monotonic() + 60
+        while not stop.is_disabled() and time.monotonic() < end:
+            page.wait_for_timeout(250)
+        page.wait_for_timeout(800)
+        where = "default preset, stopped"
+    status = page.locator(".eoslab-status").first
+    states = [c for c in (status.get_attribute("class") or "").split()
+              if c.startswith("eoslab-state-")]
+    if [c.removeprefix("eoslab-state-") for c in states] not in (
+            [[s] for s in FINISHED_STATES]):
+        problems.append(f"{where}: status carries {states}: {status.inner_text()[:120]!r}")
+    return problems
+
+
 @pytest.mark.parametrize("notebook", chapters())
 def test_chapter_page(voila, browser_page, notebook):
     page, _ = browser_page
@@ -199,8 +241,7 @@ def test_chapter_page(voila, browser_page, notebook):
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.select_option(".eoslab-preset select", index=1)  # quick, default, paper
     page.wait_for_timeout(1000)
-    settle(page)
-    problems += check(page, watch, "default preset")
+    problems += default_preset_problems(page, watch)
 
     seen: dict = {}  # one line a problem, naming every phase it was seen in
     for line in problems:

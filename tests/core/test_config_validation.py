@@ -60,7 +60,8 @@ def _record(test: str, outcome: str, named: str | None = None) -> None:
 
 def names_field(message: str, fields) -> str | None:
     """Which of ``fields`` the message names first (as a field, a flag or an option)."""
-    aliases = {"data_options": ("data option",), "schedule_options": ("schedule option",)}
+    aliases = {"data_options": ("data option",), "schedule_options": ("schedule option",),
+               "optimizer_options": ("optimizer option",)}
     found = {}
     for field in fields:
         for word in (field, f"--{field.replace('_', '-')}", *aliases.get(field, ())):

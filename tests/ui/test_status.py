@@ -5,7 +5,7 @@ import math
 import pytest
 
 from eoslab.ui.edge import lr_range_around_edge
-from eoslab.ui.status import classify_losses, format_value, phrase, result_state
+from eoslab.ui.status import classify_losses, format_value, phrase, result_state, state_class
 
 
 def test_loss_series_are_classified_with_their_stated_tolerances():
@@ -27,8 +27,11 @@ def test_the_state_of_a_result_is_diverged_exactly_when_its_status_is():
     assert result_state({"status": "diverged", "state": "converged"}) == "diverged"
     assert result_state({"status": "finished", "state": "diverged"}) == "finished"
     assert result_state({"status": "stopped"}) == "stopped"
+    # a word that is not a state never breaks a status line: it reads "finished"
+    assert result_state({"status": "finished", "state": "fine"}) == "finished"
+    assert result_state({"status": "finished", "state": {"state": "periodic"}}) == "oscillating"
     with pytest.raises(ValueError, match="not allowed"):
-        result_state({"status": "finished", "state": "fine"})
+        state_class("fine")
 
 
 def test_numbers_and_phrases():
