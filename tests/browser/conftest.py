@@ -386,6 +386,10 @@ def has_run_button(page, root: str = "") -> bool:
     return page.locator(f"{root} .eoslab-run".strip()).count() > 0
 
 
+# the lifecycle's own lines while a run starts or stops (eoslab.ui.app.ChapterApp)
+BUSY_STATUS = ("training (", "stopping ...")
+
+
 def finish_run(page, root: str = "", timeout_s: float = 240) -> str:
     """Let the app settle after a control changed; returns the status line.
 
@@ -409,8 +413,8 @@ def finish_run(page, root: str = "", timeout_s: float = 240) -> str:
                 clicked = True
                 page.wait_for_timeout(500)
                 continue
-            if "training" not in text.lower():
-                return text
+            if not text.lower().startswith(BUSY_STATUS):  # a result's sentence, whatever
+                return text                                 # words it uses ("training ...")
         page.wait_for_timeout(250)
     raise AssertionError(f"the app did not settle within {timeout_s} s; status: "
                          f"{status_text(page, root)!r}")

@@ -49,7 +49,7 @@ from .conftest import (
 
 LR = "eoslab-lr-slider"
 WIDTHS = (1024, 1400, 1920)
-PLACEHOLDERS = ("press run", "wait for the background run", "training (", "stopping ...")
+PLACEHOLDERS = ("press run", "wait for the background run", "stopping ...")
 # chart text: a raw field name, or a Greek letter spelled out where the prose uses a symbol
 RAW_NAME = re.compile(r"\b[a-z]+_[a-z0-9_]+\b")
 SPELLED = re.compile(r"\b(eta|theta|lambda)(_?\w*)\b", re.IGNORECASE)
@@ -148,6 +148,9 @@ def check(page, watch: Watch, where: str) -> list:
     problems = list(page.evaluate(OVERFLOW_JS))
     app_text = page.inner_text(".eoslab-app").lower()
     problems += [f"placeholder {p!r} left on the page" for p in PLACEHOLDERS if p in app_text]
+    if page.locator(".eoslab-status").first.inner_text().strip().lower().startswith(
+            "training ("):
+        problems.append("placeholder 'training (...' left in the status line")
     body = page.inner_text("body")
     if "wait for the background run" in body:
         problems.append("placeholder 'wait for the background run' left in the page")

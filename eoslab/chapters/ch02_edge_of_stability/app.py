@@ -207,10 +207,12 @@ class EdgeOfStabilityApp(ChapterApp):
         return eos_configs(self.preset, s["lr"], s["momentum"], s["arch"], s["loss"])
 
     def layout(self, settings: dict):
-        return charts.eos_chart({}, settings["momentum"])
+        beta = settings["momentum"]
+        time_max = settings["lr"] * self.preset.steps / (1 - beta)
+        return charts.eos_chart({}, beta, time_max=time_max)
 
-    def layout_signature(self, settings: dict) -> bool:
-        return bool(settings["momentum"])
+    def layout_signature(self, settings: dict) -> tuple:
+        return (settings["momentum"], settings["lr"])  # the time axis ends at lr*steps/(1-β)
 
     def total_work(self, settings: dict) -> int:
         return self.preset.steps * len(self.preset.lr_ratios)

@@ -45,7 +45,7 @@ def threshold_rows(lrs: Iterable[float], momentum: float = 0.0) -> list[dict]:
             for lr in lrs]
 
 
-def eos_layout(momentum: float = 0.0):
+def eos_layout(momentum: float = 0.0, time_max: float | None = None):
     """Four panels of the edge-of-stability runs.
 
     Loss and sharpness vs step with :math:`(2+2\\beta)/\\eta` lines, sharpness divided by
@@ -79,7 +79,9 @@ def eos_layout(momentum: float = 0.0):
     time = "time ηk/(1−β)" if momentum else "time ηk"
     flow = alt.layer(
         base.mark_line().encode(
-            x=alt.X("time:Q", title=time), y=y_axis("loss", "train loss", True),
+            x=alt.X("time:Q", title=time, scale=alt.Scale(
+                domain=[0, time_max] if time_max else alt.Undefined)),
+            y=y_axis("loss", "train loss", True),
             color=runs).transform_filter("datum.loss > 0"),
         alt.Chart(alt.Data(name="flow")).mark_line(
             strokeDash=[6, 3], strokeWidth=2, color="black").encode(
@@ -120,6 +122,11 @@ def eos_data(histories: Mapping[float, Sequence[dict]], momentum: float = 0.0,
 
 
 def eos_chart(histories: Mapping[float, Sequence[dict]], momentum: float = 0.0,
-              flow: Sequence[dict] = ()):
-    """The edge-of-stability figure for several step sizes (Cohen et al., ICLR 2021)."""
-    return with_datasets(eos_layout(momentum), eos_data(histories, momentum, flow))
+              flow: Sequence[dict] = (), time_max: float | None = None):
+    """The edge-of-stability figure for several step sizes (Cohen et al., ICLR 2021).
+
+    ``time_max`` fixes the time axis to ``[0, time_max]`` (the largest step size's run),
+    so that a layer with no rows yet (no run has reached its edge) draws no empty extent.
+    """
+    return with_datasets(eos_layout(momentum, time_max),
+                         eos_data(histories, momentum, flow))

@@ -67,12 +67,13 @@ def cycle_layout(lr: float, steps: int):
         "S of GD and of θ†; dashed 2/η", "2/η")
     x = panel("x", alt.Y("v:Q", title="|x| = |u · (θ − θ†)|", scale=alt.Scale(
         type="log", domain={"unionWith": [1e-4, 1e-2]})),
-              "displacement along u", PREDICTED, point=alt.OverlayMarkDef(size=10))
+              "displacement along u", PREDICTED)
     y = panel("y", alt.Y("v:Q", title="y = S − 2/η", scale=alt.Scale(
         domain={"unionWith": [-0.2 * edge, 0.2 * edge]})), "sharpness above the edge",
-        PREDICTED, point=alt.OverlayMarkDef(size=10))
-    portrait = alt.Chart(alt.Data(name="portrait")).mark_line(
-        point=alt.OverlayMarkDef(size=10)).encode(
+        PREDICTED)
+    # plain lines: a point overlay makes a layer whose copy of the unionWith domain Vega
+    # reports as a conflicting scale property
+    portrait = alt.Chart(alt.Data(name="portrait")).mark_line().encode(
         x=alt.X("abs_x:Q", title="|x|", scale=alt.Scale(
             type="log", domain={"unionWith": [1e-4, 1e-2]})),
         y=alt.Y("y:Q", title="y = S − 2/η", scale=alt.Scale(

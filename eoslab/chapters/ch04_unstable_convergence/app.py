@@ -47,7 +47,7 @@ def unstable_layout():
     ).transform_filter("datum.loss > 0").properties(title="the loss still converges")
     sharp_names = ["η λ_max (measured)", "2: the descent lemma's limit"]
     sharp_colors = ["#d62728", "black"]
-    sharp = alt.layer(base.mark_line(point=True).encode(
+    sharp = alt.layer(base.mark_line().encode(
         x=alt.X("step:Q", title="step t"), y=alt.Y("eta_sharpness:Q", title="η λ_max",
                                          scale=alt.Scale(domain={"unionWith": [0, 2.5]})),
         color=_series("series", sharp_names, sharp_colors)
@@ -57,7 +57,7 @@ def unstable_layout():
     rp_names = ["RP (measured, clipped to [−1.5, 1.5])", "0: no progress",
                 "−1: first-order progress"]
     rp_colors = ["#2ca02c", "black", "#888"]
-    rp = alt.layer(base.mark_line(point=True).encode(
+    rp = alt.layer(base.mark_line().encode(
         x=alt.X("step:Q", title="step t"),
         y=alt.Y("rp:Q", title="relative progress RP",
                 scale=alt.Scale(domain=[-1.5, 1.5], clamp=True)),
@@ -66,11 +66,11 @@ def unstable_layout():
         _rule(0.0, rp_names[1], rp_names, rp_colors),
         _rule(-1.0, rp_names[2], rp_names, rp_colors)).properties(
         title="RP = (L(θ_{t+1}) − L(θ_t)) / (η ‖∇L‖²)")
-    align = base.mark_line(color="#9467bd", point=alt.OverlayMarkDef(color="#9467bd")).encode(
+    align = base.mark_line(color="#9467bd").encode(
         x=alt.X("step:Q", title="step t"),
-        y=alt.Y("alignment:Q", title="|cos(∇L, u_1)|", scale=alt.Scale(domain=[0, 1]))
+        y=alt.Y("alignment:Q", title="|cos(∇L, u₁)|", scale=alt.Scale(domain=[0, 1]))
     ).transform_filter("isValid(datum.alignment)").properties(
-        title="gradient alignment with the top eigenvector u_1")
+        title="gradient alignment with the top eigenvector u₁")
     panels = [p.properties(width=300, height=180) for p in (loss, sharp, rp, align)]
     rows = [alt.hconcat(*panels[i:i + 2]).resolve_scale(color="independent") for i in (0, 2)]
     return alt.vconcat(*rows).resolve_scale(color="independent").properties(
@@ -143,7 +143,7 @@ class UnstableConvergenceApp(ChapterApp):
             f"{state}: η λ_max first exceeds 2 at step {s['entry_step']}; afterwards it is "
             f"above 2 at {100 * s['above_fraction']:.0f}% of the probes (median "
             f"{f(s['eta_sharpness_median'])}); {loss}. Median RP: {f(s['rp_stable'])} "
-            f"before, {f(s['rp_unstable'])} after; mean |cos(∇L, u_1)|: "
+            f"before, {f(s['rp_unstable'])} after; mean |cos(∇L, u₁)|: "
             f"{f(s['alignment_stable'])} before, {f(s['alignment_unstable'])} after")
 
     def describe_diverged(self, result: dict) -> str:

@@ -43,13 +43,13 @@ def normalized_layout(steps: int = 100):
         x=x, y=alt.Y("loss:Q", title="train loss L",
                      scale=alt.Scale(type="log", domain={"unionWith": [0.01, 1.0]})),
         color=color).transform_filter("datum.loss > 0").properties(title="loss L (MSE)")
-    sharp = base.mark_line(point=True).encode(
+    sharp = base.mark_line().encode(
         x=x, y=alt.Y("sharpness:Q", title="sharpness S of L",
                      scale=alt.Scale(domain={"unionWith": [0, 1]})), color=color
     ).transform_filter("isValid(datum.sharpness)").properties(
         title="sharpness: rises to the edge, then falls")
     ratio = alt.layer(
-        base.mark_line(point=True).encode(
+        base.mark_line().encode(
             x=x, y=alt.Y("edge_ratio:Q", title="η_eff S / 2",
                          scale=alt.Scale(domain={"unionWith": [0, 1.2]})), color=color
         ).transform_filter("isValid(datum.edge_ratio)"),

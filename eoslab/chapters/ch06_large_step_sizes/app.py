@@ -60,7 +60,7 @@ def escape_layout():
         width=WIDTH, height=HEIGHT, title="the landscape along any ray from the minimum")
     eta = alt.Color("eta:N", title="digits net: run", legend=alt.Legend(orient="bottom",
                                                                         labelLimit=260))
-    net_paths = alt.Chart(alt.Data(name="net")).mark_line(point=True).encode(
+    net_paths = alt.Chart(alt.Data(name="net")).mark_line().encode(
         x=alt.X("loss:Q", title="train loss (training runs right to left)",
                 scale=alt.Scale(type="log", reverse=True)),
         y=alt.Y("sharpness:Q", title="top Hessian eigenvalue"),

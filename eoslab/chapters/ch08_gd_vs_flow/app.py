@@ -36,14 +36,13 @@ MODEL_LABELS = {"fc-tanh": "tanh (not homogeneous)",
 def gd_vs_flow_layout():
     """Gap to the flow (log) | flow sharpness with 2/η rules; losses below, against time."""
     eta = alt.Color("eta:N", title="GD step size η")
-    gap = alt.Chart(alt.Data(name="gap")).mark_line(point=True).encode(
+    gap = alt.Chart(alt.Data(name="gap")).mark_line().encode(
         x=alt.X("t:Q", title="time t = kη"),
         y=alt.Y("distance:Q", title="‖θ_k − θ(kη)‖",
                 scale=alt.Scale(type="log", domain={"unionWith": [0.01, 0.1]})),
         color=eta).transform_filter("datum.distance > 0").properties(
         title="distance from GD to the gradient flow", width=300, height=200)
-    sharp = alt.Chart(alt.Data(name="sharpness")).mark_line(
-        color="black", point=alt.OverlayMarkDef(color="black")).encode(
+    sharp = alt.Chart(alt.Data(name="sharpness")).mark_line(color="black").encode(
         x=alt.X("t:Q", title="time t"),
         y=alt.Y("sharpness:Q", title="sharpness S(t) of the flow",
                 scale=alt.Scale(domain={"unionWith": [0, 1]})))

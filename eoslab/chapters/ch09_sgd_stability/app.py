@@ -43,7 +43,7 @@ def sgd_stability_layout():
     crit = alt.Color("criterion:N", legend=_legend("criterion (≤ 1: SGD may stay)"))
     one = alt.Chart(alt.Data(values=[{"v": 1.0}])).mark_rule(color="black",
                                                             strokeDash=[6, 4]).encode(y="v:Q")
-    ratios = alt.Chart(alt.Data(name="ratios")).mark_line(point=True).encode(
+    ratios = alt.Chart(alt.Data(name="ratios")).mark_line().encode(
         x=alt.X("batch_size:Q", title="batch size B", scale=alt.Scale(type="log", base=2)),
         y=alt.Y("ratio:Q", title="ratio at GD's minimum",
                 scale=alt.Scale(type="log", domain={"unionWith": [0.5, 2]})),
@@ -71,14 +71,14 @@ def sgd_stability_layout():
     point = alt.Color("point:N", legend=_legend("value"), scale=alt.Scale(domain=points))
     dashes = alt.Scale(domain=points, range=[[1, 0], [6, 4], [2, 2]])
     dash = alt.StrokeDash("point:N", legend=None, scale=dashes)
-    trace = norms.mark_line(point=True).encode(
+    trace = norms.mark_line().encode(
         x=alt.X("eta:Q", title="SGD step size η (B = 1)"),
         y=alt.Y("value:Q", title="Tr H",
                 scale=alt.Scale(type="log", domain={"unionWith": [10, 100]})),
         color=point, strokeDash=dash).transform_filter(
         "datum.quantity == 'Tr H' && datum.value > 0").properties(
         title="diagonal net: Tr H where SGD ends", width=300, height=200)
-    norm = norms.mark_line(point=True).encode(
+    norm = norms.mark_line().encode(
         x=alt.X("eta:Q", title="SGD step size η (B = 1)"),
         y=alt.Y("value:Q", title="value",
                 scale=alt.Scale(type="log", domain={"unionWith": [0.1, 1]})),
