@@ -70,7 +70,8 @@ def sgd_stability_layout():
     points = ["where SGD ends", "GD's minimum", "2/η (B = 1 stability)"]
     point = alt.Color("point:N", legend=_legend("value"), scale=alt.Scale(domain=points))
     dashes = alt.Scale(domain=points, range=[[1, 0], [6, 4], [2, 2]])
-    dash = alt.StrokeDash("point:N", legend=None, scale=dashes)
+    dash = alt.StrokeDash("point:N", legend=_legend("value"), scale=dashes)  # merged with
+    # the colour legend of the same field (a legend=None here conflicts with it)
     trace = norms.mark_line().encode(
         x=alt.X("eta:Q", title="SGD step size η (B = 1)"),
         y=alt.Y("value:Q", title="Tr H",
