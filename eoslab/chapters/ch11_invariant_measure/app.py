@@ -46,8 +46,10 @@ def invariant_layout():
     moves = base.transform_fold(list(legend), as_=["what", "v"]).transform_filter(
         "datum.v > 0").transform_calculate(
         what=f"datum.what == 'w1' ? '{legend['w1']}' : '{legend['move_rms']}'"
-    ).mark_line(point=True).encode(
-        x="step:Q", y=alt.Y("v:Q", title="moved in one window", scale=alt.Scale(type="log")),
+    ).mark_line().encode(  # domains united with a fixed range: no rows yet draws no extent
+        x=alt.X("step:Q", scale=alt.Scale(domain={"unionWith": [0, 1]})),
+        y=alt.Y("v:Q", title="moved in one window",
+                scale=alt.Scale(type="log", domain={"unionWith": [1e-3, 1e-2]})),
         color=alt.Color("what:N", title="moved in a window")).properties(
         title="the weights keep moving, their distribution stops")
     names = {"path_rms": "path length", "travel_rms": "distance from start"}
