@@ -386,8 +386,13 @@ def has_run_button(page, root: str = "") -> bool:
     return page.locator(f"{root} .eoslab-run".strip()).count() > 0
 
 
-# the lifecycle's own lines while a run starts or stops (eoslab.ui.app.ChapterApp)
-BUSY_STATUS = ("training (", "stopping ...")
+def busy_status(text: str) -> bool:
+    """Whether ``text`` is the lifecycle's own line while a run starts or stops
+    ("training (<preset>) ...", "stopping ..."), not a result's sentence (which may begin
+    "training (loss falling): ...")."""
+    text = text.strip().lower()
+    return text.startswith("stopping") or (text.startswith("training (")
+                                           and text.endswith("..."))
 
 
 def finish_run(page, root: str = "", timeout_s: float = 240) -> str:
@@ -413,8 +418,8 @@ def finish_run(page, root: str = "", timeout_s: float = 240) -> str:
                 clicked = True
                 page.wait_for_timeout(500)
                 continue
-            if not text.lower().startswith(BUSY_STATUS):  # a result's sentence, whatever
-                return text                                 # words it uses ("training ...")
+            if not busy_status(text):
+                return text
         page.wait_for_timeout(250)
     raise AssertionError(f"the app did not settle within {timeout_s} s; status: "
                          f"{status_text(page, root)!r}")

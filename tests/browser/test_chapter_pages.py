@@ -39,6 +39,7 @@ from eoslab.serve import chapter_url
 
 from .conftest import (
     ARTIFACTS,
+    busy_status,
     capture,
     chapters,
     finish_run,
@@ -148,8 +149,7 @@ def check(page, watch: Watch, where: str) -> list:
     problems = list(page.evaluate(OVERFLOW_JS))
     app_text = page.inner_text(".eoslab-app").lower()
     problems += [f"placeholder {p!r} left on the page" for p in PLACEHOLDERS if p in app_text]
-    if page.locator(".eoslab-status").first.inner_text().strip().lower().startswith(
-            "training ("):
+    if busy_status(page.locator(".eoslab-status").first.inner_text()):
         problems.append("placeholder 'training (...' left in the status line")
     body = page.inner_text("body")
     if "wait for the background run" in body:
