@@ -41,7 +41,8 @@ def test_export_links_download_the_runs_data_and_chart(voila, browser_page):
     csv_name, csv_bytes = download(page, ".eoslab-export-csv")
     svg_name, svg_bytes = download(page, ".eoslab-export-svg")
     json_name, json_bytes = download(page, ".eoslab-export-json")
-    assert csv_name == "ch02-quick-lr0.4-momentum0.0.csv" and svg_name.endswith(".svg")
+    assert csv_name == "ch02-quick-lr0.4-momentum0.0-archfc-tanh-lossmse.csv"  # every setting
+    assert svg_name.endswith(".svg")
     rows = list(csv.DictReader(io.StringIO(csv_bytes.decode())))
     datasets = json.loads(json_bytes)
 
