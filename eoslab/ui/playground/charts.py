@@ -50,10 +50,26 @@ def history_layout():
     edge = _panel("edge", "value", "sharpness vs threshold", log=True, dash=dash)
     edge = edge.encode(tooltip=["run:N", "curve:N", "step:Q", "value:Q"])
     spectrum = _panel("spectrum", "value", "top eigenvalues / trace", dash=alt.StrokeDash(
-        "which:N", legend=alt.Legend(orient="bottom")))
+        "which:N", title="Hessian", legend=alt.Legend(orient="bottom")))
     chart = alt.vconcat(alt.hconcat(loss, acc), alt.hconcat(edge, spectrum))
     chart = chart.resolve_scale(color="shared", strokeDash="independent")
     return chart.properties(datasets={"history": [], "edge": [], "spectrum": []})
+
+
+_SUBSCRIPTS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _spectrum_name(key: str) -> str:
+    """The legend name of a spectrum column: ``λ₁`` (the sharpness), ``λ₂``, ..., ``trace``.
+
+    >>> _spectrum_name("sharpness"), _spectrum_name("eig_3"), _spectrum_name("trace")
+    ('λ₁', 'λ₃', 'trace')
+    """
+    if key == "sharpness":
+        return "λ₁"
+    if key.startswith("eig_"):
+        return "λ" + key.removeprefix("eig_").translate(_SUBSCRIPTS)
+    return key
 
 
 def history_datasets(runs: list[tuple[str, list[dict], list[dict]]]) -> dict:
@@ -65,7 +81,7 @@ def history_datasets(runs: list[tuple[str, list[dict], list[dict]]]) -> dict:
                             "acc": clean(row.get("acc"))})
             for key, value in row.items():
                 if key == "sharpness" or key.startswith("eig_") or key == "trace":
-                    which = "eig_1" if key == "sharpness" else key
+                    which = _spectrum_name(key)
                     spectrum.append({"run": label, "step": row["step"], "which": which,
                                      "value": clean(value)})
         edge.extend({**e, "run": label, "value": clean(e["value"])} for e in edges)
