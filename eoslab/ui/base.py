@@ -18,7 +18,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from eoslab.chapters.presets import PRESET_NAMES, get_preset
-from eoslab.ui.spec_data import named_data, scaled_data
+from eoslab.ui.spec_data import named_data
 from eoslab.ui.status import format_value, state_class
 
 __all__ = [
@@ -98,7 +98,6 @@ class LiveChart:
         """
         spec = chart.to_dict()
         spec["datasets"] = {**dict.fromkeys(named_data(spec), []), **spec.get("datasets", {})}
-        spec["usermeta"] = {**spec.get("usermeta", {}), "eoslabScaled": scaled_data(spec)}
         with self._lock:
             self._base = {k: v for k, v in spec.items() if k != "datasets"}
             self.spec = spec
@@ -125,8 +124,8 @@ class LiveChart:
     def streaming(self) -> bool:
         """Whether a run is streaming into the chart.
 
-        The browser then draws the figure once every dataset a scale needs has rows
-        (:func:`~eoslab.ui.spec_data.scaled_data`), not before.
+        The browser then draws a panel whose data has no rows yet as "no data yet" rather
+        than as "no data in this run" (see :mod:`eoslab.ui.vega_view`).
         """
         return bool(getattr(self.widget, "streaming", False))
 

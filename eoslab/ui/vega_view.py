@@ -44,10 +44,14 @@ container (one panel on a very narrow page) is scaled down to its width.  Relayo
 counted in the element's ``data-layouts``, figures in ``data-embeds``, data in
 ``data-updates``.
 
-**No empty draws.**  A figure whose named datasets hold no rows is not drawn (the element
-keeps its height, ``data-waiting`` is set): Vega's scales on empty data warn ("Infinite
-extent") and put placeholder extents into the drawing.  It is drawn when rows arrive, with
-them, and goes back to waiting when a new run empties every dataset.
+**No empty draws.**  Vega's scales on empty data warn ("Infinite extent") and put
+placeholder extents into the drawing, so nothing is drawn from an empty dataset.  A figure
+whose named datasets all hold no rows is not drawn (the element keeps its height,
+``data-waiting`` is set) until rows arrive.  In a figure with data, a layer whose named
+dataset is empty is left out, and a panel left with no such layer is drawn as a note of
+the panel's size and title: "no data yet" while a run streams, else "no data in this
+run (see the status line)" (a part of the run that diverged or was never reached).  When a dataset fills or empties so that what is
+left out changes, the figure is drawn again.
 
 Why not ``alt.JupyterChart``: its in-place data path (``_py_to_js_updates``) is private to
 Altair and its public ``spec`` path re-embeds.
@@ -119,12 +123,54 @@ function drawnWidth(target) {
 }
 
 const full = (rows) => Array.isArray(rows) && rows.length > 0;
-function hold(spec, datasets, streaming) {
+function hold(spec, datasets) {
     const named = Object.keys(spec.datasets || {});
-    if (named.length === 0) return false;
-    if (!named.some((n) => full(datasets[n]))) return true;
-    return streaming && ((spec.usermeta || {}).eoslabScaled || []).some((n) => !full(datasets[n]));
+    return named.length > 0 && !named.some((n) => full(datasets[n]));
 }
+
+function note(node, text) {
+    const size = (k, d) => [node[k], ...(node.layer || []).map((l) => l[k])]
+        .find(Number.isFinite) ?? d;
+    const w = size("width", 300), h = size("height", 200);
+    const out = { width: w, height: h, data: { values: [{}] },
+        mark: { type: "text", color: "#666", fontSize: 12, align: "center", baseline: "middle" },
+        encoding: { x: { value: w / 2 }, y: { value: h / 2 }, text: { value: text } } };
+    const title = [node, ...(node.layer || [])].map((l) => l.title).find((t) => t !== undefined);
+    if (title !== undefined) out.title = title;
+    return out;
+}
+
+// Leaves out layers whose named data is empty, draws a panel left with none as a note;
+// returns the paths it changed ("" when none), so a change of them redraws the figure.
+function prune(spec, datasets, text) {
+    const gone = [];
+    function visit(node, data, path) {
+        const own = node.data;
+        if (own && typeof own === "object") data = "values" in own ? null : own.name ?? data;
+        if (Array.isArray(node.layer)) {
+            const kinds = node.layer.map((c, i) => visit(c, data, path + "l" + i));
+            if (!kinds.includes("full")) return kinds.includes("empty") ? "empty" : "none";
+            node.layer = node.layer.filter((c, i) => kinds[i] !== "empty");
+            kinds.forEach((k, i) => { if (k === "empty") gone.push(path + "l" + i); });
+            return "full";
+        }
+        for (const key of ["hconcat", "vconcat", "concat"]) {
+            if (!Array.isArray(node[key])) continue;
+            const kinds = node[key].map((c, i) => visit(c, data, path + key[0] + i));
+            if (!kinds.includes("full")) return kinds.includes("empty") ? "empty" : "none";
+            node[key] = node[key].map((c, i) => kinds[i] === "empty" ? note(c, text) : c);
+            kinds.forEach((k, i) => { if (k === "empty") gone.push(path + key[0] + i); });
+            return "full";
+        }
+        if (node.mark === undefined || !data) return "none";
+        return full(datasets[data]) ? "full" : "empty";
+    }
+    visit(spec, null, "");
+    return gone.length ? gone.sort().join() + ":" + text : "";
+}
+
+const emptyText = (streaming) =>
+    streaming ? "no data yet" : "no data in this run (see the status line)";
 
 async function render({ model, el }) {
     // spec and datasets arrive on a plain ipywidgets model (see the Python docstring)
@@ -133,7 +179,7 @@ async function render({ model, el }) {
     const listening = {};    // the context of this view's listeners on `live`
     let view = null, finalize = null, generation = 0;
     let shown = {};          // dataset name -> JSON of the rows the view holds
-    let columns = null, perPanel = null, waiting = false, fresh = true;
+    let columns = null, perPanel = null, waiting = false, fresh = true, pruned = "";
     el.style.maxWidth = "100%";
     el.style.minWidth = "0";
 
@@ -151,12 +197,18 @@ async function render({ model, el }) {
     async function push() {
         const datasets = live.get("datasets") || {};
         const spec = live.get("spec") || {};
-        const held = hold(spec, { ...spec.datasets, ...datasets }, live.get("streaming"));
+        const all = { ...spec.datasets, ...datasets };
+        const held = hold(spec, all);
         if (view === null) {
             if (waiting && !held) await embed("data");
             return;
         }
         if (held) { wait(); return; }
+        const { datasets: _, ...shape } = spec;
+        if (prune(structuredClone(shape), all, emptyText(live.get("streaming"))) !== pruned) {
+            await embed("data", columns);
+            return;
+        }
         let changed = false;
         for (const [name, rows] of Object.entries(datasets)) {
             const key = JSON.stringify(rows);
@@ -189,7 +241,8 @@ async function render({ model, el }) {
         }
         const datasets = { ...(spec.datasets || {}), ...(live.get("datasets") || {}) };
         spec.datasets = datasets;
-        if (hold(spec, datasets, live.get("streaming"))) { wait(); return; }
+        if (hold(spec, datasets)) { wait(); return; }
+        pruned = prune(spec, datasets, emptyText(live.get("streaming")));
         const panels = panelsOf(spec);
         if (panels > 1) {
             columns = narrower !== null ? narrower : perPanel === null ? panels

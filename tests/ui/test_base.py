@@ -137,9 +137,9 @@ def test_background_jobs_elsewhere_start_at_once(monkeypatch):
     assert ran.wait(10)
 
 
-def test_the_chart_lists_its_scaled_datasets_and_follows_the_run_state():
-    """A figure names the datasets its continuous scales need (the browser waits for them
-    while a run streams); the status state drives the chart's ``streaming`` flag."""
+def test_the_chart_lists_its_datasets_and_follows_the_run_state():
+    """A figure lists every named dataset (the browser prunes the empty ones); the status
+    state drives the chart's ``streaming`` flag."""
     import altair as alt
 
     from eoslab.ui.base import LiveChart, RunControls
@@ -148,7 +148,6 @@ def test_the_chart_lists_its_scaled_datasets_and_follows_the_run_state():
     note = alt.Chart(alt.Data(name="note")).mark_text().encode(
         x=alt.value(4), y=alt.value(4), text="note:N")
     chart = LiveChart(alt.layer(line, note), mode="jupyter")
-    assert chart.spec["usermeta"]["eoslabScaled"] == ["history"]
     assert chart.spec["datasets"] == {"history": [], "note": []}
     controls = RunControls()
     controls.watchers.append(lambda state: setattr(chart, "streaming", state == "training"))
