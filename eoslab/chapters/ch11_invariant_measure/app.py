@@ -33,28 +33,21 @@ __all__ = ["InvariantMeasureApp", "invariant_layout"]
 
 def invariant_layout():
     """Loss | full gradient norm | per-window moves | path vs travel | weight histograms."""
-    base = alt.Chart(alt.Data(name="history"))
-    loss = base.mark_line().encode(
-        x="step:Q", y=alt.Y("loss:Q", title="train loss", scale=alt.Scale(type="log"))
-    ).transform_filter("datum.loss > 0").properties(title="the loss settles")
-    grad = base.mark_line(point=True, color="#d62728").encode(
-        x="step:Q", y=alt.Y("grad_full:Q", title="‖∇L(θ) + λθ‖ (full batch)",
-                            scale=alt.Scale(type="log"))
-    ).transform_filter("datum.grad_full > 0").properties(
-        title="... but the gradient does not go to zero")
+    loss = alt.Chart(alt.Data(name="loss")).mark_line().encode(
+        x="step:Q", y=alt.Y("v:Q", title="train loss", scale=alt.Scale(type="log"))
+    ).properties(title="the loss settles")
+    grad = alt.Chart(alt.Data(name="grad")).mark_line(point=True, color="#d62728").encode(
+        x="step:Q", y=alt.Y("v:Q", title="‖∇L(θ) + λθ‖ (full batch)", scale=alt.Scale(type="log"))
+    ).properties(title="... but the gradient does not go to zero")
     legend = {"move_rms": "weights θ (RMS move)", "w1": "their distribution (W₁)"}
-    moves = base.transform_fold(list(legend), as_=["what", "v"]).transform_filter(
-        "datum.v > 0").transform_calculate(
+    moves = alt.Chart(alt.Data(name="moves")).transform_calculate(
         what=f"datum.what == 'w1' ? '{legend['w1']}' : '{legend['move_rms']}'"
-    ).mark_line().encode(  # domains united with a fixed range: no rows yet draws no extent
-        x=alt.X("step:Q", scale=alt.Scale(domain={"unionWith": [0, 1]})),
-        y=alt.Y("v:Q", title="moved in one window",
-                scale=alt.Scale(type="log", domain={"unionWith": [1e-3, 1e-2]})),
+    ).mark_line().encode(
+        x="step:Q", y=alt.Y("v:Q", title="moved in one window", scale=alt.Scale(type="log")),
         color=alt.Color("what:N", title="moved in a window")).properties(
         title="the weights keep moving, their distribution stops")
     names = {"path_rms": "path length", "travel_rms": "distance from start"}
-    path = base.transform_fold(list(names), as_=["what", "v"]).transform_filter(
-        "isValid(datum.v)").transform_calculate(
+    path = alt.Chart(alt.Data(name="paths")).transform_calculate(
         what=f"datum.what == 'path_rms' ? '{names['path_rms']}' : '{names['travel_rms']}'"
     ).mark_line().encode(
         x="step:Q", y=alt.Y("v:Q", title="RMS per coordinate"),
@@ -69,7 +62,7 @@ def invariant_layout():
     rows = [alt.hconcat(*panels[:3]).resolve_scale(color="independent"),
             alt.hconcat(*panels[3:]).resolve_scale(color="independent")]
     return alt.vconcat(*rows).resolve_scale(color="independent").properties(
-        datasets={"history": [], "hist": []})
+        datasets={"hist": [], "loss": [], "grad": [], "moves": [], "paths": []})
 
 
 class InvariantMeasureApp(ChapterApp):

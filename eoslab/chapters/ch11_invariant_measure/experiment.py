@@ -109,6 +109,19 @@ def _clean(value):
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def long_rows(history: list[dict], fields: tuple[str, ...], positive: bool = False) -> list:
+    """``{"step", "what", "v"}`` rows of ``history``'s ``fields``, one per finite value.
+
+    Only values ``> 0`` when ``positive`` (a log axis), so an empty list means nothing to draw.
+
+    >>> long_rows([{"step": 0, "a": 1.0, "b": None}, {"step": 5, "a": 0.0, "b": 2.0}],
+    ...           ("a", "b"), positive=True)
+    [{'step': 0, 'what': 'a', 'v': 1.0}, {'step': 5, 'what': 'b', 'v': 2.0}]
+    """
+    return [{"step": row["step"], "what": f, "v": v} for row in history for f in fields
+            if (v := _clean(row.get(f))) is not None and (v > 0 or not positive)]
+
+
 def experiment(preset: InvariantMeasurePreset, settings: dict, *, emit=None,
                stop: threading.Event | None = None) -> dict:
     """One SGD run at ``settings`` (``lr``, ``batch_size``, ``weight_decay``).
@@ -116,8 +129,9 @@ def experiment(preset: InvariantMeasurePreset, settings: dict, *, emit=None,
     A batch size of at least the number of examples is full-batch GD.  Returns ``status``,
     ``lr``, ``batch_size``, ``weight_decay``, ``history`` (rows with the probe's fields and
     ``path_rms``, the running sum of ``move_rms``), ``summary``
-    (:func:`stationarity_summary`), ``datasets`` (``history``, ``hist``) and, if the run
-    blew up, ``diverged``.
+    (:func:`stationarity_summary`), ``datasets`` (``history``, ``hist``, and :func:`long_rows`
+    of the loss, the full gradient norm, the per-window moves, the path and distance) and,
+    if the run blew up, ``diverged``.
     """
     lr, wd = float(settings["lr"]), float(settings["weight_decay"])
     batch = int(settings["batch_size"])
@@ -129,7 +143,11 @@ def experiment(preset: InvariantMeasurePreset, settings: dict, *, emit=None,
     path = [0.0]
 
     def datasets():
-        return {"history": list(history), "hist": weight_histograms(probe.snapshots)}
+        return {"history": list(history), "hist": weight_histograms(probe.snapshots),
+                "loss": long_rows(history, ("loss",), positive=True),
+                "grad": long_rows(history, ("grad_full",), positive=True),
+                "moves": long_rows(history, ("move_rms", "w1"), positive=True),
+                "paths": long_rows(history, ("path_rms", "travel_rms"))}
 
     def on_row(row):
         if row.get("move_rms") is not None:

@@ -37,27 +37,22 @@ def normalization_layout():
     and :math:`2/\\eta_{\\rm eff}` (dashed); the bottom row shows the three smoothness
     measures along the path, with and without BatchNorm.
     """
-    base = alt.Chart(alt.Data(name="history"))
     color = alt.Color("run:N", title="GD run", scale=alt.Scale(
         domain=list(RUNS.values()), range=["#d62728", "#1f77b4", "#7f7f7f"]),
         legend=alt.Legend(orient="bottom", columns=1))
 
-    def line(field, title, heading, log=True, points=False):
-        return base.mark_line(point=points).encode(
-            x=alt.X("step:Q", title="step"),
-            y=alt.Y(f"{field}:Q", title=title,
-                    scale=alt.Scale(type="log") if log else alt.Undefined),
-            color=color).transform_filter(
-            f"isValid(datum.{field}) && datum.{field} > 0").properties(
-            title=heading, width=250, height=180)
+    def data(field):  # one dataset per quantity: its finite positive values (panel_data)
+        return alt.Chart(alt.Data(name=field)).encode(x=alt.X("step:Q", title="step"))
 
-    valid = "isValid(datum.eff_lr) && datum.eff_lr > 0"
-    edge = base.transform_filter(f"{valid} && isValid(datum.spherical_sharpness)"
-                                 ).transform_calculate(edge="2 / datum.eff_lr").mark_line(
-        strokeDash=[5, 3], opacity=0.7).encode(x="step:Q", y="edge:Q", color=color)
-    along = base.transform_filter("isValid(datum.step_sharpness) && datum.step_sharpness > 0"
-                                  ).mark_line(strokeWidth=1, opacity=0.6).encode(
-        x="step:Q", y="step_sharpness:Q", color=color)
+    def line(field, title, heading, log=True, points=False):
+        return data(field).mark_line(point=points).encode(
+            y=alt.Y("v:Q", title=title, scale=alt.Scale(type="log") if log else alt.Undefined),
+            color=color).properties(title=heading, width=250, height=180)
+
+    edge = data("sph_edge").mark_line(strokeDash=[5, 3], opacity=0.7).encode(
+        y="v:Q", color=color)
+    along = data("step_sharpness").mark_line(strokeWidth=1, opacity=0.6).encode(
+        y="v:Q", color=color)
     sph = alt.layer(line("spherical_sharpness", "‖w‖² λmax (spherical sharpness)",
                          ["‖w‖² λmax (points), along the step (thin)",
                           "dashed: 2 / (η/‖w‖²), the edge"], points=True), along, edge)
@@ -68,11 +63,11 @@ def normalization_layout():
              "gradient predictiveness (lower: smoother)"),
         alt.layer(line("beta_smoothness", "max over s of ‖Δg‖ / ‖step‖",
                        "effective β-smoothness (black dashed: 2/η)"),
-                  base.mark_line(color="black", strokeDash=[5, 3]).encode(
-                      x="step:Q", y="beta_edge:Q").transform_filter("isValid(datum.beta_edge)")),
+                  data("beta_edge").mark_line(color="black", strokeDash=[5, 3]).encode(
+                      y="v:Q")),
         line("loss_variation", "max − min of L along the step",
              "loss variation along the step"))
-    return alt.vconcat(top, bottom).properties(datasets={"history": []})
+    return alt.vconcat(top, bottom).resolve_scale(y="independent")
 
 
 class NormalizationSharpnessApp(ChapterApp):

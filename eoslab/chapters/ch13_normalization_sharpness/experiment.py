@@ -57,6 +57,33 @@ def _clean(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+# one dataset per drawn quantity: (field, or a function of the row) -> positive values only
+PANEL_FIELDS = ("loss", "spherical_sharpness", "step_sharpness", "eff_lr",
+                "grad_predictiveness", "beta_smoothness", "beta_edge", "loss_variation")
+
+
+def panel_data(rows: list[dict]) -> dict:
+    """The chart's datasets: ``history`` and one per quantity drawn.
+
+    Per quantity of :data:`PANEL_FIELDS` (and ``sph_edge``, :math:`2/\\eta_{\\rm eff}`
+    where the spherical sharpness was measured) the rows
+    ``{"step", "run", "v"}`` with a finite positive value, so a quantity never measured in
+    this run is an empty dataset (its panel says so) rather than a filtered-out one.
+
+    >>> panel_data([{"run": "BN", "step": 0, "loss": 0.5, "eff_lr": 0.25,
+    ...              "spherical_sharpness": 3.0}])["sph_edge"]
+    [{'step': 0, 'run': 'BN', 'v': 8.0}]
+    """
+    def positive(row, value):
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+        return [{"step": row["step"], "run": row["run"], "v": value}] if ok else []
+
+    out = {f: [r for row in rows for r in positive(row, row.get(f))] for f in PANEL_FIELDS}
+    out["sph_edge"] = [r for row in rows if row.get("spherical_sharpness") is not None
+                       and row.get("eff_lr") for r in positive(row, 2.0 / row["eff_lr"])]
+    return {"history": rows, **out}
+
+
 def _median(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -177,8 +204,8 @@ def experiment(preset: NormalizationPreset, settings: dict, *, emit=None,
     """The three runs at ``settings["lr"]`` (weight decay ``settings["wd"]`` for ``bn_wd``).
 
     Returns ``status``, ``lr``, ``wd``, ``runs`` (name -> ``history``, ``status``,
-    ``test_acc``), ``summary`` (:func:`normalization_summary`), ``datasets`` (``history``)
-    and, if a run blew up, ``diverged`` (the others still ran).
+    ``test_acc``), ``summary`` (:func:`normalization_summary`), ``datasets``
+    (:func:`panel_data`) and, if a run blew up, ``diverged`` (the others still ran).
     """
     lr, wd = float(settings["lr"]), float(settings["wd"])
     data = preset.net.load_data()
@@ -205,7 +232,7 @@ def experiment(preset: NormalizationPreset, settings: dict, *, emit=None,
                     clean["beta_edge"] = 2.0 / lr
                 runs[name]["history"].append(clean)
                 if emit is not None:
-                    emit({"history": rows()}, i * preset.steps + row["step"])
+                    emit(panel_data(rows()), i * preset.steps + row["step"])
 
             run, test_acc = _one_run(preset, data, name, lr, wd, emit_row, stop)
             runs[name].update(status=run.status, test_acc=test_acc,
@@ -222,7 +249,7 @@ def experiment(preset: NormalizationPreset, settings: dict, *, emit=None,
     finally:
         torch.set_num_threads(threads)
     result = {"status": status, "lr": lr, "wd": wd, "runs": runs,
-              "summary": normalization_summary(runs), "datasets": {"history": rows()}}
+              "summary": normalization_summary(runs), "datasets": panel_data(rows())}
     if diverged:
         result["diverged"] = diverged
     return result
