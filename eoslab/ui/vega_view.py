@@ -211,6 +211,7 @@ async function render({ model, el }) {
         }
         let changed = false;
         for (const [name, rows] of Object.entries(datasets)) {
+            if (!(name in (spec.datasets || {}))) continue;   // a name the figure does not read
             const key = JSON.stringify(rows);
             if (shown[name] === key) continue;
             shown[name] = key;
