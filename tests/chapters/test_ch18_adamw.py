@@ -63,7 +63,7 @@ def test_adam_edge_of_stability_and_the_decoupled_optimum():
     status = app.describe(result)
     assert "preconditioned sharpness" in status and "decade(s) of λ" in status
     # the state is computed from the band asserted above: median >= 0.9 is "at its edge"
-    assert result["state"] == "oscillating" and status.startswith("Adam at its edge")
+    assert result["state"] == "oscillating" and status.startswith("oscillating — Adam at its edge")
 
 
 def test_the_contrast_holds_for_other_seeds():
