@@ -151,6 +151,11 @@ class SgdStabilityApp(ChapterApp):
         batch.add_class("eoslab-batch-slider")
         return {"batch_size": batch}
 
+    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
+        if name == "batch_size":
+            return (1, preset.net.n_train)
+        return super().slider_range(name, preset)
+
     def layout(self, settings: dict):
         return sgd_stability_layout()
 
