@@ -5,7 +5,8 @@ settings, the experiment turns ``(preset, settings)`` into a JSON-ready result, 
 app draws it. :class:`ChapterApp` owns everything else, once for all chapters:
 
 * the preset dropdown (quick / default / paper) and what moving it does: every slider
-  takes the new preset's value (and range, through :meth:`ChapterApp.slider_range`);
+  takes the new preset's value (and range, through :meth:`ChapterApp.slider_range`), and
+  the step-size slider its label (:class:`~eoslab.ui.lr_slider.LrSlider`);
 * Run / Stop, progress and status; the experiment in a background thread (never blocking
   the kernel), or in the calling thread with ``run(wait=True)`` (tests, ``EOSLAB_QUICK``);
 * partial datasets streamed into one :class:`~eoslab.ui.base.LiveChart`, throttled;
@@ -19,7 +20,8 @@ Every value a control sends is checked in the kernel before anything is computed
 (:class:`~eoslab.ui.inputs.InputGuard`); a refused value is undone in place and the status
 line says why. No exception leaves a widget callback: the status line names it instead.
 
-A subclass sets ``CHAPTER``, ``KIND`` and ``experiment`` and implements ``make_sliders``,
+A subclass sets ``CHAPTER``, ``KIND`` and ``experiment`` (and declares its step-size
+slider, :mod:`eoslab.ui.lr_slider`) and implements ``make_sliders``,
 ``layout`` and ``describe``. The experiment is called as
 ``experiment(preset, settings, emit=emit, stop=stop)``; ``emit(datasets, done)`` streams
 partial datasets and a progress count, and the returned dict has ``"status"``
@@ -55,10 +57,10 @@ from eoslab.ui.base import (
     Throttle,
     divergence_text,
     preset_dropdown,
-    slider,
 )
 from eoslab.ui.export import ExportControls, offer_result
 from eoslab.ui.inputs import InputGuard, choices, setting_value
+from eoslab.ui.lr_slider import LrSlider
 from eoslab.ui.plots import with_datasets
 
 __all__ = ["ChapterApp", "Emit", "divergence_text"]
@@ -66,7 +68,7 @@ __all__ = ["ChapterApp", "Emit", "divergence_text"]
 Emit = Callable[[dict, int], None]
 
 
-class ChapterApp(InputGuard):
+class ChapterApp(LrSlider, InputGuard):
     """Base of every chapter app (see the module docs).
 
     Args:
@@ -86,8 +88,6 @@ class ChapterApp(InputGuard):
 
     CHAPTER: ClassVar[str] = ""
     KIND: ClassVar[str] = ""
-    LR_RANGE: ClassVar[tuple[float, float, float]] = (0.01, 1.0, 0.01)
-    LR_LABEL: ClassVar[str] = "step size η"
     LIVE: ClassVar[bool] = False
     experiment: ClassVar[Callable[..., dict] | None] = None
 
@@ -124,12 +124,6 @@ class ChapterApp(InputGuard):
             self.chart.show(with_datasets(self.layout(settings), self.datasets))
 
     # -- to implement --------------------------------------------------------------------
-    def make_lr_slider(self) -> dict:
-        """The step-size slider (``eoslab-lr-slider``) as ``{"lr": widget}``, or ``{}``."""
-        low, high, step = self.LR_RANGE
-        return {"lr": slider(self.LR_LABEL, self.preset["lr"], low, high, step,
-                             "eoslab-lr-slider", continuous=self.LIVE)}
-
     def make_sliders(self) -> dict:
         """The chapter's controls beyond the step size (setting name -> widget)."""
         return {}
@@ -156,10 +150,6 @@ class ChapterApp(InputGuard):
     def total_work(self, settings: dict) -> int:
         """The progress bar's maximum for ``settings``."""
         return 1
-
-    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
-        """The ``(min, max)`` of slider ``name`` under ``preset``; ``None`` keeps it."""
-        return None
 
     def arrange(self) -> list:
         """The app's rows, top to bottom."""
@@ -384,6 +374,7 @@ class ChapterApp(InputGuard):
             if self.preset.get(name) is not None:
                 w.value = self.preset[name]
             w.observe(self._on_setting, names="value")
+        self.refresh_lr_label()
         self._good = {name: w.value for name, w in self.sliders.items()}
         self._relayout(self.settings())
         self.show_stored()

@@ -24,7 +24,11 @@ import math
 
 import ipywidgets as widgets
 
-__all__ = ["EdgeMarker", "edge_of", "lr_range_around_edge", "slider_rows"]
+__all__ = ["GAP", "EdgeMarker", "edge_of", "lr_range_around_edge", "slider_rows"]
+
+#: the space after the edge label, so that the next control's description in the row
+#: (wrapped or not) never runs into it
+GAP = "24px"
 
 
 def edge_of(preset) -> float | None:
@@ -40,14 +44,15 @@ def lr_range_around_edge(edge: float, below: float = 0.1, above: float = 3.0,
                          digits: int = 3) -> tuple[float, float]:
     """``(below * edge, above * edge)``, rounded to ``digits`` significant digits.
 
-    The slider then spans the stable side (``below`` < 1) and the unstable side
-    (``above`` > 1) of the edge in proportion to those factors.
+    With ``below`` < 1 < ``above`` the slider spans the stable and the unstable side of
+    the edge in proportion to those factors; ``above`` <= 1 keeps it below the edge (a
+    chapter whose interesting range lies there, e.g. momentum SGD in chapter 14).
     """
     if not (math.isfinite(edge) and edge > 0):
         raise ValueError(f"edge={edge!r} is not allowed; it must be a finite step size > 0")
-    if not (0 < below < 1 < above):
+    if not (0 < below < above and math.isfinite(above)):
         raise ValueError(f"below={below!r}, above={above!r} are not allowed; need "
-                         "0 < below < 1 < above")
+                         "0 < below < above, both finite")
     return (float(f"{below * edge:.{digits}g}"), float(f"{above * edge:.{digits}g}"))
 
 
@@ -60,7 +65,8 @@ class EdgeMarker:
 
     def __init__(self, app):
         self.app = app
-        self.widget = widgets.HTML(layout=widgets.Layout(margin="0 0 0 8px"))
+        # the right margin keeps the next control's label clear of "... = 9.68"
+        self.widget = widgets.HTML(layout=widgets.Layout(margin=f"0 {GAP} 0 8px"))
         self.widget.add_class("eoslab-edge")
         self.slider = app.sliders.get("lr")
         bounds = app.slider_range("lr", app.preset) if self.slider is not None else None

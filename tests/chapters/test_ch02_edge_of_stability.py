@@ -222,11 +222,11 @@ def test_app_lr_slider_spans_the_edge_of_the_chosen_network():
     app = EdgeOfStabilityApp(preset, chart_mode="jupyter", auto_run=False, store=False)
     edge = preset.lr_edge
     assert (app.lr.min, app.lr.max) == pytest.approx((LR_SPAN[0] * edge, LR_SPAN[1] * edge),
-                                                    rel=1e-3)
+                                                    rel=5e-3)  # 3 significant digits
     assert app.lr.min < preset.lr < edge < app.lr.max
     assert f"edge 2/λ₀ ≈ {edge:.2g}" in app.lr.description
     app.set(arch="cnn")  # λ0 ≈ 23 with the MSE: the range and the step size follow
     cnn_edge = 2 / initial_sharpness(chosen_net(preset, "cnn", "mse"))
-    assert app.lr.max == pytest.approx(LR_SPAN[1] * cnn_edge, rel=1e-3)
+    assert app.lr.max == pytest.approx(LR_SPAN[1] * cnn_edge, rel=5e-3)
     assert app.lr.value == pytest.approx(preset.lr * cnn_edge / edge, rel=0.02)
     assert app.configs()[0].model == "cnn" and "refused" not in app.controls.status.value

@@ -43,8 +43,8 @@ def test_lr_edge_is_two_over_the_initial_sharpness_and_scales_the_slider():
     app = UnstableConvergenceApp("quick", store=False, chart_mode="jupyter", auto_run=False)
     lr = app.sliders["lr"]
     # the slider spans 0.1x to 3x the edge; its label names the edge
-    assert (lr.min, lr.max) == (round(0.1 * 0.808, 2), round(3 * 0.808, 2))
+    assert (lr.min, lr.max) == (0.0808, 2.42)  # 0.1x and 3x the edge, 3 digits
     assert "2/λ₀ = 0.81" in lr.description
     app.preset_menu.value = "default"
-    assert (lr.min, lr.max) == (round(0.1 * 0.725, 2), round(3 * 0.725, 2))
+    assert (lr.min, lr.max) == (0.0725, 2.17)
     assert "2/λ₀ = 0.72" in lr.description

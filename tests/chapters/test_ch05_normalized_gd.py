@@ -55,8 +55,8 @@ def test_lr_edges_are_the_effective_thresholds_at_the_initialisation():
     app = NormalizedGDApp("quick", store=False, chart_mode="jupyter", auto_run=False)
     lr, sq = app.sliders["lr"], app.sliders["sqrt_lr"]
     # each slider spans 0.02x to 4x its edge, and names it
-    assert (lr.min, lr.max) == (round(0.02 * 0.765, 2), round(4 * 0.765, 2))
-    assert (sq.min, sq.max) == (round(0.02 * 1.31, 2), round(4 * 1.31, 2))
+    assert (lr.min, lr.max) == (0.0153, 3.06)  # 0.02x and 4x the edge, 3 digits
+    assert (sq.min, sq.max) == (0.0262, 5.24)
     assert "edge 0.77" in lr.description and "edge 1.3" in sq.description
 
 

@@ -101,11 +101,14 @@ def test_lr_edge_is_the_weight_decay_step_threshold_and_sets_the_slider():
     assert above["status"] == "diverged", above["history"][-1]
     app = BNWeightDecayApp("quick", store=False, chart_mode="jupyter", auto_run=False)
     lr, low, high = app.sliders["lr"], *BNWeightDecayApp.LR_SPAN
-    # the ends are rounded to the slider's step, 0.01 (and the bottom kept at 0.01)
-    assert abs(lr.max - high * preset.lr_edge) <= 0.01 and lr.min <= max(low * 10, 0.01)
-    assert lr.min <= preset.lr <= lr.max and "2/λ = 10" in lr.description
-    app.preset_menu.value = "default"
-    assert abs(lr.max - high * get_preset("12", "default").lr_edge) <= 0.01, lr
+    # the ends are LR_SPAN times the edge to 3 significant digits
+    assert (lr.min, lr.max) == pytest.approx((low * 10, high * 10), rel=5e-3)
+    assert lr.min < preset.lr < lr.max and "2/λ = 10" in lr.description
+    for name in ("default", "paper"):  # every preset's lr strictly inside, the edge too
+        app.preset_menu.value = name
+        other = get_preset("12", name)
+        assert abs(lr.max - high * other.lr_edge) <= 0.01, lr
+        assert lr.min < other.lr < other.lr_edge < lr.max, (name, lr)
 
 
 def test_the_app_explains_a_blow_up_past_eta_lambda_2():

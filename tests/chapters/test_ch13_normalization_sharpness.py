@@ -79,12 +79,14 @@ def test_lr_edge_is_two_over_the_initial_sharpness_and_sets_the_slider():
     app = NormalizationSharpnessApp("quick", store=False, chart_mode="jupyter", auto_run=False)
     lr, edge = app.sliders["lr"], app.preset.lr_edge
     low, high = NormalizationSharpnessApp.LR_SPAN
-    # the ends are rounded to the slider's step, 0.01
-    assert abs(lr.min - low * edge) <= 0.01 and abs(lr.max - high * edge) <= 0.01, lr
+    # the ends are LR_SPAN times the edge to 3 significant digits
+    assert (lr.min, lr.max) == pytest.approx((low * edge, high * edge), rel=5e-3), lr
     assert lr.min < 0.5 * edge and lr.max > 10 * edge
     assert f"{edge:.2g}" in lr.description
     app.preset_menu.value = "default"
-    assert abs(lr.max - high * get_preset("13", "default").lr_edge) <= 0.01, lr
+    default = get_preset("13", "default")
+    assert lr.max == pytest.approx(high * default.lr_edge, rel=5e-3), lr
+    assert lr.min < default.lr < lr.max and lr.min < default.lr_edge < lr.max
 
 
 def test_at_step_size_three_the_plain_net_fails_and_the_status_says_how():

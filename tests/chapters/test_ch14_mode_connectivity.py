@@ -65,7 +65,8 @@ def test_divergent_step_size_is_reported_with_its_stage():
     app = ModeConnectivityApp("quick", store=False, chart_mode="svg", auto_run=False)
     result = experiment(preset, {"lr": app.sliders["lr"].max, "kind": "bezier"})
     assert result["status"] == "diverged"
-    assert set(result["diverged"]) == {"step", "loss", "lr", "stage"}
+    # heavy-ball SGD (beta = sgd.momentum): the sentence names its edge (2+2beta)/eta
+    assert set(result["diverged"]) == {"step", "loss", "lr", "stage", "momentum"}
     text = divergence_text(result)
     assert "diverged at step" in text and "too large" in text
     assert "training" not in text.lower()  # the browser suite reads it as a run in progress

@@ -63,7 +63,7 @@ def test_adam_edge_of_stability_and_the_decoupled_optimum():
     status = app.describe(result)
     assert "preconditioned sharpness" in status and "decade(s) of λ" in status
     # the state is computed from the band asserted above: median >= 0.9 is "at its edge"
-    assert result["state"] == "oscillating" and status.startswith("Adam at its edge")
+    assert result["state"] == "oscillating" and status.startswith("oscillating — Adam at its edge")
 
 
 def test_the_contrast_holds_for_other_seeds():
@@ -110,3 +110,29 @@ def test_the_default_grid_gives_the_stars_quoted_in_the_text():
     assert adamw == pytest.approx([0.03, 0.03, 0.03, 0.01], rel=0.02), adamw
     assert optimum_spread(grid, "adam", units="decades") >= 2.0
     assert optimum_spread(grid, "adamw", units="decades") <= 0.5 + 1e-9
+
+
+def test_status_leads_with_the_state_when_only_the_adam_run_diverged():
+    """A finished result whose Adam run diverged: "finished — ... Adam run diverged at t"."""
+    import re
+
+    from eoslab.ui.status import result_state
+
+    app = AdamWApp("quick", store=False, chart_mode="jupyter", auto_run=False)
+    adam = {"status": "diverged", "diverged": {"step": 17, "loss": 3e7},
+            "last_precond_sharpness": 80.0, "edge": 95.0}
+    result = {"status": "finished", "state": "finished", "lr": 0.4, "adam": adam,
+              "optimum": {}}
+    status = app.describe(result)
+    assert result_state(result) == "finished"
+    assert status.startswith("finished — the edge-of-stability Adam run diverged at step 17")
+    assert not re.match(r"^\W*([\w-]+ ){0,3}diverged\b", status)  # the browser check's rule
+    assert "loss 3e+07" in status and "the grid ran all the same" in status
+
+
+def test_every_presets_lr_is_strictly_inside_the_slider():
+    for name in ("quick", "default", "paper"):
+        low, high, _ = AdamWApp.LR_RANGE
+        assert low < get_preset("18", name).lr < high
+    app = AdamWApp("quick", store=False, chart_mode="jupyter", auto_run=False)
+    assert app.lr.min < app.lr.value < app.lr.max and app.lr.readout_format == ".3f"

@@ -23,7 +23,6 @@ from eoslab.chapters.ch01_quadratic_stability.experiment import LR_MAX, experime
 from eoslab.chapters.ch01_quadratic_stability.quadratic import Quadratic, stability_threshold
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
-from eoslab.ui.edge import lr_range_around_edge
 
 __all__ = ["QuadraticApp"]
 
@@ -44,6 +43,9 @@ class QuadraticApp(ChapterApp):
     CHAPTER = "01"
     KIND = "quadratic"
     LR_RANGE = (0.01, LR_MAX, 0.01)
+    # 0.01x to 3x the edge; it is 1 on every preset (QuadraticPreset.lr_edge), so this is
+    # LR_RANGE and the stable side is the first third of the slider
+    LR_SPAN = (0.01, 3.0)
     LIVE = True
     experiment = staticmethod(experiment)
 
@@ -74,16 +76,6 @@ class QuadraticApp(ChapterApp):
         """The edge of the current settings, :math:`(2+2\\beta)/\\lambda_{\\max}` (marked)."""
         s = self.settings()
         return stability_threshold(max(s["lambda1"], s["lambda2"]), s["momentum"])
-
-    def slider_range(self, name: str, preset):
-        """The step-size slider's range: 0.01 to 3 times the preset's edge.
-
-        The edge (:attr:`~.meta.QuadraticPreset.lr_edge`) is 1 on every preset, so this is
-        ``LR_RANGE``; the stable side is the first third of the slider.
-        """
-        if name != "lr":
-            return None
-        return lr_range_around_edge(preset.lr_edge, below=0.01, above=3.0)
 
     def describe(self, result: dict) -> str:
         return html.escape(result["verdict"])

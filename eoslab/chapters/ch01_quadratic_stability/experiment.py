@@ -96,4 +96,6 @@ def experiment(preset, settings: dict, *, emit: Callable | None = None,
     if diverged_at is not None:
         result["diverged"] = {"step": diverged_at, "loss": last, "lr": p.lr,
                               "stage": "heavy ball" if p.momentum else "GD"}
+        if p.momentum:  # heavy ball's edge is (2+2β)/η (eoslab.ui.base.divergence_text)
+            result["diverged"]["momentum"] = p.momentum
     return result

@@ -99,6 +99,8 @@ class EdgeOfStabilityApp(ChapterApp):
     KIND = "ch02_edge_of_stability"
     LR_RANGE = (0.01, 2.5, 0.01)  # used only where the edge cannot be measured
     LR_LABEL = "largest step size η"
+    LR_SPAN = LR_SPAN
+    LR_LABEL_WIDTH, LR_WIDTH = "250px", "560px"
     experiment = staticmethod(experiment)
 
     @property
@@ -117,6 +119,13 @@ class EdgeOfStabilityApp(ChapterApp):
         return lr_edge(preset, values.get("arch"), values.get("loss"),
                        float(values.get("momentum", preset.momentum)))
 
+    def lr_edge_of(self, preset) -> float | None:
+        """The edge step size of the chosen network, loss and momentum under ``preset``."""
+        return self._edge(preset)
+
+    def lr_label(self, preset) -> str:
+        return self._label(self._edge(preset))
+
     def _label(self, edge: float | None) -> str:
         if edge is None:
             return self.LR_LABEL
@@ -126,16 +135,13 @@ class EdgeOfStabilityApp(ChapterApp):
         return f"{self.LR_LABEL} (edge {name} ≈ {edge:.2g})"
 
     def make_lr_slider(self) -> dict:
+        sliders = super().make_lr_slider()  # LR_SPAN times the edge, labelled by lr_label
         edge = self._edge()
-        low, high = self.slider_range("lr", self.preset) or self.LR_RANGE[:2]
-        step = self.LR_RANGE[2] if edge is None else float(f"{edge / 200:.1g}")
-        w = slider(self._label(edge), self.preset.lr, low, high, step, "eoslab-lr-slider",
-                   continuous=False)
-        w.style.description_width = "250px"
-        w.layout.width = "560px"
+        if edge is not None:  # 200 steps to the edge, whatever the network
+            sliders["lr"].step = float(f"{edge / 200:.1g}")
         self._shown_edge = edge
         self._shown_choice = (self.preset.net.model, self.preset.net.loss, self.preset)
-        return {"lr": w}
+        return sliders
 
     def make_sliders(self) -> dict:
         arch = _menu(list(ARCHITECTURES), self.preset.net.model, "network", "eoslab-arch-menu")
@@ -144,15 +150,6 @@ class EdgeOfStabilityApp(ChapterApp):
         return {"momentum": slider("momentum β", self.preset.momentum, 0.0, 0.9, 0.05,
                                    "eoslab-momentum-slider", continuous=False),
                 "arch": arch, "loss": loss}
-
-    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
-        """The step size spans :data:`LR_SPAN` times the edge step size of ``preset``."""
-        if name != "lr":
-            return None
-        edge = self._edge(preset)
-        if edge is None:  # not measured (data not installed): the generic range
-            return self.LR_RANGE[:2]
-        return (round(LR_SPAN[0] * edge, 4), round(LR_SPAN[1] * edge, 4))
 
     def _fit_lr_slider(self) -> None:
         """Follow the edge of the chosen network, loss and momentum (range and label).

@@ -25,7 +25,6 @@ import html
 from eoslab.chapters.ch03_self_stabilization.charts import cycle_layout
 from eoslab.chapters.ch03_self_stabilization.experiment import experiment
 from eoslab.ui.app import ChapterApp
-from eoslab.ui.base import slider
 
 __all__ = ["LR_SPAN", "SelfStabilizationApp", "cycle_layout", "describe_cycle"]
 
@@ -69,33 +68,11 @@ class SelfStabilizationApp(ChapterApp):
     CHAPTER = "03"
     KIND = "ch03_self_stabilization"
     LR_RANGE = (0.05, 4.0, 0.01)  # used only for a preset without ``lr_edge``
+    LR_SPAN = LR_SPAN
     LR_LABEL = "step size η"
+    LR_EDGE_LABEL = "step size η (edge 2/λ₀ ≈ {edge:.2g})"
+    LR_LABEL_WIDTH, LR_WIDTH = "220px", "540px"
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset) or self.LR_RANGE[:2]
-        w = slider(self._label(self.preset), self.preset.lr, low, high, 0.01,
-                   "eoslab-lr-slider", continuous=False)
-        w.style.description_width = "220px"
-        w.layout.width = "540px"
-        return {"lr": w}
-
-    def _label(self, preset) -> str:
-        if preset.lr_edge is None:
-            return self.LR_LABEL
-        return f"{self.LR_LABEL} (edge 2/λ₀ ≈ {preset.lr_edge:.2g})"
-
-    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
-        """The step size spans :data:`LR_SPAN` times ``preset.lr_edge``."""
-        if name != "lr":
-            return None
-        if preset.lr_edge is None:  # not measured (data not installed): the generic range
-            return self.LR_RANGE[:2]
-        return (round(LR_SPAN[0] * preset.lr_edge, 3), round(LR_SPAN[1] * preset.lr_edge, 3))
-
-    def _relayout(self, settings: dict) -> None:
-        self.sliders["lr"].description = self._label(self.preset)
-        super()._relayout(settings)
 
     def layout(self, settings: dict):
         return cycle_layout(settings["lr"], self.preset.steps)

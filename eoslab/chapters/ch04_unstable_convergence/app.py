@@ -22,7 +22,6 @@ import altair as alt
 
 from eoslab.chapters.ch04_unstable_convergence.experiment import experiment
 from eoslab.ui.app import ChapterApp
-from eoslab.ui.base import slider
 
 __all__ = ["UnstableConvergenceApp", "run_state", "unstable_layout"]
 
@@ -91,12 +90,6 @@ def run_state(result: dict) -> str:
     return "converging although η λ_max > 2 (unstable convergence)"
 
 
-def _lr_label(preset) -> str:
-    if preset.lr_edge is None:
-        return "step size η"
-    return f"η (2/λ₀ = {preset.lr_edge:.2g})"
-
-
 class UnstableConvergenceApp(ChapterApp):
     """The step-size slider (``eoslab-lr-slider``), Run/Stop and the four panels."""
 
@@ -104,24 +97,9 @@ class UnstableConvergenceApp(ChapterApp):
     KIND = "ch04_unstable_convergence"
     LR_RANGE = (0.01, 4.0, 0.01)  # used where a preset has no lr_edge
     LR_SPAN = (0.1, 3.0)  # the slider spans 0.1x to 3x the edge 2/lambda_0
+    LR_LABEL = "step size η"
+    LR_EDGE_LABEL = "η (2/λ₀ = {edge:.2g})"
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(_lr_label(self.preset), self.preset.lr, low, high,
-                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
-
-    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
-        if name != "lr":
-            return None
-        if preset.lr_edge is None:
-            return self.LR_RANGE[:2]
-        return (round(self.LR_SPAN[0] * preset.lr_edge, 2),
-                round(self.LR_SPAN[1] * preset.lr_edge, 2))
-
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self.sliders["lr"].description = _lr_label(self.preset)
 
     def layout(self, settings: dict):
         return unstable_layout()

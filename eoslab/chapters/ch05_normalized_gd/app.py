@@ -25,6 +25,7 @@ import altair as alt
 from eoslab.chapters.ch05_normalized_gd.experiment import METHODS, experiment, run_label
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
+from eoslab.ui.lr_slider import span_range
 
 __all__ = ["NormalizedGDApp", "normalized_layout", "run_state"]
 
@@ -82,12 +83,6 @@ def run_state(run: dict) -> str:
     return "at the edge" if s["edge_median"] <= 1.3 else "training above its edge"
 
 
-def _edge_range(edge: float | None, span: tuple, fallback: tuple) -> tuple[float, float]:
-    if edge is None:
-        return fallback
-    return round(span[0] * edge, 2), round(span[1] * edge, 2)
-
-
 class NormalizedGDApp(ChapterApp):
     """Step-size sliders, Run/Stop and the three panels.
 
@@ -103,13 +98,8 @@ class NormalizedGDApp(ChapterApp):
     LR_RANGE = (0.01, 20.0, 0.01)  # used where a preset has no lr_edge
     SQRT_RANGE = (0.005, 2.0, 0.005)  # used where a preset has no sqrt_lr_edge
     LR_SPAN = (0.02, 4.0)  # each slider spans 0.02x to 4x its edge at the initialisation
+    LR_LABEL, LR_EDGE_LABEL = "NGD η", "NGD η (edge {edge:.2g})"
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(_label("NGD η", self.preset.lr_edge), self.preset.lr,
-                             low, high, self.LR_RANGE[2], "eoslab-lr-slider",
-                             continuous=False)}
 
     def make_sliders(self) -> dict:
         low, high = self.slider_range("sqrt_lr", self.preset)
@@ -118,15 +108,12 @@ class NormalizedGDApp(ChapterApp):
                                   "eoslab-sqrt-lr-slider", continuous=False)}
 
     def slider_range(self, name: str, preset) -> tuple[float, float] | None:
-        if name == "lr":
-            return _edge_range(preset.lr_edge, self.LR_SPAN, self.LR_RANGE[:2])
         if name == "sqrt_lr":
-            return _edge_range(preset.sqrt_lr_edge, self.LR_SPAN, self.SQRT_RANGE[:2])
-        return None
+            return span_range(preset.sqrt_lr_edge, self.LR_SPAN, self.SQRT_RANGE[:2])
+        return super().slider_range(name, preset)
 
     def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self.sliders["lr"].description = _label("NGD η", self.preset.lr_edge)
+        super()._switch_preset(preset_name)  # relabels "lr"; "sqrt_lr" has its own edge
         self.sliders["sqrt_lr"].description = _label("GD on √L: η", self.preset.sqrt_lr_edge)
 
     def layout(self, settings: dict):

@@ -84,24 +84,9 @@ class LargeStepSizesApp(ChapterApp):
     KIND = "ch06_large_step_sizes"
     LR_RANGE = (0.001, 2.5, 0.001)  # used where a preset has no lr_edge
     LR_SPAN = (0.0005, 1.25)  # 0.0005x to 1.25x the edge 2/mu: the rings' edge to divergence
+    LR_LABEL = "step size η"
+    LR_EDGE_LABEL = "η (2/μ = {edge:.2g})"
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(_lr_label(self.preset), self.preset.lr, low, high,
-                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
-
-    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
-        if name != "lr":
-            return None
-        if preset.lr_edge is None:
-            return self.LR_RANGE[:2]
-        return (round(self.LR_SPAN[0] * preset.lr_edge, 3),
-                round(self.LR_SPAN[1] * preset.lr_edge, 3))
-
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self.sliders["lr"].description = _lr_label(self.preset)
 
     def make_sliders(self) -> dict:
         return {"noise": slider("gradient noise σ", self.preset.noise, 0.0, 100.0, 0.1,
@@ -156,9 +141,3 @@ def _paths_state(result: dict, edge: float) -> str:
         home = sum(v < 0.5 for v in ends)
         parts.append(f"{kind}: {home} of {len(ends)} runs end at the global minimum")
     return "; ".join(parts) if parts else f"no run drawn (rings' edge η = {edge:.2g})"
-
-
-def _lr_label(preset) -> str:
-    if preset.lr_edge is None:
-        return "step size η"
-    return f"η (2/μ = {preset.lr_edge:.2g})"

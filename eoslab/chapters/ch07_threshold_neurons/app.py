@@ -22,7 +22,6 @@ import numpy as np
 from eoslab.chapters.ch07_threshold_neurons.experiment import TOTAL_WORK, experiment
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
-from eoslab.ui.edge import lr_range_around_edge
 from eoslab.ui.plots import HEIGHT, WIDTH
 from eoslab.ui.status import phrase
 
@@ -69,6 +68,9 @@ class ThresholdNeuronsApp(ChapterApp):
     CHAPTER = "07"
     KIND = "ch07_threshold_neurons"
     LR_RANGE = (0.01, 5.0, 0.01)
+    # 0.1x to 5x the edge eta* = 2/lambda_0: below it the bias stays near 0, 1-3 eta* makes
+    # a threshold neuron, near 5 eta* the units die (the quick preset's top kills them all)
+    LR_SPAN = (0.1, 5.0)
     experiment = staticmethod(experiment)
 
     def make_sliders(self) -> dict:
@@ -80,16 +82,6 @@ class ThresholdNeuronsApp(ChapterApp):
 
     def total_work(self, settings: dict) -> int:
         return TOTAL_WORK
-
-    def slider_range(self, name: str, preset):
-        """The step size spans 0.1 to 5 times the preset's edge :math:`\\eta^* = 2/\\lambda_0`.
-
-        Below the edge the bias stays near 0; 1-3 :math:`\\eta^*` makes a threshold neuron;
-        near 5 :math:`\\eta^*` the units die (the quick preset's top kills every unit).
-        """
-        if name != "lr":
-            return None
-        return lr_range_around_edge(preset.lr_edge, below=0.1, above=5.0)
 
     def describe(self, result: dict) -> str:
         s, star = result["summary"], result["eta_star"]

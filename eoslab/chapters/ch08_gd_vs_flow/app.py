@@ -25,7 +25,6 @@ import ipywidgets as widgets
 
 from eoslab.chapters.ch08_gd_vs_flow.experiment import MODELS, experiment, gd_steps, step_sizes
 from eoslab.ui.app import ChapterApp
-from eoslab.ui.base import slider
 
 __all__ = ["GdVsFlowApp", "gd_vs_flow_layout", "run_state"]
 
@@ -92,12 +91,9 @@ class GdVsFlowApp(ChapterApp):
     KIND = "ch08_gd_vs_flow"
     LR_RANGE = (0.02, 4.0, 0.01)  # used where a preset has no lr_edge
     LR_SPAN = (0.1, 3.0)  # the slider spans 0.1x to 3x the edge 2/lambda_0
+    LR_LABEL = "largest step size η"
+    LR_EDGE_LABEL = "largest η (2/λ₀ = {edge:.2g})"
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(_lr_label(self.preset), self.preset.lr, low, high,
-                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
 
     def make_sliders(self) -> dict:
         menu = widgets.Dropdown(options=[(MODEL_LABELS[m], m) for m in MODELS],
@@ -106,18 +102,6 @@ class GdVsFlowApp(ChapterApp):
                                 style={"description_width": "160px"})
         menu.add_class("eoslab-model-menu")
         return {"model": menu}
-
-    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
-        if name != "lr":
-            return None
-        if preset.lr_edge is None:
-            return self.LR_RANGE[:2]
-        return (round(self.LR_SPAN[0] * preset.lr_edge, 2),
-                round(self.LR_SPAN[1] * preset.lr_edge, 2))
-
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self.sliders["lr"].description = _lr_label(self.preset)
 
     def layout(self, settings: dict):
         return gd_vs_flow_layout()
@@ -142,9 +126,3 @@ class GdVsFlowApp(ChapterApp):
 
     def describe_diverged(self, result: dict) -> str:
         return self.describe(result)
-
-
-def _lr_label(preset) -> str:
-    if preset.lr_edge is None:
-        return "largest step size η"
-    return f"largest η (2/λ₀ = {preset.lr_edge:.2g})"

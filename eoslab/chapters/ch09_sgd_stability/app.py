@@ -26,7 +26,6 @@ import ipywidgets as widgets
 
 from eoslab.chapters.ch09_sgd_stability.experiment import experiment
 from eoslab.ui.app import ChapterApp
-from eoslab.ui.base import slider
 
 __all__ = ["SgdStabilityApp", "sgd_stability_layout"]
 
@@ -98,12 +97,6 @@ def sgd_stability_layout():
         datasets={"ratios": [], "chosen": [], "loss": [], "curvature": [], "norms": []})
 
 
-def _lr_label(preset) -> str:
-    if preset.lr_edge is None:
-        return "step size η"
-    return f"η (2/λ_max = {preset.lr_edge:.2g})"
-
-
 def escape_state(result: dict) -> str:
     """What SGD did from GD's minimum: stayed, escaped and settled, or diverged at step t."""
     d = result.get("diverged")
@@ -146,12 +139,9 @@ class SgdStabilityApp(ChapterApp):
     KIND = "ch09_sgd_stability"
     LR_RANGE = (0.01, 4.0, 0.01)  # used where a preset has no lr_edge
     LR_SPAN = (0.1, 3.0)  # the slider spans 0.1x to 3x the edge 2/lambda_max
+    LR_LABEL = "step size η"
+    LR_EDGE_LABEL = "η (2/λ_max = {edge:.2g})"
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(_lr_label(self.preset), self.preset.lr, low, high,
-                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
 
     def make_sliders(self) -> dict:
         batch = widgets.IntSlider(value=self.preset.batch_size, min=1,
@@ -164,16 +154,7 @@ class SgdStabilityApp(ChapterApp):
     def slider_range(self, name: str, preset) -> tuple[float, float] | None:
         if name == "batch_size":
             return (1, preset.net.n_train)
-        if name != "lr":
-            return None
-        if preset.lr_edge is None:
-            return self.LR_RANGE[:2]
-        return (round(self.LR_SPAN[0] * preset.lr_edge, 2),
-                round(self.LR_SPAN[1] * preset.lr_edge, 2))
-
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self.sliders["lr"].description = _lr_label(self.preset)
+        return super().slider_range(name, preset)
 
     def layout(self, settings: dict):
         return sgd_stability_layout()

@@ -25,7 +25,6 @@ import altair as alt
 from eoslab.chapters.ch10_label_noise_sgd.experiment import CLEAN, NOISY, WARM, experiment
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
-from eoslab.ui.edge import lr_range_around_edge
 
 __all__ = ["LabelNoiseApp", "label_noise_layout"]
 
@@ -84,17 +83,10 @@ class LabelNoiseApp(ChapterApp):
     CHAPTER = "10"
     KIND = "ch10_label_noise_sgd"
     LR_RANGE = (0.01, 3.0, 0.01)
+    # 0.1x to 4x the toy's edge 2/lambda_0, lambda_0 = max(u_0^2 + v_0^2) over the starts
+    # (6.41): the sharpest start leaves the manifold past about 2x, every start by 4x
+    LR_SPAN = (0.1, 4.0)
     experiment = staticmethod(experiment)
-
-    def slider_range(self, name: str, preset):
-        """The step size spans 0.1 to 4 times the toy's edge :math:`2/\\lambda_0`.
-
-        :math:`\\lambda_0 = \\max(u_0^2 + v_0^2)` over the starts (6.41): the sharpest
-        start leaves the manifold past about 2 times the edge, every start by 4 times it.
-        """
-        if name != "lr":
-            return None
-        return lr_range_around_edge(preset.lr_edge, below=0.1, above=4.0)
 
     def describe_diverged(self, result: dict) -> str:
         """Which part diverged (the toy: starts past |u| or |v| = 1e6), and the net's outcome."""

@@ -77,28 +77,11 @@ class BNWeightDecayApp(ChapterApp):
     CHAPTER = "12"
     KIND = "ch12_bn_wd_periodic"
     LR_RANGE = (0.01, 25.0, 0.01)
-    LR_SPAN = (0.0005, 1.25)
+    # 0.0004x keeps the paper preset's lr = 0.1 (edge 200) strictly inside the range
+    LR_SPAN = (0.0004, 1.25)
+    LR_EDGE_LABEL = "step size η (edge 2/λ = {edge:.3g})"
+    LR_LABEL_WIDTH = "190px"
     experiment = staticmethod(experiment)
-
-    def _lr_bounds(self, preset) -> tuple[float, float, str]:
-        edge = preset.lr_edge
-        low, high = (max(round(f * edge, 2), 0.01) for f in self.LR_SPAN)
-        return low, high, f"step size η (edge 2/λ = {edge:.3g})"
-
-    def make_lr_slider(self) -> dict:
-        low, high, label = self._lr_bounds(self.preset)
-        lr = slider(label, self.preset.lr, low, high, self.LR_RANGE[2], "eoslab-lr-slider",
-                    continuous=False)
-        lr.style.description_width = "190px"
-        return {"lr": lr}
-
-    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
-        if name != "lr":
-            return None
-        low, high, label = self._lr_bounds(preset)
-        if "lr" in getattr(self, "sliders", {}):
-            self.sliders["lr"].description = label
-        return low, high
 
     def make_sliders(self) -> dict:
         return {"wd": slider("weight decay λ", self.preset.wd, 0.0, 0.5, 0.005,

@@ -83,29 +83,9 @@ class NormalizationSharpnessApp(ChapterApp):
     KIND = "ch13_normalization_sharpness"
     LR_RANGE = (0.01, 10.0, 0.01)
     LR_SPAN = (0.1, 30.0)
+    LR_EDGE_LABEL = "step size η (edge {edge:.2g})"
+    LR_LABEL_WIDTH = "190px"
     experiment = staticmethod(experiment)
-
-    def _lr_bounds(self, preset) -> tuple[float, float, str]:
-        edge = preset.get("lr_edge")
-        if edge is None:
-            return self.LR_RANGE[0], self.LR_RANGE[1], "step size η"
-        low, high = (round(f * edge, 2) for f in self.LR_SPAN)
-        return low, high, f"step size η (edge {edge:.2g})"
-
-    def make_lr_slider(self) -> dict:
-        low, high, label = self._lr_bounds(self.preset)
-        lr = slider(label, self.preset.lr, low, high, self.LR_RANGE[2], "eoslab-lr-slider",
-                    continuous=False)
-        lr.style.description_width = "190px"
-        return {"lr": lr}
-
-    def slider_range(self, name: str, preset) -> tuple[float, float] | None:
-        if name != "lr":
-            return None
-        low, high, label = self._lr_bounds(preset)
-        if "lr" in getattr(self, "sliders", {}):
-            self.sliders["lr"].description = label
-        return low, high
 
     def make_sliders(self) -> dict:
         return {"wd": slider("weight decay λ", self.preset.wd, 0.0, 0.05, 0.001,

@@ -22,19 +22,8 @@ import ipywidgets as widgets
 from eoslab.chapters.ch14_mode_connectivity.charts import connectivity_layout
 from eoslab.chapters.ch14_mode_connectivity.experiment import experiment, total_steps
 from eoslab.ui.app import ChapterApp
-from eoslab.ui.base import slider
 
-__all__ = ["ModeConnectivityApp", "lr_label"]
-
-
-def lr_label(preset) -> str:
-    """The slider's description: η and the momentum-SGD edge (2+2β)/λ₀ it is scaled by.
-
-    Only the value: the description is 160 px wide; the notebook states the formula.
-    """
-    if preset.lr_edge is None:
-        return "step size η"
-    return f"η (edge {preset.lr_edge:.3g})"
+__all__ = ["ModeConnectivityApp"]
 
 
 class ModeConnectivityApp(ChapterApp):
@@ -48,24 +37,9 @@ class ModeConnectivityApp(ChapterApp):
     KIND = "ch14_mode_connectivity"
     LR_RANGE = (0.01, 5.0, 0.001)  # the step; the range comes from the edge (LR_SPAN)
     LR_SPAN = (0.001, 0.5)  # 0.001x to 0.5x the edge (2+2beta)/lambda_0, see the module
+    LR_LABEL = "step size η"
+    LR_EDGE_LABEL = "η (edge {edge:.3g})"  # only the value: the notebook states the formula
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(lr_label(self.preset), self.preset.lr, low, high,
-                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
-
-    def slider_range(self, name: str, preset):
-        if name != "lr":
-            return None
-        if preset.lr_edge is None:
-            return self.LR_RANGE[:2]
-        return (float(f"{self.LR_SPAN[0] * preset.lr_edge:.3g}"),
-                float(f"{self.LR_SPAN[1] * preset.lr_edge:.3g}"))
-
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self.sliders["lr"].description = lr_label(self.preset)
 
     def make_sliders(self) -> dict:
         kind = widgets.ToggleButtons(options=["bezier", "polychain"], value=self.preset.kind,

@@ -118,10 +118,15 @@ def curve_in_plane(curve: Curve, plane: Plane, ts) -> list[list[float]]:
     return plane.project(pts).tolist()
 
 
-def _diverged(run, stage: str, lr: float) -> dict:
+def _diverged_info(step: int, loss: float, lr: float, stage: str, momentum: float) -> dict:
+    """``result["diverged"]``; heavy-ball β > 0 is named, its edge is (2+2β)/η."""
+    info = {"step": step, "loss": loss, "lr": lr, "stage": stage}
+    return {**info, "momentum": momentum} if momentum else info
+
+
+def _diverged(run, stage: str, lr: float, momentum: float = 0.0) -> dict:
     step, value = run.diverged_at
-    return {"status": "diverged", "diverged": {"step": step, "loss": value, "lr": lr,
-                                               "stage": stage}}
+    return {"status": "diverged", "diverged": _diverged_info(step, value, lr, stage, momentum)}
 
 
 def mode_connectivity(preset: ModeConnectivityPreset, lr: float, kind: str = "bezier", *,
@@ -183,7 +188,8 @@ class _Pipeline:
                                         stop=self.stop,
                                         callbacks=[self._watcher(f"w{i + 1}", i * steps)])
             if run.status == "diverged":
-                return {**self.result, **_diverged(run, f"SGD towards w{i + 1}", self.lr),
+                return {**self.result, **_diverged(run, f"SGD towards w{i + 1}", self.lr,
+                                                   self.p.sgd.momentum),
                         "training": self.training}
             if run.status == "stopped":
                 return self._stopped()
@@ -215,8 +221,8 @@ class _Pipeline:
                max(rows[0]["loss"], loss[len(loss) // 2])]
         if bad:
             return {**self.result, "status": "diverged", "training": self.training,
-                    "diverged": {"step": bad[0]["step"], "loss": bad[0]["loss"], "lr": self.lr,
-                                 "stage": "SGD on the curve's bend"}}
+                    "diverged": _diverged_info(bad[0]["step"], bad[0]["loss"], self.lr,
+                                               "SGD on the curve's bend", sgd.momentum)}
         along = evaluate_curve(curve, self.obj, self.ts, test=self.test)
         self.result["curve"] = {k: along[k] for k in ("t", "loss", "test_acc")}
         self.result["barrier_curve"] = barrier(along["loss"])
@@ -250,7 +256,8 @@ class _Pipeline:
                                    weight_decay=self.p.sgd.weight_decay,
                                    callbacks=[self._watcher("FGE", offset)])
         if run.status == "diverged":
-            return {**self.result, **_diverged(run, "FGE", lr), "training": self.training}
+            return {**self.result, **_diverged(run, "FGE", lr, self.p.sgd.momentum),
+                    "training": self.training}
         if run.status == "stopped" or not snaps:
             return self._stopped()
         self.result["fge"] = ensemble_table(model, snaps, net.loss, *self.test)

@@ -14,16 +14,8 @@ import html
 from eoslab.chapters.ch15_swa.charts import swa_layout
 from eoslab.chapters.ch15_swa.experiment import experiment, run_state
 from eoslab.ui.app import ChapterApp
-from eoslab.ui.base import slider
 
-__all__ = ["SWAApp", "lr_label"]
-
-
-def lr_label(preset) -> str:
-    """The slider's description: η and the momentum-SGD edge (2+2β)/λ₀ it is scaled by."""
-    if preset.lr_edge is None:
-        return "constant step size η"
-    return f"η (edge {preset.lr_edge:.3g})"
+__all__ = ["SWAApp"]
 
 
 _WORDS = {"oscillating": "SGD bouncing (oscillating) in the basin",
@@ -38,24 +30,9 @@ class SWAApp(ChapterApp):
     KIND = "ch15_swa"
     LR_RANGE = (0.01, 3.0, 0.001)  # the step; the range comes from the edge (LR_SPAN)
     LR_SPAN = (0.01, 2.0)  # 0.01x to 2x the edge (2+2beta)/lambda_0
+    LR_LABEL = "constant step size η"
+    LR_EDGE_LABEL = "η (edge {edge:.3g})"
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(lr_label(self.preset), self.preset.lr, low, high,
-                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
-
-    def slider_range(self, name: str, preset):
-        if name != "lr":
-            return None
-        if preset.lr_edge is None:
-            return self.LR_RANGE[:2]
-        return (float(f"{self.LR_SPAN[0] * preset.lr_edge:.3g}"),
-                float(f"{self.LR_SPAN[1] * preset.lr_edge:.3g}"))
-
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self.sliders["lr"].description = lr_label(self.preset)
 
     def layout(self, settings: dict):
         return swa_layout()

@@ -146,6 +146,8 @@ def _experiment(preset: SWAPreset, lr: float, emit: Emit, stop) -> dict:
     if run.status == "diverged":
         step, loss = run.diverged_at
         result["diverged"] = {"step": step, "loss": loss, "lr": lr, "stage": "SGD"}
+        if sgd.momentum:  # heavy-ball SGD's edge is (2+2β)/η (divergence_text names it)
+            result["diverged"]["momentum"] = sgd.momentum
         return result
     if len(snaps.params) < 3:
         raise ValueError(f"only {len(snaps.params)} iterates were averaged; lower swa.start="

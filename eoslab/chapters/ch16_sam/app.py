@@ -26,28 +26,13 @@ class SAMApp(ChapterApp):
     KIND = "ch16_sam"
     LR_RANGE = (0.02, 4.0, 0.01)  # the step; the range comes from the edge (LR_SPAN)
     LR_SPAN = (0.1, 5.0)  # 0.1x to 5x the edge 2/lambda_0: stable, at the edge, diverged
+    LR_LABEL = "step size η"
+    LR_EDGE_LABEL = "η (edge 2/λ₀ = {edge:.2g})"
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(lr_label(self.preset), self.preset.lr, low, high,
-                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
 
     def make_sliders(self) -> dict:
         return {"rho": slider("SAM radius ρ", self.preset.rho, 0.0, 0.3, 0.01,
                               "eoslab-rho-slider", continuous=False)}
-
-    def slider_range(self, name: str, preset):
-        if name != "lr":
-            return None
-        if preset.lr_edge is None:
-            return self.LR_RANGE[:2]
-        return (float(f"{self.LR_SPAN[0] * preset.lr_edge:.3g}"),
-                float(f"{self.LR_SPAN[1] * preset.lr_edge:.3g}"))
-
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self.sliders["lr"].description = lr_label(self.preset)
 
     def layout(self, settings: dict):
         return sam_layout()
@@ -76,10 +61,3 @@ class SAMApp(ChapterApp):
 STATES = {"oscillating": "GD at its edge (S ≈ 2/η, loss oscillating):",
           "training": "training (loss falling, below the edge):",
           "converged": "converged:", "not-training": "not training (loss flat):"}
-
-
-def lr_label(preset) -> str:
-    """The slider's description: η and the edge 2/λ₀ it is scaled by."""
-    if preset.lr_edge is None:
-        return "step size η"
-    return f"η (edge 2/λ₀ = {preset.lr_edge:.2g})"

@@ -47,12 +47,9 @@ class ScheduleApp(ChapterApp):
     KIND = "schedule"
     LR_RANGE = (0.02, 2.0, 0.01)  # the step; the range comes from the edge (LR_SPAN)
     LR_SPAN = (0.1, 4.0)  # 0.1x to 4x the edge 2/lambda_0: stable, edge, catapult, diverged
+    LR_LABEL = "peak step size η"
+    LR_EDGE_LABEL = "peak η (edge {edge:.2g})"
     experiment = staticmethod(experiment)
-
-    def make_lr_slider(self) -> dict:
-        low, high = self.slider_range("lr", self.preset)
-        return {"lr": slider(lr_label(self.preset), self.preset.lr, low, high,
-                             self.LR_RANGE[2], "eoslab-lr-slider", continuous=False)}
 
     def make_sliders(self) -> dict:
         p = self.preset
@@ -73,16 +70,9 @@ class ScheduleApp(ChapterApp):
         }
 
     def slider_range(self, name: str, preset):
-        if name == "lr" and preset.lr_edge is None:
-            return self.LR_RANGE[:2]
-        if name == "lr":
-            return (float(f"{self.LR_SPAN[0] * preset.lr_edge:.3g}"),
-                    float(f"{self.LR_SPAN[1] * preset.lr_edge:.3g}"))
-        return (10, preset.training.steps) if name == "period" else None
-
-    def _switch_preset(self, preset_name: str) -> None:
-        super()._switch_preset(preset_name)
-        self.sliders["lr"].description = lr_label(self.preset)
+        if name == "period":
+            return (10, preset.training.steps)
+        return super().slider_range(name, preset)
 
     def layout(self, settings: dict):
         return schedule_layout()
@@ -101,13 +91,6 @@ class ScheduleApp(ChapterApp):
             lines.append(f"range test: the loss falls from η ~ {rt['low']:.2g} and stops "
                          f"falling at η ~ {rt['high']:.2g} (steepest at {rt['steepest']:.2g})")
         return "<br>".join(html.escape(line) for line in lines)
-
-
-def lr_label(preset) -> str:
-    """The slider's description: the peak η and the edge 2/λ₀ it is scaled by."""
-    if preset.lr_edge is None:
-        return "peak step size η"
-    return f"peak η (edge {preset.lr_edge:.2g})"
 
 
 _STATES = {"converged": "converged", "oscillating": "oscillating at the edge (S ≈ 2/η)",

@@ -30,7 +30,7 @@ import ipywidgets as widgets
 from eoslab.chapters.ch18_adamw.charts import METRICS, NAMES, adamw_layout
 from eoslab.chapters.ch18_adamw.experiment import experiment, grid_runs
 from eoslab.ui.app import ChapterApp
-from eoslab.ui.base import slider
+from eoslab.ui.status import format_value, phrase, result_state
 
 __all__ = ["AdamWApp"]
 
@@ -39,10 +39,11 @@ def _adam_line(adam: dict, lr: float) -> str:
     """The Adam run in words: its divergence, or its preconditioned sharpness band."""
     if adam["status"] == "diverged":
         info, sharp = adam["diverged"], adam["last_precond_sharpness"]
-        return (f"Adam diverged at step {info['step']}: loss {info['loss']:.2g} — η = "
-                f"{lr:.3g} is too large (its edge is 38/η = {adam['edge']:.3g}"
+        return (f"the edge-of-stability Adam run diverged at step {info['step']} (loss "
+                f"{format_value(info['loss'])}): η = {lr:.3g} is too large (its edge is "
+                f"38/η = {adam['edge']:.3g}"
                 + (f", last preconditioned sharpness {sharp:.3g})" if sharp is not None
-                   else ")"))
+                   else ")") + "; the grid ran all the same")
     if adam["status"] == "stopped":
         return f"Adam stopped at step {adam['steps_done']}"
     words = {"oscillating": "at its edge (oscillating)", "training": "training",
@@ -73,8 +74,11 @@ class AdamWApp(ChapterApp):
 
     CHAPTER = "18"
     KIND = "ch18_adamw"
+    # every preset's lr (0.004) lies strictly inside, four steps above the bottom, so the
+    # slider's Home key moves it; Adam's edge 38/η is not known before the run (module docs)
     LR_RANGE = (0.001, 0.5, 0.001)
     LR_LABEL = "Adam step size η"
+    LR_READOUT = ".3f"
     experiment = staticmethod(experiment)
 
     @property
@@ -84,11 +88,6 @@ class AdamWApp(ChapterApp):
     @property
     def metric(self):
         return self.sliders["metric"]
-
-    def make_lr_slider(self) -> dict:
-        low, high, step = self.LR_RANGE
-        return {"lr": slider(self.LR_LABEL, self.preset.lr, low, high, step,
-                             "eoslab-lr-slider", continuous=False, readout_format=".3f")}
 
     def make_sliders(self) -> dict:
         menu = widgets.Dropdown(options=[(v, k) for k, v in METRICS.items()],
@@ -106,7 +105,8 @@ class AdamWApp(ChapterApp):
         return self.preset.eos.steps + len(grid_runs(self.preset))
 
     def describe(self, result: dict) -> str:
-        lines = [_adam_line(result["adam"], result["lr"])]
+        # the state first (the status's class says the same), then which part did what
+        lines = [f"{phrase(result_state(result))} — {_adam_line(result['adam'], result['lr'])}"]
         for opt, found in result["optimum"].items():
             pairs = ", ".join(f"lr {a:g}: {b:g}" for a, b in found["best"] if b is not None)
             lines.append(f"{NAMES[opt]}: best weight decay λ per lr ({pairs}); it moves "

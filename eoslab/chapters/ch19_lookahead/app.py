@@ -24,7 +24,6 @@ from eoslab.chapters.ch19_lookahead.charts import lookahead_layout
 from eoslab.chapters.ch19_lookahead.experiment import LR_MAX, experiment, floor_text
 from eoslab.ui.app import ChapterApp
 from eoslab.ui.base import slider
-from eoslab.ui.edge import lr_range_around_edge
 
 __all__ = ["LookaheadApp"]
 
@@ -44,6 +43,9 @@ class LookaheadApp(ChapterApp):
     CHAPTER = "19"
     KIND = "lookahead"
     LR_RANGE = (0.05, LR_MAX, 0.01)
+    # 0.025x to 1.5x GD's edge 2/lambda_max (2), i.e. LR_RANGE: GD alone is stable on the
+    # first two thirds, Lookahead (alpha = 0.5, k = 5) up to eta* = 2.25, past it neither
+    LR_SPAN = (0.025, 1.5)
     LIVE = True
     experiment = staticmethod(experiment)
 
@@ -60,16 +62,6 @@ class LookaheadApp(ChapterApp):
             "noise": slider("gradient noise σ", p.noise, 0.0, 0.5, 0.01,
                             "eoslab-noise-slider"),
         }
-
-    def slider_range(self, name: str, preset):
-        """The step size spans 0.025 to 1.5 times GD's edge :math:`2/\\lambda_{\\max}` (2).
-
-        That is ``LR_RANGE``: GD alone is stable on the first two thirds, Lookahead
-        (:math:`\\alpha = 0.5, k = 5`) up to :math:`\\eta^* = 2.25`, and past it neither.
-        """
-        if name != "lr":
-            return None
-        return lr_range_around_edge(preset.lr_edge, below=0.025, above=1.5)
 
     def layout(self, settings: dict):
         return lookahead_layout(max_lr=LR_MAX)
