@@ -50,8 +50,9 @@ whose named datasets all hold no rows is not drawn (the element keeps its height
 ``data-waiting`` is set) until rows arrive.  In a figure with data, a layer whose named
 dataset is empty is left out, and a panel left with no such layer is drawn as a note of
 the panel's size and title: "no data yet" while a run streams, else "no data in this
-run (see the status line)" (a part of the run that diverged or was never reached).  When a dataset fills or empties so that what is
-left out changes, the figure is drawn again.
+run (see the status line)" (a part of the run that diverged or was never reached).
+When a dataset fills or empties so that what is left out changes, the figure is drawn
+again.
 
 Why not ``alt.JupyterChart``: its in-place data path (``_py_to_js_updates``) is private to
 Altair and its public ``spec`` path re-embeds.
