@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import math
+from types import SimpleNamespace
 
 import ipywidgets as widgets
 
@@ -74,23 +75,31 @@ class EdgeMarker:
             app._set_range(self.slider, *bounds)
         if self.slider is not None:
             self.slider.observe(self.refresh, names=["min", "max"])
-        if hasattr(type(app), "lr_edge"):  # the app's own edge follows its controls
-            for w in app.sliders.values():
-                w.observe(self.refresh, names="value")
+        for w in app.sliders.values():  # an edge may follow the other controls (ch01, ch02)
+            w.observe(self.refresh, names="value")
         app.preset_menu.observe(self.refresh, names="value")
         self.refresh()
 
-    @property
-    def source(self):
-        """Where the edge comes from: the app when it defines ``lr_edge``, else its preset."""
-        return self.app if hasattr(type(self.app), "lr_edge") else self.app.preset
+    def edge(self) -> tuple[float | None, str]:
+        """The edge step size and its formula.
+
+        The app's own ``lr_edge`` (and ``lr_edge_formula``) where its class defines one,
+        else the app's ``lr_edge_of`` and ``lr_edge_name`` of its preset (by default the
+        preset's ``lr_edge`` and ``lr_edge_formula``, see :class:`~eoslab.ui.lr_slider.LrSlider`).
+        """
+        app = self.app
+        if hasattr(type(app), "lr_edge"):
+            return edge_of(app), getattr(app, "lr_edge_formula", "2/λ₀")
+        edge = getattr(app, "lr_edge_of", edge_of)(app.preset)
+        name = (app.lr_edge_name(app.preset) if hasattr(app, "lr_edge_name")
+                else getattr(app.preset, "lr_edge_formula", "2/λ₀"))
+        return edge_of(SimpleNamespace(lr_edge=edge)), name
 
     def text(self) -> str:
         """The label's text, or ``""`` when there is no edge to show."""
-        edge = edge_of(self.source)
+        edge, formula = self.edge()
         if edge is None or self.slider is None:
             return ""
-        formula = getattr(self.source, "lr_edge_formula", "2/λ₀")
         return f"edge {formula} = {edge:.3g}"
 
     def refresh(self, _change=None) -> None:
@@ -99,7 +108,7 @@ class EdgeMarker:
         if not text:
             self.widget.value = ""
             return
-        edge = edge_of(self.source)
+        edge, _ = self.edge()
         low, high = self.slider.min, self.slider.max
         tick = ""
         if high > low and low <= edge <= high:

@@ -70,6 +70,10 @@ class LrSlider:
         """The edge step size the range is scaled by: the preset's ``lr_edge``, or ``None``."""
         return edge_of(preset)
 
+    def lr_edge_name(self, preset) -> str:
+        """How the edge is computed, as the marker names it: ``preset.lr_edge_formula``."""
+        return getattr(preset, "lr_edge_formula", "2/λ₀")
+
     def lr_label(self, preset) -> str:
         """The description under ``preset``: ``LR_EDGE_LABEL`` of its edge, else ``LR_LABEL``."""
         edge = edge_of(preset)

@@ -126,13 +126,15 @@ class EdgeOfStabilityApp(ChapterApp):
     def lr_label(self, preset) -> str:
         return self._label(self._edge(preset))
 
+    def lr_edge_name(self, preset) -> str:
+        sliders = getattr(self, "sliders", {})
+        beta = sliders["momentum"].value if "momentum" in sliders else preset.momentum
+        return "(2+2β)/λ₀" if beta else "2/λ₀"
+
     def _label(self, edge: float | None) -> str:
         if edge is None:
             return self.LR_LABEL
-        sliders = getattr(self, "sliders", {})
-        beta = sliders["momentum"].value if "momentum" in sliders else self.preset.momentum
-        name = "(2+2β)/λ₀" if beta else "2/λ₀"
-        return f"{self.LR_LABEL} (edge {name} ≈ {edge:.2g})"
+        return f"{self.LR_LABEL} (edge {self.lr_edge_name(self.preset)} ≈ {edge:.2g})"
 
     def make_lr_slider(self) -> dict:
         sliders = super().make_lr_slider()  # LR_SPAN times the edge, labelled by lr_label

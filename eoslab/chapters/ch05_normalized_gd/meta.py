@@ -39,6 +39,7 @@ class NormalizedGDPreset(ChapterPreset):
     sharpness_every: int = 50
     methods: tuple[str, ...] = ("ngd", "sqrt")
     lr_edge: float | None = None
+    lr_edge_formula = "2‖∇L₀‖/λ₀"  # as the edge marker names it
     sqrt_lr_edge: float | None = None
 
 

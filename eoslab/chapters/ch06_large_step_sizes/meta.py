@@ -61,6 +61,7 @@ class LargeStepSizesPreset(ChapterPreset):
     traj_seeds: int = 6
     # 2/lambda_0 where the runs start: the bowl's 2/curvature (the rings are far away)
     lr_edge: float | None = 2.0
+    lr_edge_formula = "2/μ"  # as the edge marker names it
     # the (step size x noise) grid
     lr_min: float
     lr_max: float

@@ -51,6 +51,7 @@ class SgdStabilityPreset(ChapterPreset):
     sgd_seed: int = 0
     batch_grid: tuple[int, ...]
     lr_edge: float | None = None
+    lr_edge_formula = "2/λ_max at GD's minimum"  # as the edge marker names it
     norms: DiagonalProblem = DiagonalProblem()
 
 

@@ -42,6 +42,7 @@ class InvariantMeasurePreset(ChapterPreset):
     track: int = 5
     seed: int = 0
     lr_edge: float | None = None
+    lr_edge_formula = "2/(λ₀ + λ)"  # as the edge marker names it
 
 
 PRESETS = {

@@ -66,6 +66,8 @@ class BNWeightDecayPreset(ChapterPreset):
     record_every: int = 10
     sharpness_every: int = 10
 
+    lr_edge_formula = "2/λ (weight decay λ)"  # as the edge marker names it
+
     @property
     def lr_edge(self) -> float:
         """:math:`2/\\lambda`: the step size at which weight decay's own step is unstable."""
