@@ -188,16 +188,16 @@ def test_empty_figure_renders_at_a_finite_size():
 
 @pytest.mark.slow
 def test_default_preset_numbers_quoted_in_the_text():
-    """The notebook quotes the default preset: SWA is the flattest (sharpness 2.5 vs the
-    decaying-eta baseline's 3.9) but the baseline generalises better (test accuracy 0.971
-    vs 0.966, test loss 0.046 vs 0.064). Recomputed (margins: 5% on sharpness and loss,
-    0.002 on accuracy) and the ordering asserted."""
+    """The notebook quotes the default preset: the decaying-eta baseline reaches sharpness
+    3.9, test accuracy 0.971 and test loss 0.046 (AMD EPYC; Intel Xeon: 3.93, 0.9707, 0.047)
+    and generalises better than SWA, which is flatter. SWA's own numbers on this preset are
+    not machine-independent (AMD: sharpness 2.5, test acc 0.966, loss 0.064; Intel: 1.39,
+    0.921, 0.134), so only the baseline is pinned (5% on sharpness and loss, 0.002 on
+    accuracy) and the ordering asserted, which holds on both at the preset's seed."""
     r = experiment(get_preset("15", "default"), {})
     s, d = r["swa"], r["decayed"]
-    assert s["sharpness"] == pytest.approx(2.5, rel=0.05)
     assert d["sharpness"] == pytest.approx(3.9, rel=0.05)
-    assert s["test_acc"] == pytest.approx(0.966, abs=0.002)
     assert d["test_acc"] == pytest.approx(0.971, abs=0.002)
-    assert s["test_loss"] == pytest.approx(0.064, rel=0.05)
     assert d["test_loss"] == pytest.approx(0.046, rel=0.05)
-    assert d["test_acc"] > s["test_acc"] and s["sharpness"] < 0.8 * d["sharpness"]
+    assert d["test_acc"] > s["test_acc"] and d["test_loss"] < s["test_loss"]
+    assert s["sharpness"] < 0.8 * d["sharpness"]
