@@ -1,59 +1,117 @@
 """Chapter 15's phenomenon on its quick preset, through the chapter's widget-free experiment."""
 
+import functools
 import re
+import statistics
 
 import pytest
 import vl_convert as vlc
 
-from eoslab.chapters.ch15_swa.app import SWAApp
+from eoslab.chapters.ch15_swa.app import _WORDS, SWAApp
 from eoslab.chapters.ch15_swa.charts import swa_datasets, swa_layout
-from eoslab.chapters.ch15_swa.experiment import experiment
+from eoslab.chapters.ch15_swa.experiment import experiment, run_state
 from eoslab.chapters.presets import get_preset
 from eoslab.core.store import RunStore
 from eoslab.ui.app import divergence_text
 from eoslab.ui.plots import with_datasets
 
+#: Initialisations the quick-preset claims are checked over (``net.model_seed``). One run's
+#: float32 numbers move with the CPU's kernels (AMD EPYC vs Intel Xeon AVX-512 differ by up
+#: to ~10% per seed), so the claims are asserted on the median over seeds or on every seed,
+#: with margins from the spread measured on both machines.
+SEEDS = (0, 1, 2, 3, 4)
+N_TEST = 1497  # digits test examples: one example is 0.00067 of test accuracy
+
 
 @pytest.fixture(scope="module")
-def result():
-    return experiment(get_preset("15", "quick"), {})
+def runs():
+    preset = get_preset("15", "quick")
+    return [experiment(preset.replace(net=preset.net.replace(model_seed=seed)), {})
+            for seed in SEEDS]
 
 
-def test_swa_sits_lower_in_the_basin_than_the_sgd_iterates(result):
-    r = result
-    assert r["status"] == "finished"
-    assert r["swa"]["train_loss"] < 0.7 * r["iterates"]["train_loss"]
-    assert r["swa"]["train_loss"] < r["sgd"]["train_loss"]
-    # on the plane, SWA is inside the cloud of iterates (not beyond the last one)
-    xs = [p[0] for p in r["plane"]["iterates"]]
-    assert min(xs) < r["plane"]["swa"][0] < max(xs)
+@pytest.fixture(scope="module")
+def result(runs):
+    return runs[0]  # the preset's own seed
 
 
-def test_swa_is_flatter_and_better_on_test_data_than_constant_rate_sgd(result):
-    """Margins (quick, measured): sharpness SWA 1.51 vs iterates 1.79 and last iterate 1.87
-    (>= 10% lower); test loss 0.062 vs 0.074 (>= 10% lower); test accuracy 0.960 vs 0.950
-    (>= half a point higher); flat width 0.98 vs 0.93 (>= 3% wider): a tie fails."""
-    r = result
-    assert r["swa"]["sharpness"] < 0.9 * r["iterates"]["sharpness"]
-    assert r["swa"]["sharpness"] < 0.9 * r["sgd"]["sharpness"]
-    assert r["swa"]["test_loss"] < 0.9 * r["iterates"]["test_loss"]
-    assert r["swa"]["test_loss"] < 0.9 * r["sgd"]["test_loss"]
-    assert r["swa"]["test_acc"] > r["iterates"]["test_acc"] + 0.005
-    assert r["swa"]["test_acc"] > r["sgd"]["test_acc"] + 0.005
-    assert r["slices"]["width_swa"] > 1.03 * r["slices"]["width_sgd"]
+def _median(runs, value):
+    return statistics.median(value(r) for r in runs)
 
 
-def test_swa_matches_the_decayed_rate_baseline_and_is_flatter(result):
+def test_swa_sits_lower_in_the_basin_than_the_sgd_iterates(runs):
+    """Train loss of SWA over the mean over the iterates, seeds 0-4 (Intel): 0.45, 0.91,
+    0.43, 0.86, 0.38 (median 0.45); over the last
+    iterate: 0.54, 1.87, 0.49, 0.86, 0.41 (median 0.54; seed 1's last iterate happens to
+    sit low). SWA always projects inside the cloud of iterates on the plane."""
+    assert all(r["status"] == "finished" for r in runs)
+    assert _median(runs, lambda r: r["swa"]["train_loss"] / r["iterates"]["train_loss"]) < 0.7
+    assert _median(runs, lambda r: r["swa"]["train_loss"] / r["sgd"]["train_loss"]) < 0.8
+    assert all(r["swa"]["train_loss"] < r["iterates"]["train_loss"] for r in runs)
+    for r in runs:  # on the plane, SWA is inside the cloud of iterates (not beyond the last)
+        xs = [p[0] for p in r["plane"]["iterates"]]
+        assert min(xs) < r["plane"]["swa"][0] < max(xs)
+
+
+def test_swa_is_flatter_and_better_on_test_data_than_constant_rate_sgd(runs):
+    """SWA against the mean over the SGD iterates and the last iterate, seeds 0-4 (Intel
+    Xeon; seed 0 on the AMD EPYC machine in brackets):
+
+    * sharpness ratio vs iterates 0.85 (0.84), 0.71, 0.89, 0.74, 0.85: median 0.85;
+      vs last iterate 0.89 (0.81), 0.52, 0.88, 0.60, 0.88: median 0.88. Asserted: flatter
+      on every seed and median ratio < 0.92 for both.
+    * test loss ratio vs iterates 0.85 (0.84), 0.96, 0.82, 0.88, 0.81: median 0.85, lower
+      on every seed; vs last iterate 0.87 (0.84), 1.20, 0.77, 0.74, 0.80: median 0.80, but
+      not on every seed (seed 1's last iterate is a lucky one). Asserted: median < 0.9 for
+      both, lower than the iterates' on every seed.
+    * test accuracy gain in examples (of 1497) vs iterates +12 (+15), +17, +17, +31, +16:
+      at least 7.5 (half a point) on every seed, asserted so; vs last iterate +1 (+15),
+      -3, +20, +35, +23 (seeds 5-9: +9, +69, +12, +7, +12): a few examples either way on
+      single seeds is noise, so asserted as median gain >= half a point and no seed worse
+      by more than 10 examples.
+    * flat width ratio 1.03 (1.05), 1.23, 1.09, 1.25, 1.08: median 1.09, wider on every
+      seed (min over seeds 0-9: 1.027). Asserted: median > 1.05 and every seed > 1.
+    A tie fails every median check.
+    """
+    ratio = functools.partial(_median, runs)
+    for other in ("iterates", "sgd"):
+        assert all(r["swa"]["sharpness"] < r[other]["sharpness"] for r in runs), other
+        assert ratio(lambda r, o=other: r["swa"]["sharpness"] / r[o]["sharpness"]) < 0.92, other
+        assert ratio(lambda r, o=other: r["swa"]["test_loss"] / r[o]["test_loss"]) < 0.9, other
+        assert ratio(lambda r, o=other: r["swa"]["test_acc"] - r[o]["test_acc"]) > 0.005, other
+    assert all(r["swa"]["test_loss"] < r["iterates"]["test_loss"] for r in runs)
+    assert all(r["swa"]["test_acc"] > r["iterates"]["test_acc"] + 0.005 for r in runs)
+    assert all(r["swa"]["test_acc"] > r["sgd"]["test_acc"] - 10 / N_TEST for r in runs)
+    assert ratio(lambda r: r["slices"]["width_swa"] / r["slices"]["width_sgd"]) > 1.05
+    assert all(r["slices"]["width_swa"] > r["slices"]["width_sgd"] for r in runs)
+
+
+def test_swa_matches_the_decayed_rate_baseline_and_is_flatter(runs):
     """The paper's baseline is SGD with a decaying step size. On the quick preset SWA does
-    not beat it on test data, it matches it: test accuracy within one point (measured
-    0.9599 both) and test loss within 5% (0.0618 vs 0.0608); it ends flatter, with a top
-    Hessian eigenvalue at least 10% lower (1.51 vs 1.83)."""
-    d, s = result["decayed"], result["swa"]
-    assert d["status"] == "finished"
-    assert abs(s["test_acc"] - d["test_acc"]) < 0.01, (s["test_acc"], d["test_acc"])
-    assert abs(s["test_loss"] - d["test_loss"]) < 0.05 * d["test_loss"]
-    assert s["sharpness"] < 0.9 * d["sharpness"], (s["sharpness"], d["sharpness"])
-    assert d["test_acc"] > result["sgd"]["test_acc"] + 0.005  # decay helps SGD as well
+    not beat it on test data, it roughly ties with it. Seeds 0-4 (Intel Xeon; seed 0 on the
+    AMD EPYC machine in brackets, where both had test accuracy 0.9599):
+
+    * test accuracy SWA minus baseline in examples -5 (0), -9, +2, -5, -3 (seeds 0-9
+      within -9..+4). Asserted: within 15 examples (one point) on every seed.
+    * test loss ratio SWA / baseline 1.05 (1.02), 1.31, 1.01, 1.28, 1.02: median 1.05 (1.04
+      over seeds 0-9); SWA is about 5% worse in the median, 30% worse on the two seeds
+      where SGD bounces most. Asserted: median ratio within 10% of 1.
+    * sharpness ratio 0.84 (0.83), 0.96, 0.84, 0.91, 0.83: median 0.84, flatter on every
+      seed (max over seeds 0-9: 0.96). Asserted: median < 0.9 and every seed < 1.
+    * the decay helps SGD too: baseline minus last constant-rate iterate +6 (+15), +6,
+      +18, +40, +26 examples (min over seeds 0-9: +5). Asserted: better on every seed and
+      by half a point in the median.
+    """
+    assert all(r["decayed"]["status"] == "finished" for r in runs)
+    for r in runs:
+        s, d = r["swa"], r["decayed"]
+        assert abs(s["test_acc"] - d["test_acc"]) < 15 / N_TEST, (s["test_acc"], d["test_acc"])
+        assert s["sharpness"] < d["sharpness"], (s["sharpness"], d["sharpness"])
+        assert d["test_acc"] > r["sgd"]["test_acc"], (d["test_acc"], r["sgd"]["test_acc"])
+    loss = _median(runs, lambda r: r["swa"]["test_loss"] / r["decayed"]["test_loss"])
+    assert abs(loss - 1) < 0.1, loss
+    assert _median(runs, lambda r: r["swa"]["sharpness"] / r["decayed"]["sharpness"]) < 0.9
+    assert _median(runs, lambda r: r["decayed"]["test_acc"] - r["sgd"]["test_acc"]) > 0.005
 
 
 def test_divergent_step_size_is_reported():
@@ -98,8 +156,10 @@ def test_app_shows_a_stored_result_in_its_panels_and_status(tmp_path, result):
     store.save_json(app.KIND, app.key(), result)
     assert app.show_stored()
     status = app.controls.status.value
-    assert result["state"] == "oscillating"  # constant-eta SGD keeps bouncing
-    assert status.startswith("SGD bouncing") and "(from the store)" in status
+    # the state depends on the CPU (seed 0 bounces less on Intel: "converged"), so the
+    # status must name whatever state the stored run's own history gives
+    assert result["state"] == run_state(result["history"])
+    assert status.startswith(_WORDS[result["state"]]) and "(from the store)" in status
     assert "SGD with decaying η: test acc" in status
     datasets = app.chart.spec["datasets"]
     assert datasets["swa_start"] == [{"step": 400}]
@@ -107,6 +167,14 @@ def test_app_shows_a_stored_result_in_its_panels_and_status(tmp_path, result):
     legend = str(swa_layout().to_dict()["vconcat"][0])  # the training panel names its lines
     assert "'loss on'" in legend and "train (minibatch)" in legend
     assert datasets["notes"] == []
+    # a history whose last quarter bounces (losses x0.2 / x1.8 in turn) reads as oscillating
+    n = len(result["history"])
+    bouncing = [dict(row, loss=row["loss"] * (0.2 if i % 2 else 1.8)) if i >= n // 2 else row
+                for i, row in enumerate(result["history"])]
+    assert run_state(bouncing) == "oscillating"
+    store.save_json(app.KIND, app.key(), dict(result, history=bouncing, state="oscillating"))
+    assert app.show_stored()
+    assert app.controls.status.value.startswith("SGD bouncing (oscillating) in the basin")
 
 
 def test_empty_figure_renders_at_a_finite_size():
@@ -120,16 +188,16 @@ def test_empty_figure_renders_at_a_finite_size():
 
 @pytest.mark.slow
 def test_default_preset_numbers_quoted_in_the_text():
-    """The notebook quotes the default preset: SWA is the flattest (sharpness 2.5 vs the
-    decaying-eta baseline's 3.9) but the baseline generalises better (test accuracy 0.971
-    vs 0.966, test loss 0.046 vs 0.064). Recomputed (margins: 5% on sharpness and loss,
-    0.002 on accuracy) and the ordering asserted."""
+    """The notebook quotes the default preset: the decaying-eta baseline reaches sharpness
+    3.9, test accuracy 0.971 and test loss 0.046 (AMD EPYC; Intel Xeon: 3.93, 0.9707, 0.047)
+    and generalises better than SWA, which is flatter. SWA's own numbers on this preset are
+    not machine-independent (AMD: sharpness 2.5, test acc 0.966, loss 0.064; Intel: 1.39,
+    0.921, 0.134), so only the baseline is pinned (5% on sharpness and loss, 0.002 on
+    accuracy) and the ordering asserted, which holds on both at the preset's seed."""
     r = experiment(get_preset("15", "default"), {})
     s, d = r["swa"], r["decayed"]
-    assert s["sharpness"] == pytest.approx(2.5, rel=0.05)
     assert d["sharpness"] == pytest.approx(3.9, rel=0.05)
-    assert s["test_acc"] == pytest.approx(0.966, abs=0.002)
     assert d["test_acc"] == pytest.approx(0.971, abs=0.002)
-    assert s["test_loss"] == pytest.approx(0.064, rel=0.05)
     assert d["test_loss"] == pytest.approx(0.046, rel=0.05)
-    assert d["test_acc"] > s["test_acc"] and s["sharpness"] < 0.8 * d["sharpness"]
+    assert d["test_acc"] > s["test_acc"] and d["test_loss"] < s["test_loss"]
+    assert s["sharpness"] < 0.8 * d["sharpness"]
