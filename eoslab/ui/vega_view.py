@@ -35,9 +35,11 @@ still the newest, so two figures sent in quick succession cannot leave the older
 screen while the newer one draws off it.
 
 **Fitting the page.**  A figure whose top level is a row of panels (``hconcat``, or
-``vconcat`` rows that are ``hconcat``) is drawn as a ``concat`` with ``columns``: first all
-panels in a row; when the drawn figure is wider than its container, with as many panels a
-row as fit (from the measured width of a panel), recomputed whenever the container's width
+``vconcat`` rows that are ``hconcat``) is drawn as a ``concat`` with ``columns`` and a flow
+layout (``align: "none"``: each row packs its own panels): first all panels in a row; when
+the drawn figure is wider than its container, with as many panels a row as fit (from the
+measured width of a panel), then one more a row while the widest row has room for another
+panel and that many did not overflow before; recomputed whenever the container's width
 changes (a ``ResizeObserver``), so panels wrap rather than overflow.  Legends get
 ``labelLimit: 0`` and ``titleLimit: 0`` (no "…"), and a figure still wider than its
 container (one panel on a very narrow page) is scaled down to its width.  Relayouts are
@@ -107,6 +109,7 @@ function arrange(spec, columns) {
     for (const row of rowsOf(spec)) {
         if (Array.isArray(row.hconcat)) { row.concat = row.hconcat; delete row.hconcat; }
         row.columns = columns;
+        row.align ??= "none";   // a flow layout: each row packs its own panels
     }
     const config = (spec.config ??= {});
     config.legend = { labelLimit: 0, titleLimit: 0, ...(config.legend || {}) };
@@ -181,6 +184,7 @@ async function render({ model, el }) {
     let view = null, finalize = null, generation = 0;
     let shown = {};          // dataset name -> JSON of the rows the view holds
     let columns = null, perPanel = null, waiting = false, fresh = true, pruned = "";
+    let tooWide = Infinity;  // the fewest columns seen wider than the container
     el.style.maxWidth = "100%";
     el.style.minWidth = "0";
 
@@ -233,7 +237,7 @@ async function render({ model, el }) {
 
     async function embed(why = "spec", narrower = null) {
         const mine = ++generation;
-        if (why === "spec") { perPanel = null; fresh = true; }
+        if (why === "spec") { perPanel = null; fresh = true; tooWide = Infinity; }
         const spec = structuredClone(live.get("spec"));
         if (spec === null || Object.keys(spec).length === 0) {
             if (finalize !== null) finalize();
@@ -285,8 +289,15 @@ async function render({ model, el }) {
             const width = drawnWidth(target);
             perPanel = width / columns;
             if (width > available(el) + 1 && columns > 1) {
+                tooWide = Math.min(tooWide, columns);
                 const fit = Math.floor(available(el) / perPanel);
                 await embed("layout", Math.max(1, Math.min(columns - 1, fit)));
+                return;
+            }
+            // the estimate from a wider layout may be short: try one panel more a row
+            const more = columns + 1;
+            if (more <= panels && more < tooWide && width + perPanel <= available(el)) {
+                await embed("layout", more);
                 return;
             }
         }
@@ -303,6 +314,7 @@ async function render({ model, el }) {
             if (view === null || columns === null || perPanel === null) return;
             const panels = panelsOf(live.get("spec") || {});
             const fit = Math.max(1, Math.min(panels, Math.floor(width / perPanel)));
+            tooWide = Infinity;
             if (fit !== columns) embed("layout");
         }, 150);
     });
