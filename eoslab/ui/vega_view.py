@@ -41,7 +41,8 @@ the drawn figure is wider than its container, with as many panels a row as fit (
 measured width of a panel), then one more a row while the widest row has room for another
 panel and that many did not overflow before; recomputed whenever the container's width
 changes (a ``ResizeObserver``), so panels wrap rather than overflow.  Legends get
-``labelLimit: 0`` and ``titleLimit: 0`` (no "…"), and a figure still wider than its
+``labelLimit: 0`` and ``titleLimit: 0`` (no "…"), axes a ``labelSeparation`` (labels that
+would touch are thinned out), and a figure still wider than its
 container (one panel on a very narrow page) is scaled down to its width.  Relayouts are
 counted in the element's ``data-layouts``, figures in ``data-embeds``, data in
 ``data-updates``.
@@ -113,6 +114,8 @@ function arrange(spec, columns) {
     }
     const config = (spec.config ??= {});
     config.legend = { labelLimit: 0, titleLimit: 0, ...(config.legend || {}) };
+    // tick labels closer than this are thinned out (log axes: "1e-81e-7", "450500")
+    config.axis = { labelSeparation: 4, ...(config.axis || {}) };
     return spec;
 }
 

@@ -15,6 +15,7 @@ status must then read stopped or a finished state).  After every quick run has e
 * no console errors and no Vega warnings (``WARN`` lines such as "Infinite extent");
 * no placeholder text left once the run ended ("press Run", "wait for the background
   run", "training ...") and no chart left waiting for data;
+* no two tick labels of an axis overlapping;
 * readable chart text: no legend title, legend label, axis title or chart title with a
   raw field name (snake_case, e.g. ``test_loss``) or a Greek letter spelled out
   (``eta``, ``theta``, ``lambda``: the prose writes η, θ, λ);
@@ -94,6 +95,24 @@ TEXT_JS = """() => {
 }"""
 
 
+# tick labels of one axis that overlap each other ("0.010.02", "1e-81e-7")
+COLLIDING_JS = """() => {
+    const out = [];
+    for (const axis of document.querySelectorAll('.eoslab-chart .role-axis-label')) {
+        const boxes = [...axis.querySelectorAll('text')].filter(t => t.textContent.trim()
+            && getComputedStyle(t).opacity !== '0' && t.getAttribute('opacity') !== '0')
+            .map(t => [t.textContent.trim(), t.getBoundingClientRect()]);
+        for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+            const [a, r] = boxes[i], [b, q] = boxes[j];
+            const dx = Math.min(r.right, q.right) - Math.max(r.left, q.left);
+            const dy = Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top);
+            if (dx > 1 && dy > 1) out.push(`${a} / ${b}`);
+        }
+    }
+    return [...new Set(out)].slice(0, 5);
+}"""
+
+
 class Watch:
     """Console errors and warnings of one page, from a mark on."""
 
@@ -157,6 +176,7 @@ def check(page, watch: Watch, where: str) -> list:
     if page.locator(".eoslab-chart [data-waiting]").count():
         problems.append("a chart is still waiting for data")
     problems += chart_text_problems(page.evaluate(TEXT_JS))
+    problems += [f"axis labels overlap: {pair}" for pair in page.evaluate(COLLIDING_JS)]
     problems += status_problems(page)
     problems += [f"console error: {e[:200]}" for e in dict.fromkeys(watch.errors)]
     problems += [f"console warning: {w[:200]}" for w in dict.fromkeys(watch.warnings)]
