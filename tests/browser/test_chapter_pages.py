@@ -95,7 +95,7 @@ TEXT_JS = """() => {
 }"""
 
 
-# tick labels of one axis that overlap each other ("0.010.02", "1e-81e-7")
+# tick labels of one axis closer than 2 px, which read as one ("0.010.02", "1e-81e-7")
 COLLIDING_JS = """() => {
     const out = [];
     for (const axis of document.querySelectorAll('.eoslab-chart .role-axis-label')) {
@@ -106,7 +106,7 @@ COLLIDING_JS = """() => {
             const [a, r] = boxes[i], [b, q] = boxes[j];
             const dx = Math.min(r.right, q.right) - Math.max(r.left, q.left);
             const dy = Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top);
-            if (dx > 1 && dy > 1) out.push(`${a} / ${b}`);
+            if (dx > -2 && dy > 1) out.push(`${a} / ${b}`);  // under 2 px apart
         }
     }
     return [...new Set(out)].slice(0, 5);
