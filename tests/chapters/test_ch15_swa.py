@@ -195,7 +195,9 @@ def default_runs():
 
 @pytest.mark.slow
 def test_default_preset_numbers_quoted_in_the_text(default_runs):
-    """The default preset (η 0.175) over seeds 0-4 (Intel Xeon; seeds 5-6 agree):
+    """The default preset (η 0.175) over seeds 0-4 (Intel Xeon). Seeds 5-9 agree (accuracy
+    vs the last iterate +8..+20 examples), but seed 8's SWA test loss only just beats the
+    iterates' (0.054 vs 0.055), so the every-seed test-loss check is a close one there:
 
     * every run finishes; SGD bounces ("oscillating") on 4 of 5 (seed 1: "converged").
       Asserted: at least 3 of 5.
