@@ -186,18 +186,58 @@ def test_empty_figure_renders_at_a_finite_size():
     assert 100 < width < 3000 and 100 < height < 3000
 
 
+@pytest.fixture(scope="module")
+def default_runs():
+    preset = get_preset("15", "default")
+    return [experiment(preset.replace(net=preset.net.replace(model_seed=seed)), {})
+            for seed in SEEDS]
+
+
 @pytest.mark.slow
-def test_default_preset_numbers_quoted_in_the_text():
-    """The notebook quotes the default preset: the decaying-eta baseline reaches sharpness
-    3.9, test accuracy 0.971 and test loss 0.046 (AMD EPYC; Intel Xeon: 3.93, 0.9707, 0.047)
-    and generalises better than SWA, which is flatter. SWA's own numbers on this preset are
-    not machine-independent (AMD: sharpness 2.5, test acc 0.966, loss 0.064; Intel: 1.39,
-    0.921, 0.134), so only the baseline is pinned (5% on sharpness and loss, 0.002 on
-    accuracy) and the ordering asserted, which holds on both at the preset's seed."""
-    r = experiment(get_preset("15", "default"), {})
-    s, d = r["swa"], r["decayed"]
-    assert d["sharpness"] == pytest.approx(3.9, rel=0.05)
-    assert d["test_acc"] == pytest.approx(0.971, abs=0.002)
-    assert d["test_loss"] == pytest.approx(0.046, rel=0.05)
-    assert d["test_acc"] > s["test_acc"] and d["test_loss"] < s["test_loss"]
-    assert s["sharpness"] < 0.8 * d["sharpness"]
+def test_default_preset_numbers_quoted_in_the_text(default_runs):
+    """The default preset (η 0.175) over seeds 0-4 (Intel Xeon). Seeds 5-9 agree (accuracy
+    vs the last iterate +8..+20 examples), but seed 8's SWA test loss only just beats the
+    iterates' (0.054 vs 0.055), so the every-seed test-loss check is a close one there:
+
+    * every run finishes; SGD bounces ("oscillating") on 4 of 5 (seed 1: "converged").
+      Asserted: at least 3 of 5.
+    * SWA against the last constant-η iterate: test accuracy +15, +13, +18, +14, +14
+      examples (of 1497; median +14, a point); test loss ratio 0.86, 0.85, 0.81, 0.82,
+      0.75 (median 0.82); sharpness ratio 0.94, 0.92, 0.89, 0.89, 0.89 (median 0.89);
+      train loss ratio median 0.53. Against the mean over the iterates: accuracy +11, +5,
+      +5, +5, +6 examples; test loss ratio median 0.87; sharpness ratio median 0.92.
+      Asserted: better on every seed in all three, median accuracy gain >= 0.5 point vs
+      the last iterate, median test loss ratio < 0.92 and sharpness ratio < 0.96 vs both.
+    * flat width ratio 1.03, 1.02, 1.04, 1.02, 1.04 (seeds 5-6: 1.03, 1.05), a slim margin.
+      Asserted: median > 1.01, no seed below 0.99.
+    * the decaying-η baseline: test accuracy 0.969-0.972 (median 0.971), test loss 0.046
+      on every seed, sharpness 1.84-1.94 (median 1.90). SWA ties with it: accuracy +7, -5,
+      -1, -1, -2 examples, test loss ratio 1.00, 0.98, 0.97, 0.96, 0.99 (median 0.975),
+      and is flatter (sharpness ratio 0.87-0.91). Asserted: the baseline's medians (0.971
+      within 0.004, 0.046 and 1.9 within 10%), SWA within 15 examples and flatter on every
+      seed, median test loss ratio within 10% of 1.
+    """
+    runs = default_runs
+    assert all(r["status"] == "finished" and r["decayed"]["status"] == "finished"
+               for r in runs)
+    assert sum(r["state"] == "oscillating" for r in runs) >= 3, [r["state"] for r in runs]
+    ratio = functools.partial(_median, runs)
+    for other in ("iterates", "sgd"):
+        for r in runs:
+            s, o = r["swa"], r[other]
+            assert s["test_acc"] > o["test_acc"], (other, s["test_acc"], o["test_acc"])
+            assert s["test_loss"] < o["test_loss"], (other, s["test_loss"], o["test_loss"])
+            assert s["sharpness"] < o["sharpness"], (other, s["sharpness"], o["sharpness"])
+        assert ratio(lambda r, o=other: r["swa"]["test_loss"] / r[o]["test_loss"]) < 0.92
+        assert ratio(lambda r, o=other: r["swa"]["sharpness"] / r[o]["sharpness"]) < 0.96
+    assert ratio(lambda r: r["swa"]["test_acc"] - r["sgd"]["test_acc"]) > 0.005
+    assert ratio(lambda r: r["slices"]["width_swa"] / r["slices"]["width_sgd"]) > 1.01
+    assert all(r["slices"]["width_swa"] > 0.99 * r["slices"]["width_sgd"] for r in runs)
+    assert ratio(lambda r: r["decayed"]["test_acc"]) == pytest.approx(0.971, abs=0.004)
+    assert ratio(lambda r: r["decayed"]["test_loss"]) == pytest.approx(0.046, rel=0.1)
+    assert ratio(lambda r: r["decayed"]["sharpness"]) == pytest.approx(1.9, rel=0.1)
+    for r in runs:
+        s, d = r["swa"], r["decayed"]
+        assert abs(s["test_acc"] - d["test_acc"]) < 15 / N_TEST, (s["test_acc"], d["test_acc"])
+        assert s["sharpness"] < d["sharpness"], (s["sharpness"], d["sharpness"])
+    assert abs(ratio(lambda r: r["swa"]["test_loss"] / r["decayed"]["test_loss"]) - 1) < 0.1

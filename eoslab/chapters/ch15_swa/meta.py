@@ -3,6 +3,8 @@
 Example:
     >>> PRESETS["quick"].swa.start, PRESETS["quick"].sgd.steps, PRESETS["quick"].lr
     (400, 800, 0.3)
+    >>> PRESETS["default"].lr < PRESETS["default"].lr_edge
+    True
 """
 
 from __future__ import annotations
@@ -68,10 +70,13 @@ PRESETS = {
         lr=0.3, lr_edge=1.64, net=NetSpec(n_train=300, model="fc-relu", width=32, device="cpu"),
         sgd=MomentumSGD(steps=800, batch_size=32),
         swa=Averaging(start=400, every=20), landscape=Landscape(grid=11)),
+    # default lr: at 0.2 and above the iterates of some initialisations drift between
+    # regions of the basin and their average lands on a ridge (SWA worse than SGD);
+    # 0.175 bounces on every initialisation tried and SWA beats SGD on each of them
     "default": SWAPreset(
         name="default",
         label="default: 500 digits, 2000 SGD steps, 3-40 s on a CPU",
-        lr=0.3, lr_edge=1.62, net=NetSpec(n_train=500, model="fc-relu", width=32, device="cpu"),
+        lr=0.175, lr_edge=1.62, net=NetSpec(n_train=500, model="fc-relu", width=32, device="cpu"),
         sgd=MomentumSGD(steps=2000, batch_size=32),
         swa=Averaging(start=1000, every=20), landscape=Landscape(grid=21)),
     "paper": SWAPreset(
