@@ -27,18 +27,3 @@ def device(request):
 def _isolated_store(tmp_path, monkeypatch):
     """Tests never touch the user's store: EOSLAB_STORE points at a fresh folder."""
     monkeypatch.setenv("EOSLAB_STORE", str(tmp_path / "store"))
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests marked ``cuda`` are skipped where no CUDA device is visible (scripts/gpu-check).
-
-    ``EOSLAB_CUDA_TESTS_DEVICE=cpu`` runs them on the CPU instead, to check their logic on a
-    machine without a GPU (tests/test_cuda_paths.py reads it).
-    """
-    if torch.cuda.is_available() or os.environ.get("EOSLAB_CUDA_TESTS_DEVICE"):
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA device (none visible: torch.cuda.is_available() "
-                                   "is False)")
-    for item in items:
-        if "cuda" in item.keywords:
-            item.add_marker(skip)

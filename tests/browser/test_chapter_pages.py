@@ -16,6 +16,8 @@ status must then read stopped or a finished state).  After every quick run has e
 * no placeholder text left once the run ended ("press Run", "wait for the background
   run", "training ...") and no chart left waiting for data;
 * no two tick labels of an axis overlapping;
+* legend titles in the chapter's vocabulary: every word of three letters or more of a
+  legend title occurs in the chapter's prose (its markdown cells);
 * readable chart text: no legend title, legend label, axis title or chart title with a
   raw field name (snake_case, e.g. ``test_loss``) or a Greek letter spelled out
   (``eta``, ``theta``, ``lambda``: the prose writes η, θ, λ);
@@ -142,6 +144,28 @@ def chart_text_problems(texts: dict) -> list:
     return problems
 
 
+# the chapter's vocabulary: the words of its prose (the notebook's markdown cells)
+PROSE_JS = """() => [...document.querySelectorAll('.jp-RenderedMarkdown, .jp-MarkdownOutput')]
+    .map(e => e.innerText).join(' ')"""
+WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+def vocabulary_problems(legend_titles: list, prose: str) -> list:
+    """Legend titles with a word (three letters or more) the chapter's prose never uses.
+
+    >>> vocabulary_problems(["GD run", "loss on", "step size"], "The GD run: its loss on ...")
+    ["legend title 'step size' uses words the chapter never does: step, size"]
+    """
+    known = set(WORD.findall(prose.lower()))
+    problems = []
+    for title in dict.fromkeys(legend_titles):
+        unknown = [w for w in WORD.findall(title.lower()) if w not in known]
+        if unknown:
+            problems.append(f"legend title {title!r} uses words the chapter never does: "
+                            + ", ".join(unknown))
+    return problems
+
+
 def status_problems(page) -> list:
     """The status line against its machine-readable state (see the module docs)."""
     status = page.locator(".eoslab-status").first
@@ -175,7 +199,9 @@ def check(page, watch: Watch, where: str) -> list:
         problems.append("placeholder 'wait for the background run' left in the page")
     if page.locator(".eoslab-chart [data-waiting]").count():
         problems.append("a chart is still waiting for data")
-    problems += chart_text_problems(page.evaluate(TEXT_JS))
+    texts = page.evaluate(TEXT_JS)
+    problems += chart_text_problems(texts)
+    problems += vocabulary_problems(texts["legend"], page.evaluate(PROSE_JS))
     problems += [f"axis labels overlap: {pair}" for pair in page.evaluate(COLLIDING_JS)]
     problems += status_problems(page)
     problems += [f"console error: {e[:200]}" for e in dict.fromkeys(watch.errors)]
