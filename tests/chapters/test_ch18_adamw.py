@@ -99,15 +99,20 @@ def test_the_metric_menu_relays_the_heatmaps_and_reaches_the_experiment(monkeypa
 @pytest.mark.slow
 def test_the_default_grid_gives_the_stars_quoted_in_the_text():
     """The notebook quotes the default preset's best lambda per lr (test loss, two seeds):
-    Adam + L2 0.3, 0.1, 0.003, 0.001 (2.5 decades), AdamW 0.03, 0.03, 0.03, 0.01 (0.5).
-    Recomputed here exactly (the grid is seeded); the spreads with a margin of 0.5 decade."""
+    Adam + L2 0.3, 0.1, 0.003, 0.001 (2.5 decades), recomputed exactly (the grid is seeded;
+    the same on an AMD EPYC and an Intel Xeon); AdamW 0.03 in every row but the last (the
+    largest lr), which is 0.01 on the AMD machine and 0.03 on the Intel one (float32
+    rounding differs between CPUs and the two cells are that close), so AdamW's stars are
+    asserted to lie in those two columns (at most half a decade apart); the spreads with a
+    margin of 0.5 decade."""
     p = get_preset("18", "default")
     grid = run_grid(grid_base(p), p.grid.lrs, p.grid.wds.by_optimizer(), decay=p.grid.decay,
                     seeds=p.grid.seeds, store=False)
     adam = [wd for _, wd in best_per_lr(grid, "adam", "test_loss")]
     adamw = [wd for _, wd in best_per_lr(grid, "adamw", "test_loss")]
     assert adam == pytest.approx([0.3, 0.1, 0.003, 0.001], rel=0.02), adam
-    assert adamw == pytest.approx([0.03, 0.03, 0.03, 0.01], rel=0.02), adamw
+    assert adamw[:3] == pytest.approx([0.03, 0.03, 0.03], rel=0.02), adamw
+    assert adamw[3] == pytest.approx(0.01, rel=0.02) or adamw[3] == pytest.approx(0.03, rel=0.02)
     assert optimum_spread(grid, "adam", units="decades") >= 2.0
     assert optimum_spread(grid, "adamw", units="decades") <= 0.5 + 1e-9
 

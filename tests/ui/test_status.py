@@ -39,4 +39,6 @@ def test_numbers_and_phrases():
     assert phrase("not-training", "dead units") == "not training (dead units)"
     assert lr_range_around_edge(2.0, 0.025, 1.5) == (0.05, 3.0)
     with pytest.raises(ValueError, match="below"):
-        lr_range_around_edge(1.0, 1.5, 3.0)
+        lr_range_around_edge(1.0, 3.0, 1.5)  # the span's ends swapped
+    with pytest.raises(ValueError, match="below"):
+        lr_range_around_edge(1.0, 0.0, 3.0)
