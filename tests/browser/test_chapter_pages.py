@@ -98,11 +98,14 @@ TEXT_JS = """() => {
 
 
 # tick labels of one axis closer than 2 px, which read as one ("0.010.02", "1e-81e-7")
-COLLIDING_JS = """() => {
+COLLIDING_JS = r"""() => {
     const out = [];
     for (const axis of document.querySelectorAll('.eoslab-chart .role-axis-label')) {
+        // a rotated label's box is not its outline: only labels drawn level are compared
+        const level = (t) => !/rotate\((?!0\))/.test(t.getAttribute('transform') || '');
         const boxes = [...axis.querySelectorAll('text')].filter(t => t.textContent.trim()
-            && getComputedStyle(t).opacity !== '0' && t.getAttribute('opacity') !== '0')
+            && level(t) && getComputedStyle(t).opacity !== '0'
+            && t.getAttribute('opacity') !== '0')
             .map(t => [t.textContent.trim(), t.getBoundingClientRect()]);
         for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
             const [a, r] = boxes[i], [b, q] = boxes[j];
@@ -148,18 +151,25 @@ def chart_text_problems(texts: dict) -> list:
 PROSE_JS = """() => [...document.querySelectorAll('.jp-RenderedMarkdown, .jp-MarkdownOutput')]
     .map(e => e.innerText).join(' ')"""
 WORD = re.compile(r"[^\W\d_]{3,}")
+SUFFIX = re.compile(r"(ing|ed|es|s)$")
+
+
+def stem(word: str) -> str:
+    """``word`` without a plural or verb ending, so "runs" and "run" are one word."""
+    return SUFFIX.sub("", word) if len(word) > 4 else word.removesuffix("s")
 
 
 def vocabulary_problems(legend_titles: list, prose: str) -> list:
     """Legend titles with a word (three letters or more) the chapter's prose never uses.
 
-    >>> vocabulary_problems(["GD run", "loss on", "step size"], "The GD run: its loss on ...")
+    >>> vocabulary_problems(["GD run", "loss on", "step size", "snapshots"],
+    ...                     "The GD runs: its loss on ... a snapshot")
     ["legend title 'step size' uses words the chapter never does: step, size"]
     """
-    known = set(WORD.findall(prose.lower()))
+    known = {stem(w) for w in WORD.findall(prose.lower())}
     problems = []
     for title in dict.fromkeys(legend_titles):
-        unknown = [w for w in WORD.findall(title.lower()) if w not in known]
+        unknown = [w for w in WORD.findall(title.lower()) if stem(w) not in known]
         if unknown:
             problems.append(f"legend title {title!r} uses words the chapter never does: "
                             + ", ".join(unknown))

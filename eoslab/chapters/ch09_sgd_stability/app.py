@@ -39,7 +39,7 @@ def sgd_stability_layout():
 
     Two panels per row (legends below them), so the chart fits a 1024-px page.
     """
-    crit = alt.Color("criterion:N", legend=_legend("criterion (≤ 1: SGD may stay)"))
+    crit = alt.Color("criterion:N", legend=_legend("ratio (≤ 1: SGD can stay)"))
     one = alt.Chart(alt.Data(values=[{"v": 1.0}])).mark_rule(color="black",
                                                             strokeDash=[6, 4]).encode(y="v:Q")
     ratios = alt.Chart(alt.Data(name="ratios")).mark_line().encode(
