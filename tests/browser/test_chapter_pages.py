@@ -151,25 +151,25 @@ def chart_text_problems(texts: dict) -> list:
 PROSE_JS = """() => [...document.querySelectorAll('.jp-RenderedMarkdown, .jp-MarkdownOutput')]
     .map(e => e.innerText).join(' ')"""
 WORD = re.compile(r"[^\W\d_]{3,}")
-SUFFIX = re.compile(r"(ing|ed|es|s)$")
+ENDINGS = ("s", "es", "ed", "d", "ing")
 
 
-def stem(word: str) -> str:
-    """``word`` without a plural or verb ending, so "runs" and "run" are one word."""
-    return SUFFIX.sub("", word) if len(word) > 4 else word.removesuffix("s")
+def forms(word: str) -> set:
+    """``word`` and what it may be without a plural or verb ending ("slices": "slice")."""
+    return {word} | {word[:-len(e)] for e in ENDINGS if word.endswith(e) and len(word) > len(e) + 2}
 
 
 def vocabulary_problems(legend_titles: list, prose: str) -> list:
     """Legend titles with a word (three letters or more) the chapter's prose never uses.
 
-    >>> vocabulary_problems(["GD run", "loss on", "step size", "snapshots"],
-    ...                     "The GD runs: its loss on ... a snapshot")
+    >>> vocabulary_problems(["GD run", "loss on", "step size", "snapshots", "slice from"],
+    ...                     "The GD runs: its loss on ... a snapshot; slices from")
     ["legend title 'step size' uses words the chapter never does: step, size"]
     """
-    known = {stem(w) for w in WORD.findall(prose.lower())}
+    known = set().union(*map(forms, WORD.findall(prose.lower())))
     problems = []
     for title in dict.fromkeys(legend_titles):
-        unknown = [w for w in WORD.findall(title.lower()) if stem(w) not in known]
+        unknown = [w for w in WORD.findall(title.lower()) if not forms(w) & known]
         if unknown:
             problems.append(f"legend title {title!r} uses words the chapter never does: "
                             + ", ".join(unknown))

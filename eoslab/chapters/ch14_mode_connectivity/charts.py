@@ -39,7 +39,7 @@ def _plane_panel():
     plane = plane_layout("train loss on the plane through w1, w2 and the bend",
                          x_title="along w2 − w1", y_title="towards the bend, in the plane")
     plane.layer[1] = plane.layer[1].encode(strokeDash=alt.StrokeDash(
-        "path:N", title="path (white on the map)",
+        "path:N", title="path (white on the plane)",
         legend=alt.Legend(symbolStrokeColor="black", symbolStrokeWidth=2)))
     return alt.layer(*plane.layer, _note("plane", WIDTH + 20, HEIGHT + 20)).properties(
         width=WIDTH + 20, height=HEIGHT + 20, title=plane.title)

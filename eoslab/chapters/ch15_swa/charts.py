@@ -37,7 +37,7 @@ def _plane_panel():
     plane = plane_layout("train loss on the plane through 3 iterates",
                          x_title="from the first to the middle iterate")
     plane.layer[1] = plane.layer[1].encode(strokeDash=alt.StrokeDash(
-        "path:N", title="path (white on the map)",
+        "path:N", title="path (white on the plane)",
         legend=alt.Legend(symbolStrokeColor="black", symbolStrokeWidth=2)))
     return alt.layer(*plane.layer, _note("plane", WIDTH + 20, HEIGHT + 20)).properties(
         width=WIDTH + 20, height=HEIGHT + 20, title=plane.title)
