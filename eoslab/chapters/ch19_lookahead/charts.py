@@ -50,7 +50,7 @@ def lookahead_layout(view: float = 2.4, max_lr: float = LR_MAX):
         x=alt.X("lr:Q", scale=lr_scale, title="step size η"),
         y=alt.Y("rate:Q", title="error factor per step", scale=alt.Scale(domain=[0, 1.5],
                                                                           clamp=True)),
-        color=alt.Color("method:N", title="method"))
+        color=alt.Color("method:N", title="optimiser"))
     one = alt.Chart(alt.Data(values=[{"one": 1.0}])).mark_rule(color="black").encode(y="one:Q")
     edges = alt.Chart(alt.Data(name="thresholds")).mark_rule(strokeDash=[6, 4]).encode(
         x=alt.X("threshold:Q", scale=lr_scale), color=alt.Color("method:N"))
