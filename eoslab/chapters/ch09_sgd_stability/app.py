@@ -54,7 +54,7 @@ def sgd_stability_layout():
         x=alt.X("step:Q", title="step from the minimum"),
         y=alt.Y("loss:Q", title="train loss",
                 scale=alt.Scale(type="log", domain={"unionWith": [1e-6, 1e-4]})),
-        color=alt.Color("run:N", legend=_legend("run"))).transform_filter(
+        color=alt.Color("run:N", legend=_legend("optimiser"))).transform_filter(
         "datum.loss > 0").properties(title="started at GD's minimum: stay or escape",
                                      width=300, height=200)
     curv = alt.Chart(alt.Data(name="curvature")).mark_point(filled=True, size=90).encode(
