@@ -38,8 +38,11 @@ def clip_loss(values, floor: float = 1e-4, ceiling: float | None = None) -> np.n
 
 
 def plane_layout(title: str = "train loss on the plane", color_title: str = "train loss",
-                 x_title: str = "along w2 - w1", y_title: str = "orthogonal, in the plane"):
-    """Heat map, paths and labelled points on the plane's coordinates.
+                 x_title: str = "along w2 - w1", y_title: str = "orthogonal, in the plane",
+                 extra: Sequence = ()):
+    """Heat map, paths and labelled points on the plane's coordinates, then ``extra``.
+
+    ``extra`` are more layers on the same panel, e.g. a :func:`~eoslab.ui.plots.panel_note`.
 
     Datasets: ``plane_grid`` (the heat map), ``plane_paths`` (x, y, order, path) and
     ``plane_points`` (x, y, label).
@@ -51,15 +54,16 @@ def plane_layout(title: str = "train loss on the plane", color_title: str = "tra
                         scale=alt.Scale(type="log", scheme="viridis")),
         tooltip=["x:Q", "y:Q", "loss:Q"])
     paths = alt.Chart(alt.Data(name="plane_paths")).mark_line(strokeWidth=2.5).encode(
-        x="x:Q", y="y:Q", order="order:Q",
-        strokeDash=alt.StrokeDash("path:N", title="path"),
+        x="x:Q", y="y:Q", order="order:Q",  # white on the map; the legend draws them black
+        strokeDash=alt.StrokeDash("path:N", title="path (white on the plane)", legend=alt.Legend(
+            symbolStrokeColor="black", symbolStrokeWidth=2)),
         color=alt.value("white"))
     dots = alt.Chart(alt.Data(name="plane_points")).mark_point(
         filled=True, size=70, color="red").encode(x="x:Q", y="y:Q", tooltip=["label:N"])
     labels = alt.Chart(alt.Data(name="plane_points")).mark_text(
         dx=8, dy=-8, color="white", fontWeight="bold", align="left").encode(
         x="x:Q", y="y:Q", text="label:N")
-    return alt.layer(heat, paths, dots, labels).properties(
+    return alt.layer(heat, paths, dots, labels, *extra).properties(
         width=WIDTH + 20, height=HEIGHT + 20, title=title)
 
 

@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 import altair as alt
 import numpy as np
 
-__all__ = ["HEIGHT", "WIDTH", "clean", "color_by", "history_chart", "rows", "slice_chart",
+__all__ = ["HEIGHT", "WIDTH", "clean", "color_by", "history_chart", "panel_note", "rows",
+           "slice_chart",
            "spectrum_chart", "surface_chart", "with_datasets", "y_axis"]
 
 WIDTH, HEIGHT = 300, 220
@@ -143,3 +144,15 @@ def spectrum_chart(grid: Sequence[float], density: Sequence[float], threshold: f
             color="black", strokeDash=[6, 4]).encode(x="threshold:Q"))
         data["edge"] = [{"threshold": float(threshold)}]
     return with_datasets(alt.layer(*layers).properties(width=WIDTH, height=HEIGHT), data)
+
+
+def panel_note(panel: str, width: float, height: float, font_size: int = 12):
+    """A layer with the text of dataset ``notes``'s rows for ``panel``, at the panel's centre.
+
+    A part of a run says in place why its panel is empty (e.g. "not computed: SGD diverged
+    at step 4"); ``width`` and ``height`` are the panel's.
+    """
+    return alt.Chart(alt.Data(name="notes")).mark_text(
+        color="#b00020", fontSize=font_size, fontWeight="bold", lineBreak="\n").encode(
+        x=alt.value(width / 2), y=alt.value(height / 2), text="text:N").transform_filter(
+        alt.datum.panel == panel)

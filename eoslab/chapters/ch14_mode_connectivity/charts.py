@@ -19,7 +19,7 @@ from __future__ import annotations
 import altair as alt
 
 from eoslab.ui.plane_plots import path_data, path_layout, plane_data, plane_layout
-from eoslab.ui.plots import HEIGHT, WIDTH
+from eoslab.ui.plots import HEIGHT, WIDTH, panel_note
 
 __all__ = ["connectivity_datasets", "connectivity_layout", "notes", "partial_datasets"]
 
@@ -27,22 +27,13 @@ PANELS = ("training", "paths", "plane", "fge")
 
 
 def _note(panel: str, width: float, height: float):
-    """The panel's in-place note (dataset ``notes`` filtered to ``panel``), at its centre."""
-    return alt.Chart(alt.Data(name="notes")).mark_text(
-        color="#b00020", fontSize=12, fontWeight="bold", lineBreak="\n").encode(
-        x=alt.value(width / 2), y=alt.value(height / 2), text="text:N").transform_filter(
-        alt.datum.panel == panel)
+    return panel_note(panel, width, height, font_size=12)
 
 
 def _plane_panel():
-    """The shared plane layout, its path legend drawn in black (the paths are white)."""
-    plane = plane_layout("train loss on the plane through w1, w2 and the bend",
-                         x_title="along w2 − w1", y_title="towards the bend, in the plane")
-    plane.layer[1] = plane.layer[1].encode(strokeDash=alt.StrokeDash(
-        "path:N", title="path (white on the plane)",
-        legend=alt.Legend(symbolStrokeColor="black", symbolStrokeWidth=2)))
-    return alt.layer(*plane.layer, _note("plane", WIDTH + 20, HEIGHT + 20)).properties(
-        width=WIDTH + 20, height=HEIGHT + 20, title=plane.title)
+    return plane_layout("train loss on the plane through w1, w2 and the bend",
+                        x_title="along w2 − w1", y_title="towards the bend, in the plane",
+                        extra=[_note("plane", WIDTH + 20, HEIGHT + 20)])
 
 
 def connectivity_layout():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import altair as alt
 
 from eoslab.ui.plane_plots import plane_data, plane_layout
-from eoslab.ui.plots import HEIGHT, WIDTH, rows
+from eoslab.ui.plots import HEIGHT, WIDTH, panel_note, rows
 
 __all__ = ["notes", "partial_datasets", "swa_datasets", "swa_layout"]
 
@@ -25,22 +25,13 @@ _SPLITS = {"loss": "train (minibatch)", "test_loss": "test"}
 
 
 def _note(panel: str, width: float, height: float):
-    """The panel's in-place note (dataset ``notes`` filtered to ``panel``), at its centre."""
-    return alt.Chart(alt.Data(name="notes")).mark_text(
-        color="#b00020", fontSize=11, fontWeight="bold", lineBreak="\n").encode(
-        x=alt.value(width / 2), y=alt.value(height / 2), text="text:N").transform_filter(
-        alt.datum.panel == panel)
+    return panel_note(panel, width, height, font_size=11)
 
 
 def _plane_panel():
-    """The shared plane layout, its path legend drawn in black (the path is white)."""
-    plane = plane_layout("train loss on the plane through 3 iterates",
-                         x_title="from the first to the middle iterate")
-    plane.layer[1] = plane.layer[1].encode(strokeDash=alt.StrokeDash(
-        "path:N", title="path (white on the plane)",
-        legend=alt.Legend(symbolStrokeColor="black", symbolStrokeWidth=2)))
-    return alt.layer(*plane.layer, _note("plane", WIDTH + 20, HEIGHT + 20)).properties(
-        width=WIDTH + 20, height=HEIGHT + 20, title=plane.title)
+    return plane_layout("train loss on the plane through 3 iterates",
+                        x_title="from the first to the middle iterate",
+                        extra=[_note("plane", WIDTH + 20, HEIGHT + 20)])
 
 
 def swa_layout():
