@@ -47,7 +47,7 @@ def _diverges(make_opt, lam, steps=400):
         opt.zero_grad()
         (0.5 * lam * x ** 2).sum().backward()
         opt.step()
-    return float(x.abs()) > 1.0
+    return float(x.detach().abs()) > 1.0
 
 
 @pytest.mark.parametrize("make_opt", [
