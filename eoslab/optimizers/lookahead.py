@@ -35,7 +35,7 @@ Example:
     >>> opt = Lookahead(torch.optim.SGD([w], lr=0.5), alpha=0.5, k=2)
     >>> for _ in range(2):
     ...     opt.zero_grad(); (0.5 * w ** 2).sum().backward(); opt.step()
-    >>> round(float(w), 4)  # fast 1 -> 0.5 -> 0.25, slow 1 + 0.5 (0.25 - 1)
+    >>> round(w.item(), 4)  # fast 1 -> 0.5 -> 0.25, slow 1 + 0.5 (0.25 - 1)
     0.625
 """
 
